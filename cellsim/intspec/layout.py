@@ -1,0 +1,68 @@
+"""The 256 bytes of RAM each cell owns, shared by the simulator and the C firmware.
+
+  offset  size  field
+     0    128   mailbox: int8[8][16], the last state received from each neighbour
+   128     16   state: int8[16]                      } together the 48 inputs of
+   144     16   gradient x: int8[16] (scratch)       } the first layer, in genome
+   160     16   gradient y: int8[16] (scratch)       } column order
+   176     64   second-layer accumulators: int32[16] little-endian (scratch)
+   240      4   rng: uint32 xorshift32 state (clock jitter and Poisson waits)
+   244      4   clock: uint32 ticks until the cell next fires (clock model's)
+   248      4   update count: uint32, +1 per update, wraps
+   252      1   flags: bit 0 = dead (permanent fault, never fires again)
+   253      3   reserved, zero
+The 128 hidden activations never exist at once: the firmware streams them, one
+hidden unit at a time, into the 16 accumulators (exact int32, so any order gives
+the same bytes)."""
+import numpy as np
+
+RAM_BYTES = 256
+CHANNELS = 16
+ALPHA = 3
+MAILBOX, MAILBOX_SLOTS = 0, 8
+STATE = 128
+GRAD_X = 144
+GRAD_Y = 160
+PERCEPTION, PERCEPTION_SIZE = STATE, 3 * CHANNELS
+ACC = 176
+RNG = 240
+CLOCK = 244
+COUNT = 248
+FLAGS = 252
+FLAG_DEAD = 0x01
+RESERVED = 253
+
+# Mailbox slot k holds the neighbour at offset NEIGHBOUR_OFFSETS[k] (dy, dx):
+# the 3x3 neighbourhood in row-major order without its centre. A cell that sends
+# to its neighbour at offset k lands in that neighbour's slot 7 - k.
+NEIGHBOUR_OFFSETS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+
+
+def receiver_slot(sender_offset_index: int) -> int:
+    return MAILBOX_SLOTS - 1 - sender_offset_index
+
+
+def mailbox(ram: np.ndarray) -> np.ndarray:
+    """View (..., 8, 16) int8 of the mailbox of one cell or a grid of cells."""
+    return ram[..., MAILBOX:MAILBOX + MAILBOX_SLOTS * CHANNELS].view(np.int8).reshape(
+        ram.shape[:-1] + (MAILBOX_SLOTS, CHANNELS))
+
+
+def state(ram: np.ndarray) -> np.ndarray:
+    """View (..., 16) int8 of the state."""
+    return ram[..., STATE:STATE + CHANNELS].view(np.int8)
+
+
+def u32(ram: np.ndarray, offset: int) -> np.ndarray:
+    """View (..., 1) uint32 of a little-endian word (offset divisible by 4)."""
+    return ram[..., offset:offset + 4].view("<u4")
+
+
+def neighbourhood(ram: np.ndarray) -> np.ndarray:
+    """(..., 256) RAM -> (..., 3, 3, 16) int8: the mailbox around the own state."""
+    box, own = mailbox(ram), state(ram)
+    out = np.empty(ram.shape[:-1] + (3, 3, CHANNELS), np.int8)
+    out[..., 1, 1, :] = own
+    for k, (dy, dx) in enumerate(NEIGHBOUR_OFFSETS):
+        out[..., dy + 1, dx + 1, :] = box[..., k, :]
+    return out
