@@ -114,9 +114,13 @@ def _fits(text: str) -> bool:
     return len(text.encode("utf-8")) <= MAX_TEXT_BYTES
 
 
-genome_texts = st.text(st.characters(codec="utf-8", categories=("L", "M", "N", "P", "S"),
-                                     include_characters=" "),
-                       max_size=MAX_TEXT_BYTES).filter(_fits)
+genome_texts = st.one_of(
+    # any printable text (at most 4 UTF-8 bytes per character: 16 always fit)
+    st.text(st.characters(codec="utf-8", categories=("L", "M", "N", "P", "S"),
+                          include_characters=" "), max_size=16),
+    # ASCII up to the 64-byte limit
+    st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=MAX_TEXT_BYTES),
+).filter(_fits)
 
 
 @st.composite
