@@ -2,9 +2,12 @@
 damage (truncation, any single-byte change, crafted inconsistent files) is
 refused with a GenomeError naming the problem."""
 import dataclasses
+import math
 import os
+import re
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cellsim.errors import GenomeError, OutputError
-from cellsim.genome import (HEADER, MAGIC, MAX_GENOME_BYTES, Genome, genome_size, load_genome,
+from cellsim.genome import (ARRAYS, HEADER, MAGIC, MAX_GENOME_BYTES, Genome, genome_size, load_genome,
                             save_genome, sha256_file)
 from strategies import genomes, random_genome, random_int_params
 
@@ -170,7 +173,6 @@ def test_crafted_damage_is_refused_with_a_named_problem(craft, message):
 
 
 def _offset_of(field: str, channels=16, hidden=128, name_len=6, target_len=6) -> int:
-    from cellsim.genome import ARRAYS
     offset = HEADER.size + 8 + 8
     for name, dtype, shape in ARRAYS:
         if name == field:
@@ -297,3 +299,24 @@ def test_equality_compares_every_field():
     w1 = b.params.w1.copy()
     w1[0, 0] = 0 if w1[0, 0] else 1
     assert a != dataclasses.replace(b, params=dataclasses.replace(b.params, w1=w1))
+
+
+def test_the_documented_byte_tables_match_the_code():
+    """docs/genome-format.md: the header offsets and the paper model's section
+    offsets are the ones the code writes."""
+    doc = (Path(__file__).parent.parent / "docs" / "genome-format.md").read_text()
+    header_rows = re.findall(r"^\| (\d+) \| (\d+) \| (\w+) \|", doc, re.M)
+    sizes = {"bytes": None, "u8": 1, "i8": 1, "u16": 2, "f32": 4, "u32": 4}
+    offset = 0
+    for start, size, kind in header_rows:
+        assert int(start) == offset and (sizes[kind] in (None, int(size)))
+        offset += int(size)
+    assert offset == HEADER.size
+    paper = dict((name, (int(start), int(size))) for name, start, size in
+                 re.findall(r"^\| (\w+)[^|]* \| (\d+) \| (\d+) \|$", doc, re.M))
+    offset = HEADER.size + 16
+    for name, dtype, shape in ARRAYS:
+        size = np.dtype(dtype).itemsize * math.prod(shape(16, 128))
+        assert paper[name] == (offset, size)
+        offset += (size + 3) & ~3
+    assert paper["crc32"] == (offset, 4) and offset + 4 == genome_size(16, 128, 6, 6)
