@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cellsim.errors import GenomeError, OutputError
-from cellsim.genome import (ARRAYS, HEADER, MAGIC, MAX_GENOME_BYTES, Genome, genome_size, load_genome,
-                            save_genome, sha256_file)
+from cellsim.genome import (ARRAYS, HEADER, MAGIC, MAX_GENOME_BYTES, Genome, genome_size,
+                            load_genome, save_genome, sha256_file)
 from strategies import genomes, random_genome, random_int_params
 
 # Header field offsets (docs/genome-format.md).

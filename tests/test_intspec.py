@@ -156,8 +156,9 @@ def reference_update(p, n):
     """docs/integer-spec.md, step by step, in Python ints (no numpy arithmetic)."""
     n = [[[int(v) for v in n[y, x]] for x in range(3)] for y in range(3)]
     state = n[1][1]
-    sx = [sum(int(SOBEL_X[y][x]) * n[y][x][c] for y in range(3) for x in range(3)) for c in range(C)]
-    sy = [sum(int(SOBEL_Y[y][x]) * n[y][x][c] for y in range(3) for x in range(3)) for c in range(C)]
+    cells = [(y, x) for y in range(3) for x in range(3)]
+    sx = [sum(int(SOBEL_X[y][x]) * n[y][x][c] for y, x in cells) for c in range(C)]
+    sy = [sum(int(SOBEL_Y[y][x]) * n[y][x][c] for y, x in cells) for c in range(C)]
     perception = state + [(s + 2) >> 2 for s in sx] + [(s + 2) >> 2 for s in sy]
     zp = int(p.hidden_zero_point)
 
@@ -266,15 +267,16 @@ def test_update_ram_matches_update_cell_and_fills_the_scratch(p, n, seed):
     assert out.dtype == np.uint8 and out.shape == (RAM_BYTES,)
     assert layout.state(out).tolist() == update_cell(p, n).tolist()
     perception = perceive(n)
-    assert out[layout.GRAD_X:layout.GRAD_X + C].view(np.int8).tolist() == perception[C:2 * C].tolist()
-    assert out[layout.GRAD_Y:layout.GRAD_Y + C].view(np.int8).tolist() == perception[2 * C:].tolist()
+    gradients = out[layout.GRAD_X:layout.GRAD_Y + C].view(np.int8)
+    assert gradients.tolist() == perception[C:].tolist()
     acc = out[layout.ACC:layout.ACC + 4 * C].view("<i4")
     assert acc.tolist() == output_accumulators(p, hidden_activations(p, perception)).tolist()
     # the mailbox and everything after the update count belong to other agents
     assert out[:layout.STATE].tolist() == ram[:layout.STATE].tolist()
     assert out[layout.RNG:layout.COUNT].tolist() == ram[layout.RNG:layout.COUNT].tolist()
     assert out[layout.FLAGS:].tolist() == ram[layout.FLAGS:].tolist()
-    assert int(layout.u32(out, layout.COUNT)[0]) == (int(layout.u32(ram, layout.COUNT)[0]) + 1) % 2**32
+    count_before = int(layout.u32(ram, layout.COUNT)[0])
+    assert int(layout.u32(out, layout.COUNT)[0]) == (count_before + 1) % 2**32
 
 
 @settings(max_examples=60, deadline=None)
@@ -287,7 +289,7 @@ def test_a_dead_neighbourhood_zeroes_the_state_and_leaves_the_scratch(p, n, seed
     out = update_ram(p, ram)
     assert not layout.state(out).any()
     changed = np.flatnonzero(out != ram)
-    allowed = set(range(layout.STATE, layout.STATE + C)) | set(range(layout.COUNT, layout.COUNT + 4))
+    allowed = {*range(layout.STATE, layout.STATE + C), *range(layout.COUNT, layout.COUNT + 4)}
     assert set(changed.tolist()) <= allowed
 
 
