@@ -58,6 +58,10 @@ def main(argv=None) -> int:
     except CellsimError as exc:
         print(f"cellsim {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): not an error of ours.
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"cellsim {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -82,37 +82,28 @@ def sobel_sums(n):
     return np.einsum("abc,ab->c", n, SOBEL_X), np.einsum("abc,ab->c", n, SOBEL_Y)
 
 
+def rounded_eighth(s: int) -> int:
+    """The spec's gradient: S / 8 rounded half up, saturated to int8."""
+    return min(127, max(-128, round_half_up(Fraction(int(s), 8))))
+
+
 @given(neighbourhoods())
-def test_perception_is_identity_and_rounded_sobel_quarter(n):
+def test_perception_is_identity_and_rounded_sobel_eighth(n):
     sx, sy = sobel_sums(n)
-    expected = np.concatenate([n[1, 1].astype(np.int64),
-                               [round_half_up(Fraction(int(s), 4)) for s in sx],
-                               [round_half_up(Fraction(int(s), 4)) for s in sy]])
-    assert (np.abs(expected) <= 255).all()
-    # where the rounded quarter leaves int8, see test_perception_never_wraps_around
-    fits = (expected >= -128) & (expected <= 127)
-    assert perceive(n).astype(np.int64)[fits].tolist() == expected[fits].tolist()
+    assert (np.abs(sx) <= 1020).all() and (np.abs(sy) <= 1020).all()
+    expected = n[1, 1].astype(np.int64).tolist() + [rounded_eighth(s) for s in sx] + [
+        rounded_eighth(s) for s in sy]
+    assert perceive(n).astype(np.int64).tolist() == expected
 
 
-@given(neighbourhoods(-64, 63))
-def test_perception_of_half_range_states_is_exact(n):
-    sx, sy = sobel_sums(n)
-    assert (np.abs(sx) <= 508).all() and (np.abs(sy) <= 508).all()
-    assert perceive(n)[C:].astype(np.int64).tolist() == (
-        [round_half_up(Fraction(int(s), 4)) for s in sx]
-        + [round_half_up(Fraction(int(s), 4)) for s in sy])
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "spec bug: cellsim/intspec/perceive.py claims the Sobel sum lies in [-512, 508] but "
-    "it spans [-1020, 1020]; (s + 2) >> 2 reaches +-255 and .astype(np.int8) wraps it "
-    "(gx = 255 becomes -1, the sign of the gradient flips)"))
 def test_perception_never_wraps_around():
     n = np.zeros((3, 3, C), np.int8)
     n[:, 0, :] = -128
     n[:, 2, :] = 127  # the steepest rising x gradient an int8 state can hold
     gx = perceive(n)[C:2 * C]
-    assert (gx >= 127).all(), f"gx = {gx[0]} for a maximal positive gradient"
+    assert (gx == 127).all(), f"gx = {gx[0]} for a maximal positive gradient"
+    gx = perceive(n[:, ::-1])[C:2 * C]
+    assert (gx == -127).all(), f"gx = {gx[0]} for a maximal negative gradient"
 
 
 @given(neighbourhoods())
@@ -130,24 +121,23 @@ def test_constant_neighbourhood_has_zero_gradients(state):
     assert not out[C:].any()
 
 
-@given(neighbourhoods(-64, 63))  # Sobel sums inside [-508, 508]: no int8 overflow
+@given(neighbourhoods(-127, 127))  # keeps |S| <= 1016: no saturation at +128
 def test_quarter_turn_swaps_and_negates_the_gradients(n):
     """Turning the neighbourhood 90 degrees counterclockwise (x right, y down) maps
     the Sobel sums (sx, sy) to (sy, -sx) exactly; after rounding half up the
-    negated one differs by +1 exactly where the sum is 2 mod 4 (a tie)."""
+    negated one differs by +1 exactly where the sum is 4 mod 8 (a tie)."""
     base = perceive(n).astype(np.int64)
     turned = perceive(np.rot90(n, 1, axes=(0, 1))).astype(np.int64)
-    sx, _ = sobel_sums(n)
+    sx, sy = sobel_sums(n)
     gx, gy = base[C:2 * C], base[2 * C:]
     assert turned[:C].tolist() == base[:C].tolist()
     assert turned[C:2 * C].tolist() == gy.tolist()
-    assert turned[2 * C:].tolist() == (-gx + (sx % 4 == 2)).tolist()
+    assert turned[2 * C:].tolist() == (-gx + (sx % 8 == 4)).tolist()
     # a half turn negates both sums; four quarter turns are the identity
     assert perceive(np.rot90(n, 4, axes=(0, 1))).tolist() == perceive(n).tolist()
     half = perceive(np.rot90(n, 2, axes=(0, 1))).astype(np.int64)
-    sy = sobel_sums(n)[1]
-    assert half[C:2 * C].tolist() == (-gx + (sx % 4 == 2)).tolist()
-    assert half[2 * C:].tolist() == (-gy + (sy % 4 == 2)).tolist()
+    assert half[C:2 * C].tolist() == (-gx + (sx % 8 == 4)).tolist()
+    assert half[2 * C:].tolist() == (-gy + (sy % 8 == 4)).tolist()
 
 
 # ---- the cell update against a from-scratch Python-integer reference ----------------
@@ -159,7 +149,7 @@ def reference_update(p, n):
     cells = [(y, x) for y in range(3) for x in range(3)]
     sx = [sum(int(SOBEL_X[y][x]) * n[y][x][c] for y, x in cells) for c in range(C)]
     sy = [sum(int(SOBEL_Y[y][x]) * n[y][x][c] for y, x in cells) for c in range(C)]
-    perception = state + [(s + 2) >> 2 for s in sx] + [(s + 2) >> 2 for s in sy]
+    perception = state + [rounded_eighth(s) for s in sx] + [rounded_eighth(s) for s in sy]
     zp = int(p.hidden_zero_point)
 
     def rq(acc, m, shift):

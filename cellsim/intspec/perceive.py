@@ -1,15 +1,32 @@
 """Integer perception: identity and Sobel gradients of the 3x3 neighbourhood.
 
-The integer Sobel sum of int8 states lies in [-512, 508]; dividing by 4 with
-round-half-up, (s + 2) >> 2, maps it exactly onto [-128, 127], an int8 whose
-real value is s_c/2 per unit (the float model's Sobel/8 has half the state's
-range). Rotation (experiment 4) is folded into the first layer's weights, so the
+The integer Sobel sum S of int8 states lies in [-1020, 1020] (four weights of
+magnitude 1+2+1 on each side). The float model uses S/8, so the gradient is
+kept as g = (S + 4) >> 3 (round half up), which lies in [-127, 128], saturated
+to int8: only +128 clips. Its real step is the state's own s_c (GRADIENT_STEP).
+Rotation (experiment 4) is folded into the first layer's weights, so the
 integer kernels never change."""
 import numpy as np
 
 SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=np.int32)
 SOBEL_Y = SOBEL_X.T.copy()
-GRADIENT_SHIFT = 2  # Sobel sum >> 2: int8 with scale state_scale / 2
+GRADIENT_SHIFT = 3  # g = S >> 3 with rounding: the float model's Sobel / 8
+GRADIENT_STEP = (1 << GRADIENT_SHIFT) / 8  # real value of one unit of g, in units of s_c
+
+
+def sobel_sums(neighbourhood) -> tuple[np.ndarray, np.ndarray]:
+    """(..., 3, 3, C) int8 -> exact integer Sobel sums (Sx, Sy), each (..., C) int32."""
+    n = np.asarray(neighbourhood, dtype=np.int32)
+    return (np.einsum("...abc,ab->...c", n, SOBEL_X),
+            np.einsum("...abc,ab->...c", n, SOBEL_Y))
+
+
+def gradient(sobel_sum) -> np.ndarray:
+    """Sobel sum -> int8 gradient: (S + 4) >> 3, an arithmetic (flooring) shift, then
+    saturation to [-128, 127]."""
+    rounding = 1 << (GRADIENT_SHIFT - 1)
+    return np.clip(np.right_shift(np.asarray(sobel_sum, np.int32) + rounding, GRADIENT_SHIFT),
+                   -128, 127).astype(np.int8)
 
 
 def perceive(neighbourhood) -> np.ndarray:
@@ -17,11 +34,6 @@ def perceive(neighbourhood) -> np.ndarray:
 
     Output order is [state (C) | gradient x (C) | gradient y (C)], the order of
     the first layer's input columns in a genome and of the cell's RAM."""
-    n = np.asarray(neighbourhood, dtype=np.int32)
-    centre = n[..., 1, 1, :]
-    gx = np.einsum("...abc,ab->...c", n, SOBEL_X)
-    gy = np.einsum("...abc,ab->...c", n, SOBEL_Y)
-    rounding = 1 << (GRADIENT_SHIFT - 1)
-    gx = np.right_shift(gx + rounding, GRADIENT_SHIFT)
-    gy = np.right_shift(gy + rounding, GRADIENT_SHIFT)
-    return np.concatenate([centre, gx, gy], axis=-1).astype(np.int8)
+    n = np.asarray(neighbourhood, dtype=np.int8)
+    sx, sy = sobel_sums(n)
+    return np.concatenate([n[..., 1, 1, :], gradient(sx), gradient(sy)], axis=-1)

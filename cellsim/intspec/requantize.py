@@ -25,7 +25,7 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     if shift < -31:  # too small to matter: the product is always 0 after rounding
         return 0, 0
     if shift > MAX_SHIFT:
-        raise ValueError(f"requantisation ratio {real} is too large (>= 2^{MAX_SHIFT})")
+        raise ValueError(f"requantisation ratio {real} is too large (its exponent exceeds {MAX_SHIFT})")
     return m, shift
 
 
