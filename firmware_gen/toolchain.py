@@ -1,0 +1,229 @@
+"""Build and run the firmware test harnesses: the host one with the system gcc,
+the Cortex-M images with arm-none-eabi-gcc on qemu-system-arm (semihosting for
+file I/O), and the emulator's instruction trace for counting. Shared by the
+tests and benchmarks/firmware_size.py; nothing here is needed at run time."""
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cellsim.intspec.layout import RAM_BYTES
+
+from . import C_DIR, c_identifier, generate_header
+
+HARNESS_DIR = C_DIR / "harness"
+STRICT_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+HOST_FLAGS = STRICT_FLAGS + ["-O2"]
+ARM_FLAGS = STRICT_FLAGS + ["-mthumb", "-Os", "-ffunction-sections", "-fdata-sections"]
+
+
+@dataclass(frozen=True)
+class Target:
+    cpu: str       # -mcpu for arm-none-eabi-gcc
+    machine: str   # qemu-system-arm -M
+    board: str     # what the machine emulates
+
+
+# QEMU 7.2 has no Cortex-M0+ board; the micro:bit's Cortex-M0 runs the same
+# ARMv6-M Thumb instruction set, so an M0+ build runs unchanged on it.
+TARGETS = {
+    "cortex-m0plus": Target("cortex-m0plus", "microbit", "BBC micro:bit (nRF51, Cortex-M0)"),
+    "cortex-m4": Target("cortex-m4", "mps2-an386", "ARM MPS2 AN386 (Cortex-M4)"),
+}
+
+
+class ToolchainError(RuntimeError):
+    """A compiler, linker or emulator run failed; the message holds its output."""
+
+
+def missing(*tools: str) -> list[str]:
+    """The named executables not on PATH."""
+    return [tool for tool in tools if shutil.which(tool) is None]
+
+
+HOST_TOOLS = ("gcc",)
+ARM_TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm",
+             "arm-none-eabi-objdump", "qemu-system-arm")
+
+
+def _run(cmd, cwd=None, stdin_bytes=None, timeout=300) -> subprocess.CompletedProcess:
+    try:
+        proc = subprocess.run([str(c) for c in cmd], cwd=cwd, input=stdin_bytes,
+                              capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ToolchainError(f"timed out after {timeout} s: {' '.join(map(str, cmd))}") from None
+    if proc.returncode != 0:
+        raise ToolchainError(f"{' '.join(map(str, cmd))} exited {proc.returncode}:\n"
+                             + proc.stderr.decode(errors="replace")
+                             + proc.stdout.decode(errors="replace")[-2000:])
+    return proc
+
+
+def write_genome_header(genome, workdir, name: str = "genome") -> tuple[Path, str]:
+    """Generate the genome's header into workdir; returns (path, init macro)."""
+    ident = c_identifier(name)
+    path = Path(workdir) / f"nca_{ident}.h"
+    path.write_text(generate_header(genome, ident), encoding="ascii")
+    return path, f"NCA_{ident.upper()}_GENOME_INIT"
+
+
+def _genome_defines(header: Path | None, init: str | None) -> list[str]:
+    if header is None:
+        return []
+    return [f"-I{Path(header).parent}", f'-DNCA_GENOME_HEADER="{Path(header).name}"',
+            f"-DNCA_GENOME_INIT={init}"]
+
+
+# --- host -------------------------------------------------------------------
+
+def build_host_harness(workdir, header: Path | None = None, init: str | None = None) -> Path:
+    """Compile the firmware and the host harness with the strict flags. Without
+    a header the harness reads the genome as a blob (genome_blob) from stdin."""
+    exe = Path(workdir) / ("host_harness_header" if header else "host_harness")
+    _run(["gcc", *HOST_FLAGS, f"-I{C_DIR}", *_genome_defines(header, init),
+          HARNESS_DIR / "host_harness.c", C_DIR / "nca_cell.c", "-o", exe])
+    return exe
+
+
+def genome_blob(params) -> bytes:
+    """The host harness's genome input (layout in host_harness.c)."""
+    p = params
+    head = b"NCAG" + np.array([p.hidden], "<u2").tobytes() + np.array(
+        [p.hidden_zero_point, p.alive_threshold], np.int8).tobytes()
+    arrays = [p.w1.astype(np.int8), p.b1.astype("<i4"), p.m1.astype("<i4"),
+              p.shift1.astype(np.int8), p.w2.astype(np.int8), p.b2.astype("<i4"),
+              p.m2.astype("<i4"), p.shift2.astype(np.int8)]
+    return head + b"".join(a.tobytes() for a in arrays)
+
+
+def run_host_harness(exe, rams, params=None) -> np.ndarray:
+    """(N, 256) uint8 RAMs through one update each; `params` for a blob harness."""
+    rams = np.ascontiguousarray(rams, dtype=np.uint8)
+    data = (genome_blob(params) if params is not None else b"") + rams.tobytes()
+    out = _run([exe], stdin_bytes=data).stdout
+    return np.frombuffer(out, np.uint8).reshape(-1, RAM_BYTES)
+
+
+# --- Cortex-M ---------------------------------------------------------------
+
+def build_cortexm_image(cpu: str, workdir, header: Path, init: str) -> Path:
+    """Link the Cortex-M harness image (genome in flash) for `cpu`; also writes
+    a linker map beside it."""
+    workdir = Path(workdir)
+    elf = workdir / f"harness_{cpu}.elf"
+    _run(["arm-none-eabi-gcc", f"-mcpu={cpu}", *ARM_FLAGS, f"-I{C_DIR}", f"-I{HARNESS_DIR}",
+          *_genome_defines(header, init), C_DIR / "nca_cell.c",
+          HARNESS_DIR / "cortexm_harness.c", HARNESS_DIR / "semihost.c",
+          "-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections",
+          f"-Wl,-Map={elf.with_suffix('.map')}", "-T", HARNESS_DIR / "cortexm.ld", "-o", elf])
+    return elf
+
+
+def _qemu_cmd(cpu: str, elf: Path) -> list:
+    return ["qemu-system-arm", "-M", TARGETS[cpu].machine, "-nographic", "-monitor", "none",
+            "-serial", "none", "-semihosting", "-kernel", elf]
+
+
+def run_qemu(cpu: str, elf, rams, workdir, timeout: int = 300) -> np.ndarray:
+    """Run the image on the emulated board over `rams`; the updated RAMs."""
+    workdir = Path(workdir)
+    rams = np.ascontiguousarray(rams, dtype=np.uint8)
+    (workdir / "vectors.in").write_bytes(rams.tobytes())
+    out = workdir / "vectors.out"
+    out.unlink(missing_ok=True)
+    _run(_qemu_cmd(cpu, Path(elf).resolve()), cwd=workdir, timeout=timeout)
+    return np.frombuffer(out.read_bytes(), np.uint8).reshape(-1, RAM_BYTES)
+
+
+def _symbol_address(elf, name: str) -> int:
+    out = _run(["arm-none-eabi-nm", elf]).stdout.decode()
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2] == name:
+            return int(parts[0], 16) & ~1
+    raise ToolchainError(f"{name} not found in {elf}")
+
+
+def _return_address(elf) -> int:
+    """The instruction after main's call of nca_cell_update."""
+    dis = _run(["arm-none-eabi-objdump", "-d", "--disassemble=main", elf]).stdout.decode()
+    for line in dis.splitlines():
+        m = re.match(r"\s*([0-9a-f]+):\s+([0-9a-f]{4})\s+([0-9a-f]{4})\s+bl\s+\S+ <nca_cell_update>",
+                     line)
+        if m:
+            return int(m.group(1), 16) + 4
+    raise ToolchainError(f"no call of nca_cell_update in main of {elf}")
+
+
+def count_instructions(cpu: str, elf, rams, workdir, timeout: int = 600) -> np.ndarray:
+    """Instructions executed by each nca_cell_update call over `rams`, counted
+    on the emulator: QEMU runs one instruction per translation block
+    (-singlestep) and logs every block it executes (-d exec,nochain), so the
+    log lines from the entry of nca_cell_update to the return into main are
+    exactly its instructions, helpers and library calls included."""
+    workdir = Path(workdir)
+    rams = np.ascontiguousarray(rams, dtype=np.uint8)
+    (workdir / "vectors.in").write_bytes(rams.tobytes())
+    log = workdir / "exec.log"
+    entry, ret = _symbol_address(elf, "nca_cell_update"), _return_address(elf)
+    _run(_qemu_cmd(cpu, Path(elf).resolve()) + ["-singlestep", "-d", "exec,nochain", "-D", log],
+         cwd=workdir, timeout=timeout)
+    pc_field = re.compile(rb"\[[0-9a-f]+/([0-9a-f]+)/")
+    counts, current = [], None
+    with open(log, "rb") as f:
+        for line in f:
+            m = pc_field.search(line)
+            if m is None:
+                continue
+            pc = int(m.group(1), 16)
+            if pc == entry:
+                current = 0
+            elif pc == ret and current is not None:
+                counts.append(current)
+                current = None
+            if current is not None:
+                current += 1
+    log.unlink()
+    if len(counts) != len(rams):
+        raise ToolchainError(f"traced {len(counts)} updates, expected {len(rams)}")
+    return np.array(counts, np.int64)
+
+
+def section_sizes(elf) -> dict[str, int]:
+    """arm-none-eabi-size -A: section name -> bytes."""
+    out = _run(["arm-none-eabi-size", "-A", elf]).stdout.decode()
+    sizes = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].startswith(".") and parts[1].isdigit():
+            sizes[parts[0]] = int(parts[1])
+    return sizes
+
+
+def symbol_sizes(elf) -> dict[str, int]:
+    """Sized symbols of the image: name -> bytes."""
+    out = _run(["arm-none-eabi-nm", "-S", "--size-sort", elf]).stdout.decode()
+    sizes = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 4:
+            sizes[parts[3]] = int(parts[1], 16)
+    return sizes
+
+
+def build_size_probe(cpu: str, workdir, header: Path | None = None, init: str | None = None,
+                     update: bool = False, hooks: bool = False) -> Path:
+    """Link size_probe.c for `cpu`: the startup alone, plus the update (and the
+    genome) with `update`, plus the message hooks with `hooks`."""
+    parts = ("update" if update else "") + ("hooks" if hooks else "")
+    elf = Path(workdir) / f"probe_{cpu}_{parts or 'base'}.elf"
+    defines = (["-DNCA_PROBE_UPDATE", *_genome_defines(header, init)] if update else []) + (
+        ["-DNCA_PROBE_HOOKS"] if hooks else [])
+    _run(["arm-none-eabi-gcc", f"-mcpu={cpu}", *ARM_FLAGS, f"-I{C_DIR}", f"-I{HARNESS_DIR}",
+          *defines, C_DIR / "nca_cell.c", HARNESS_DIR / "size_probe.c", HARNESS_DIR / "semihost.c",
+          "-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections",
+          "-T", HARNESS_DIR / "cortexm.ld", "-o", elf])
+    return elf

@@ -1,0 +1,231 @@
+"""The C cell firmware against the integer specification, byte for byte: on the
+host (system gcc, strict C99) and on emulated Cortex-M0+ / M4 boards (qemu),
+over random, extreme, edge-case and trajectory-derived cell RAMs."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from strategies import random_genome, random_int_params
+
+from cellsim.intspec import layout, step_grid_sync, update_ram
+from firmware_gen import toolchain
+from firmware_gen.reference import rams_from_grid, update_rams
+
+needs_gcc = pytest.mark.skipif(bool(toolchain.missing(*toolchain.HOST_TOOLS)),
+                               reason="host C compiler (gcc) not installed")
+needs_arm = pytest.mark.skipif(
+    bool(toolchain.missing(*toolchain.ARM_TOOLS)),
+    reason="missing " + " ".join(toolchain.missing(*toolchain.ARM_TOOLS))
+    + " (Debian: gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)")
+
+
+def random_rams(rng, n: int) -> np.ndarray:
+    """Random RAMs mixing the cases that take different paths through the update."""
+    rng = np.random.default_rng(rng)
+    rams = rng.integers(0, 256, (n, layout.RAM_BYTES), dtype=np.uint8)
+    kind = rng.integers(0, 6, n)
+    alphas = rams[:, layout.ALPHA:layout.STATE + layout.CHANNELS:layout.CHANNELS]  # 9 alphas
+    # 1: quiet neighbourhoods, where the alive test decides (mostly dead or dying)
+    alphas[kind == 1] = rng.integers(-8, 9, alphas[kind == 1].shape).astype(np.int8).view(np.uint8)
+    # 2: saturated values everywhere
+    rams[kind == 2, :layout.GRAD_X] = rng.choice(np.array([0x7F, 0x80], np.uint8),
+                                                  ((kind == 2).sum(), layout.GRAD_X))
+    # 3: small states, as in a grown pattern's background
+    rams[kind == 3, :layout.GRAD_X] = rng.integers(-3, 4, ((kind == 3).sum(), layout.GRAD_X)
+                                                    ).astype(np.int8).view(np.uint8)
+    # 4: the update count about to wrap
+    rams[kind == 4, layout.COUNT:layout.COUNT + 4] = 0xFF
+    return rams
+
+
+def edge_rams(threshold: int) -> np.ndarray:
+    """Cells whose life hangs on one alpha equal to or just above the threshold."""
+    rams = []
+    for where in range(9):  # each neighbour slot, then the own state
+        for alpha in (threshold, threshold + 1):
+            if not -128 <= alpha <= 127:
+                continue
+            ram = np.zeros(layout.RAM_BYTES, np.uint8)
+            ram.view(np.int8)[layout.ALPHA:layout.STATE + layout.CHANNELS:layout.CHANNELS] = -128
+            idx = layout.STATE + layout.ALPHA if where == 8 else where * layout.CHANNELS + layout.ALPHA
+            ram.view(np.int8)[idx] = alpha
+            rams.append(ram)
+    return np.array(rams)
+
+
+def assert_same(got: np.ndarray, expected: np.ndarray, what: str):
+    assert got.shape == expected.shape, f"{what}: {got.shape} RAMs back, expected {expected.shape}"
+    bad = np.flatnonzero((got != expected).any(axis=1))
+    if bad.size:
+        i = bad[0]
+        cols = np.flatnonzero(got[i] != expected[i])
+        pytest.fail(f"{what}: {bad.size} of {len(got)} RAMs differ; RAM {i} at bytes "
+                    f"{cols[:12].tolist()}: got {got[i, cols[:12]].tolist()}, "
+                    f"expected {expected[i, cols[:12]].tolist()}")
+
+
+@pytest.fixture(scope="module")
+def host_harness(tmp_path_factory):
+    if toolchain.missing(*toolchain.HOST_TOOLS):
+        pytest.skip("host C compiler (gcc) not installed")
+    return toolchain.build_host_harness(tmp_path_factory.mktemp("host"))
+
+
+# --- the batched reference is the specification ----------------------------------
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), extreme=st.booleans(), hidden=st.integers(1, 40))
+def test_batched_reference_equals_update_ram(seed, extreme, hidden):
+    p = random_int_params(seed, hidden=hidden, extreme=extreme)
+    rams = np.concatenate([random_rams(seed, 24), edge_rams(p.alive_threshold)])
+    expected = np.array([update_ram(p, ram) for ram in rams])
+    assert_same(update_rams(p, rams), expected, "update_rams")
+
+
+# --- host -------------------------------------------------------------------------
+
+@needs_gcc
+@pytest.mark.parametrize("extreme", [False, True], ids=["realistic", "extreme"])
+def test_host_matches_spec_on_thousands_of_rams(host_harness, extreme):
+    for seed in range(3):
+        p = random_int_params(100 + seed, extreme=extreme)
+        rams = np.concatenate([random_rams(seed, 2000), edge_rams(p.alive_threshold)])
+        assert_same(toolchain.run_host_harness(host_harness, rams, p), update_rams(p, rams),
+                    f"host, genome seed {100 + seed}")
+
+
+@needs_gcc
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), extreme=st.booleans(), hidden=st.integers(1, 160),
+       zero_output=st.booleans())
+def test_host_matches_spec_for_any_genome(host_harness, seed, extreme, hidden, zero_output):
+    p = random_int_params(seed, hidden=hidden, extreme=extreme, zero_output=zero_output)
+    rams = np.concatenate([random_rams(seed, 150), edge_rams(p.alive_threshold)])
+    assert_same(toolchain.run_host_harness(host_harness, rams, p), update_rams(p, rams),
+                "host")
+
+
+def trajectory_rams(params, size: int = 24, steps: int = 12, seed: int = 0) -> np.ndarray:
+    """RAMs of every cell along a synchronous run from the seed (with a damaged
+    block half way), mailboxes filled from the neighbours, scratch random."""
+    rng = np.random.default_rng(seed)
+    grid = np.zeros((size, size, layout.CHANNELS), np.int8)
+    grid[size // 2, size // 2] = params.seed_state()
+    rams = []
+    for step in range(steps):
+        rams.append(rams_from_grid(grid, torus=bool(step % 2), rng=rng))
+        grid = step_grid_sync(params, grid, rng.random((size, size)) < 0.5, torus=bool(step % 2))
+        if step == steps // 2:
+            grid[size // 2 - 2:size // 2 + 1, size // 2 - 2:size // 2 + 1] = 0
+    return np.concatenate(rams)
+
+
+@needs_gcc
+def test_host_matches_spec_along_a_trajectory(host_harness):
+    for seed in range(2):
+        p = random_int_params(200 + seed)
+        rams = trajectory_rams(p, seed=seed)
+        live = (rams.view(np.int8)[:, layout.ALPHA:layout.STATE + 16:16] > p.alive_threshold).any(1)
+        assert live.sum() > 0  # the trajectory exercises the network, not only dead cells
+        assert_same(toolchain.run_host_harness(host_harness, rams, p), update_rams(p, rams),
+                    "host, trajectory")
+
+
+@needs_gcc
+def test_host_harness_with_generated_header(tmp_path):
+    """The genome as the generated header's arrays, not the test blob."""
+    genome = random_genome(7, extreme=True)
+    header, init = toolchain.write_genome_header(genome, tmp_path, "seven")
+    exe = toolchain.build_host_harness(tmp_path, header, init)
+    rams = random_rams(7, 1000)
+    assert_same(toolchain.run_host_harness(exe, rams), update_rams(genome.params, rams),
+                "host, header genome")
+
+
+@needs_gcc
+def test_message_hooks(tmp_path):
+    """receive writes one mailbox slot, sending reads the state, slot 8 is refused."""
+    main = tmp_path / "hooks.c"
+    main.write_text(r'''
+#include <stdio.h>
+#include <string.h>
+#include "nca_cell.h"
+int main(void) {
+    nca_cell_ram_t ram;
+    int8_t msg[NCA_CHANNELS], out[NCA_CHANNELS];
+    unsigned i, k;
+    memset(&ram, 0, sizeof ram);
+    for (i = 0; i < NCA_CHANNELS; ++i) { msg[i] = (int8_t)(i * 9 - 70); ram.state[i] = (int8_t)(5 - (int)i); }
+    for (k = 0; k < NCA_MAILBOX_SLOTS; ++k) {
+        if (nca_cell_receive(&ram, k, msg) != 0) return 1;
+        msg[0] = (int8_t)(msg[0] + 1);
+    }
+    if (nca_cell_receive(&ram, NCA_MAILBOX_SLOTS, msg) != -1) return 2;
+    nca_cell_state_to_send(&ram, out);
+    if (nca_receiver_slot(0) != 7u || nca_receiver_slot(7) != 0u) return 3;
+    fwrite(&ram, 1, sizeof ram, stdout);
+    fwrite(out, 1, sizeof out, stdout);
+    return 0;
+}
+''')
+    exe = tmp_path / "hooks"
+    toolchain._run(["gcc", *toolchain.HOST_FLAGS, f"-I{toolchain.C_DIR}", main,
+                    toolchain.C_DIR / "nca_cell.c", "-o", exe])
+    raw = np.frombuffer(toolchain._run([exe]).stdout, np.uint8)
+    ram, sent = raw[:layout.RAM_BYTES], raw[layout.RAM_BYTES:].view(np.int8)
+    msg = (np.arange(16) * 9 - 70).astype(np.int8)
+    box = layout.mailbox(ram.copy())
+    for k in range(8):
+        expect = msg.copy()
+        expect[0] += k
+        np.testing.assert_array_equal(box[k], expect)
+    np.testing.assert_array_equal(sent, (5 - np.arange(16)).astype(np.int8))
+    assert (ram[layout.STATE + layout.CHANNELS:] == 0).all()
+    assert [layout.receiver_slot(k) for k in range(8)] == list(range(7, -1, -1))
+
+
+# --- Cortex-M on qemu --------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cortexm_images(tmp_path_factory):
+    """One image per (cpu, genome): a realistic and an extreme genome in flash."""
+    if toolchain.missing(*toolchain.ARM_TOOLS):
+        pytest.skip("missing " + " ".join(toolchain.missing(*toolchain.ARM_TOOLS)))
+    workdir = tmp_path_factory.mktemp("cortexm")
+    images = {}
+    for kind, genome in (("realistic", random_genome(11)), ("extreme", random_genome(12, extreme=True))):
+        gdir = workdir / kind
+        gdir.mkdir()
+        header, init = toolchain.write_genome_header(genome, gdir, kind)
+        for cpu in toolchain.TARGETS:
+            images[cpu, kind] = (genome, toolchain.build_cortexm_image(cpu, gdir, header, init))
+    return images
+
+
+@needs_arm
+@pytest.mark.toolchain
+@pytest.mark.parametrize("cpu", list(toolchain.TARGETS))
+@pytest.mark.parametrize("kind", ["realistic", "extreme"])
+def test_cortexm_matches_spec_on_qemu(cortexm_images, tmp_path, cpu, kind):
+    genome, elf = cortexm_images[cpu, kind]
+    p = genome.params
+    rams = np.concatenate([random_rams(31, 2000), edge_rams(p.alive_threshold),
+                           trajectory_rams(p, size=12, steps=6, seed=3)])
+    got = toolchain.run_qemu(cpu, elf, rams, tmp_path)
+    assert_same(got, update_rams(p, rams), f"{toolchain.TARGETS[cpu].board}, {kind} genome")
+
+
+@needs_arm
+@pytest.mark.toolchain
+def test_instruction_count_on_qemu(cortexm_images, tmp_path):
+    """The trace counts the whole update: a dead cell costs a few dozen
+    instructions, a live one at least one per first-layer MAC."""
+    genome, elf = cortexm_images["cortex-m4", "realistic"]
+    p = genome.params
+    dead = np.zeros((1, layout.RAM_BYTES), np.uint8)
+    live = random_rams(5, 2)
+    live.view(np.int8)[:, layout.STATE + layout.ALPHA] = 127
+    counts = toolchain.count_instructions("cortex-m4", elf, np.concatenate([dead, live]), tmp_path)
+    assert 10 < counts[0] < 200
+    assert (counts[1:] > p.w1.size).all()
+    assert (counts[1:] < 20 * (p.w1.size + p.w2.size)).all()
