@@ -82,6 +82,7 @@ void nca_cell_update(const nca_genome_t *g, nca_cell_ram_t *ram)
     const int32_t zp = g->hidden_zero_point;
     const int32_t threshold = g->alive_threshold;
     const unsigned hidden = g->hidden;
+    const signed char *x;
     int neighbours_alive;
     unsigned j, c;
 
@@ -93,6 +94,12 @@ void nca_cell_update(const nca_genome_t *g, nca_cell_ram_t *ram)
         return;
     }
     nca_perceive(ram);
+    /* The 48 first-layer inputs are state | gradient x | gradient y, adjacent
+     * in the RAM (offsets 128, 144, 160: asserted in nca_cell.h) and in the
+     * weight rows' column order. Reading them through a character-type
+     * pointer to the RAM object is defined behaviour in C99 (6.3.2.3p7),
+     * which indexing past the end of ram->state would not be. */
+    x = (const signed char *)(const void *)ram + offsetof(nca_cell_ram_t, state);
 
     /* Second-layer accumulators start at the bias; each hidden unit adds its
      * column as soon as it is known (exact integers: any order is the same). */
@@ -101,14 +108,12 @@ void nca_cell_update(const nca_genome_t *g, nca_cell_ram_t *ram)
     }
     for (j = 0; j < hidden; ++j) {
         const int8_t *w = g->w1 + (size_t)j * NCA_INPUTS;
+        const signed char *in = x;
         int32_t acc = g->b1[j];
         int32_t h;
-        /* the 48 inputs are state | gradient x | gradient y, the weight row's
-         * column order; three MACs per step keep every access inside its array */
-        for (c = 0; c < NCA_CHANNELS; ++c) {
-            acc += (int32_t)w[c] * ram->state[c]
-                 + (int32_t)w[c + NCA_CHANNELS] * ram->grad_x[c]
-                 + (int32_t)w[c + 2 * NCA_CHANNELS] * ram->grad_y[c];
+        unsigned d;
+        for (d = NCA_INPUTS; d != 0; --d) { /* counting down spares a register */
+            acc += (int32_t)*w++ * *in++;
         }
         /* The spec's hidden activation is clamp(r + zp, zp, 127) (ReLU at the
          * zero point), which the second layer reads with input offset -zp:
