@@ -11,6 +11,7 @@ from PIL import Image
 from cellsim.atomic import atomic_path, write_text
 from cellsim.targets import to_rgb
 
+from . import fast
 from .model import CAModel, make_seed
 
 GIF_SCALE = 4            # pixels per cell in the GIF and the pool picture
@@ -65,23 +66,22 @@ def write_pool_image(path, states: torch.Tensor, columns: int = 8, rows: int = 4
 
 @torch.no_grad()
 def growth_frames(model: CAModel, grid_size: int, seed: int = 0) -> list[np.ndarray]:
-    """States (C, H, W) from the seed through growth, one circular cut and regrowth,
-    run with the float source-of-truth model on the CPU."""
-    model = copy.deepcopy(model).to("cpu").eval()
+    """States (C, H, W) from the seed through growth, one circular cut and regrowth."""
     generator = torch.Generator().manual_seed(seed)
-    x = make_seed(1, grid_size, grid_size, model.channels)
+    model = copy.deepcopy(model).to("cpu").eval()
+    x = fast.to_channels_last(make_seed(1, grid_size, grid_size, model.channels))
     ys = torch.linspace(-1.0, 1.0, grid_size)[:, None]
     xs = torch.linspace(-1.0, 1.0, grid_size)[None, :]
     cut = (xs - DAMAGE_CENTRE[0]).square() + (ys - DAMAGE_CENTRE[1]).square() < DAMAGE_RADIUS ** 2
-    frames = [x[0].numpy().copy()]
+    frames = [x[0]]
     for step in range(1, GROW_STEPS + REGROW_STEPS + 1):
-        x = model(x, generator=generator)
+        x = fast.run(model, x, 1, generator)
         if step == GROW_STEPS:
-            frames.append(x[0].numpy().copy())
-            x[:, :, cut] = 0.0
+            frames.append(x[0])
+            x = x * ~cut[None, :, :, None]
         if step % FRAME_EVERY == 0:
-            frames.append(x[0].numpy().copy())
-    return frames
+            frames.append(x[0])
+    return [f.permute(2, 0, 1).numpy() for f in frames]
 
 
 def write_growth_gif(path, model: CAModel, grid_size: int, seed: int = 0) -> None:
