@@ -88,6 +88,16 @@ def reachable(graph, root: str) -> set[str]:
     return seen
 
 
+def rodata_of_firmware(workdir: Path, cpu: str) -> dict[str, int]:
+    """Constant data nca_cell.c itself keeps in flash (not the genome)."""
+    obj = workdir / f"nca_cell_{cpu}_data.o"
+    toolchain._run(["arm-none-eabi-gcc", f"-mcpu={cpu}", *toolchain.ARM_FLAGS,
+                    "-c", toolchain.C_DIR / "nca_cell.c", "-o", obj])
+    out = toolchain._run(["arm-none-eabi-nm", "-S", obj]).stdout.decode()
+    return {parts[3]: int(parts[1], 16) for parts in map(str.split, out.splitlines())
+            if len(parts) == 4 and parts[2] in "rR"}
+
+
 def stack_usage(workdir: Path, cpu: str) -> int:
     """Worst stack depth of the update (-fstack-usage of nca_cell.c, summed
     over the call chain nca_cell_update -> nca_requantize)."""
@@ -114,6 +124,7 @@ def measure(cpu: str, genome: Genome, dense: Genome, updates: int, workdir: Path
     symbols = toolchain.symbol_sizes(with_update_elf)
     functions = sorted(reachable(call_graph(with_update_elf), UPDATE_ROOT))
     code = {f: symbols[f] for f in functions if f in symbols}
+    code.update(rodata_of_firmware(wdir, cpu))
     genome_rom = rom_bytes(genome.params)
     descriptor = symbols.get("genome", 0)  # the nca_genome_t of pointers, in flash
     update_code = sum(code.values())

@@ -109,12 +109,15 @@ def run_host_harness(exe, rams, params=None) -> np.ndarray:
 
 # --- Cortex-M ---------------------------------------------------------------
 
-def build_cortexm_image(cpu: str, workdir, header: Path, init: str) -> Path:
+def build_cortexm_image(cpu: str, workdir, header: Path, init: str,
+                        portable: bool = False) -> Path:
     """Link the Cortex-M harness image (genome in flash) for `cpu`; also writes
-    a linker map beside it."""
+    a linker map beside it. `portable` builds the plain C loops even where the
+    core has the DSP extension (NCA_PORTABLE)."""
     workdir = Path(workdir)
-    elf = workdir / f"harness_{cpu}.elf"
+    elf = workdir / f"harness_{cpu}{'_portable' if portable else ''}.elf"
     _run(["arm-none-eabi-gcc", f"-mcpu={cpu}", *ARM_FLAGS, f"-I{C_DIR}", f"-I{HARNESS_DIR}",
+          *(["-DNCA_PORTABLE"] if portable else []),
           *_genome_defines(header, init), C_DIR / "nca_cell.c",
           HARNESS_DIR / "cortexm_harness.c", HARNESS_DIR / "semihost.c",
           "-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections",

@@ -199,20 +199,26 @@ def cortexm_images(tmp_path_factory):
         header, init = toolchain.write_genome_header(genome, gdir, kind)
         for cpu in toolchain.TARGETS:
             images[cpu, kind] = (genome, toolchain.build_cortexm_image(cpu, gdir, header, init))
+        images["cortex-m4-portable", kind] = (genome, toolchain.build_cortexm_image(
+            "cortex-m4", gdir, header, init, portable=True))
     return images
 
 
 @needs_arm
 @pytest.mark.toolchain
-@pytest.mark.parametrize("cpu", list(toolchain.TARGETS))
+@pytest.mark.parametrize("build", [*toolchain.TARGETS, "cortex-m4-portable"])
 @pytest.mark.parametrize("kind", ["realistic", "extreme"])
-def test_cortexm_matches_spec_on_qemu(cortexm_images, tmp_path, cpu, kind):
-    genome, elf = cortexm_images[cpu, kind]
+def test_cortexm_matches_spec_on_qemu(cortexm_images, tmp_path, build, kind):
+    """Cortex-M0+ (plain C), Cortex-M4 (SMLAD first layer) and Cortex-M4 with
+    NCA_PORTABLE (plain C) all give the specification's bytes."""
+    genome, elf = cortexm_images[build, kind]
+    cpu = "cortex-m4" if build == "cortex-m4-portable" else build
     p = genome.params
     rams = np.concatenate([random_rams(31, 2000), edge_rams(p.alive_threshold),
                            trajectory_rams(p, size=12, steps=6, seed=3)])
     got = toolchain.run_qemu(cpu, elf, rams, tmp_path)
-    assert_same(got, update_rams(p, rams), f"{toolchain.TARGETS[cpu].board}, {kind} genome")
+    assert_same(got, update_rams(p, rams), f"{build} on {toolchain.TARGETS[cpu].board}, "
+                f"{kind} genome")
 
 
 @needs_arm
