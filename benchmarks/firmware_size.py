@@ -136,7 +136,8 @@ def measure(cpu: str, genome: Genome, dense: Genome, updates: int, workdir: Path
     elf = toolchain.build_cortexm_image(cpu, wdir, header, init)
     counts = toolchain.count_instructions(cpu, elf, np.concatenate([rams, dead]), wdir)
     live_counts, dead_counts = counts[:updates], counts[updates:]
-    agree = bool((toolchain.run_qemu(cpu, elf, rams, wdir) == update_rams(genome.params, rams)).all())
+    got = toolchain.run_qemu(cpu, elf, rams, wdir)
+    agree = bool((got == update_rams(genome.params, rams)).all())
     ddir = wdir / "dense"
     ddir.mkdir()
     dheader, dinit = toolchain.write_genome_header(dense, ddir, "dense")

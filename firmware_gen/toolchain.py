@@ -154,8 +154,8 @@ def _return_address(elf) -> int:
     """The instruction after main's call of nca_cell_update."""
     dis = _run(["arm-none-eabi-objdump", "-d", "--disassemble=main", elf]).stdout.decode()
     for line in dis.splitlines():
-        m = re.match(r"\s*([0-9a-f]+):\s+([0-9a-f]{4})\s+([0-9a-f]{4})\s+bl\s+\S+ <nca_cell_update>",
-                     line)
+        m = re.match(r"\s*([0-9a-f]+):\s+[0-9a-f]{4}\s+[0-9a-f]{4}\s+bl\s+\S+ "
+                     r"<nca_cell_update>", line)
         if m:
             return int(m.group(1), 16) + 4
     raise ToolchainError(f"no call of nca_cell_update in main of {elf}")

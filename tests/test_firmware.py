@@ -47,7 +47,7 @@ def edge_rams(threshold: int) -> np.ndarray:
                 continue
             ram = np.zeros(layout.RAM_BYTES, np.uint8)
             ram.view(np.int8)[layout.ALPHA:layout.STATE + layout.CHANNELS:layout.CHANNELS] = -128
-            idx = layout.STATE + layout.ALPHA if where == 8 else where * layout.CHANNELS + layout.ALPHA
+            idx = (layout.STATE if where == 8 else where * layout.CHANNELS) + layout.ALPHA
             ram.view(np.int8)[idx] = alpha
             rams.append(ram)
     return np.array(rams)
@@ -95,7 +95,8 @@ def test_host_matches_spec_on_thousands_of_rams(host_harness, extreme):
 
 
 @needs_gcc
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**32 - 1), extreme=st.booleans(), hidden=st.integers(1, 160),
        zero_output=st.booleans())
 def test_host_matches_spec_for_any_genome(host_harness, seed, extreme, hidden, zero_output):
@@ -155,7 +156,10 @@ int main(void) {
     int8_t msg[NCA_CHANNELS], out[NCA_CHANNELS];
     unsigned i, k;
     memset(&ram, 0, sizeof ram);
-    for (i = 0; i < NCA_CHANNELS; ++i) { msg[i] = (int8_t)(i * 9 - 70); ram.state[i] = (int8_t)(5 - (int)i); }
+    for (i = 0; i < NCA_CHANNELS; ++i) {
+        msg[i] = (int8_t)(i * 9 - 70);
+        ram.state[i] = (int8_t)(5 - (int)i);
+    }
     for (k = 0; k < NCA_MAILBOX_SLOTS; ++k) {
         if (nca_cell_receive(&ram, k, msg) != 0) return 1;
         msg[0] = (int8_t)(msg[0] + 1);
@@ -193,7 +197,8 @@ def cortexm_images(tmp_path_factory):
         pytest.skip("missing " + " ".join(toolchain.missing(*toolchain.ARM_TOOLS)))
     workdir = tmp_path_factory.mktemp("cortexm")
     images = {}
-    for kind, genome in (("realistic", random_genome(11)), ("extreme", random_genome(12, extreme=True))):
+    for kind, genome in (("realistic", random_genome(11)),
+                         ("extreme", random_genome(12, extreme=True))):
         gdir = workdir / kind
         gdir.mkdir()
         header, init = toolchain.write_genome_header(genome, gdir, kind)

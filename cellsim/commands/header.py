@@ -4,7 +4,8 @@ cell firmware beside it. Bad input is one line on stderr and exit status 2."""
 
 
 def add_arguments(parser):
-    parser.add_argument("genome", metavar="GENOME", help="genome file written by `cellsim quantize`")
+    parser.add_argument("genome", metavar="GENOME",
+                        help="genome file written by `cellsim quantize`")
     parser.add_argument("--name", help="identifier prefix: arrays become nca_NAME_w1 ... "
                                        "(default: the genome's own name, sanitised)")
     parser.add_argument("--out", metavar="FILE",

@@ -41,13 +41,13 @@ extern "C" {
  * multi-byte fields are little-endian in the simulator's image, which is what
  * a little-endian core (every Cortex-M in practice, x86) stores natively. */
 typedef struct nca_cell_ram {
-    int8_t   mailbox[NCA_MAILBOX_SLOTS][NCA_CHANNELS]; /*   0: last state heard from each neighbour */
+    int8_t   mailbox[NCA_MAILBOX_SLOTS][NCA_CHANNELS]; /*   0: last state of each neighbour */
     int8_t   state[NCA_CHANNELS];                      /* 128: own state */
-    int8_t   grad_x[NCA_CHANNELS];                     /* 144: scratch, Sobel x of the last update */
-    int8_t   grad_y[NCA_CHANNELS];                     /* 160: scratch, Sobel y of the last update */
-    int32_t  acc[NCA_CHANNELS];                        /* 176: scratch, second-layer accumulators */
-    uint32_t rng;                                      /* 240: xorshift32 state of the clock model */
-    uint32_t clock;                                    /* 244: ticks until the cell next fires */
+    int8_t   grad_x[NCA_CHANNELS];                     /* 144: scratch, Sobel x / 8 */
+    int8_t   grad_y[NCA_CHANNELS];                     /* 160: scratch, Sobel y / 8 */
+    int32_t  acc[NCA_CHANNELS];                        /* 176: scratch, layer-2 accumulators */
+    uint32_t rng;                                      /* 240: xorshift32 of the clock model */
+    uint32_t clock;                                    /* 244: ticks until the next update */
     uint32_t count;                                    /* 248: updates so far, wraps */
     uint8_t  flags;                                    /* 252: NCA_FLAG_DEAD */
     uint8_t  reserved[3];                              /* 253: zero */
@@ -105,7 +105,8 @@ void nca_cell_state_to_send(const nca_cell_ram_t *ram, int8_t out[NCA_CHANNELS])
 
 /* A cell that sends towards its neighbour at offset index k lands in that
  * neighbour's slot 7 - k (the neighbour sees the sender at the opposite offset). */
-#define nca_receiver_slot(sender_offset_index) (NCA_MAILBOX_SLOTS - 1u - (unsigned)(sender_offset_index))
+#define nca_receiver_slot(sender_offset_index) \
+    (NCA_MAILBOX_SLOTS - 1u - (unsigned)(sender_offset_index))
 
 #ifdef __cplusplus
 }
