@@ -24,8 +24,10 @@ UPDATE_ROOT = "nca_cell_update"
 
 
 def demo_genome(seed: int = 11) -> Genome:
-    """A realistic random genome (tests/strategies.py's recipe, inlined so the
-    benchmark does not import the tests): 16 channels, 128 hidden units."""
+    """A realistic random genome from the shared test strategies
+    (tests/strategies.py): 16 channels, 128 hidden units, no trained model
+    needed. Its weights are random, so instruction counts depend on how many
+    hidden units it leaves active; the dense variant bounds them."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     from strategies import random_genome
     return random_genome(seed)
