@@ -2,15 +2,16 @@
 (fast, and the ONNX graph's first node), and folded into the first layer's
 weights for the integer perception of cellsim.intspec.perceive.
 
-Integer perception of channel c gives [q_c | (Sx q_c + 2) >> 2 | (Sy q_c + 2) >> 2]
-with real steps s_c, s_c/2, s_c/2. Since the float model reads
-Kx x = (cos t Sx - sin t Sy) x / 8 and x = q s_c, Sx x / 8 = (s_c / 2) (Sx q / 4):
-the rotation and the steps become the first layer's columns."""
+Integer perception of channel c gives [q_c | gx_c | gy_c], g = (S + 4) >> 3 for a
+Sobel sum S (cellsim.intspec.perceive), with real steps s_c and s_c * GRADIENT_STEP.
+Since the float model reads Kx x = (cos t Sx - sin t Sy) x / 8 and x = q s_c,
+Sx x / 8 = s_c Sx q / 8: the rotation and the steps become the first layer's columns."""
 import math
 
 import torch
 import torch.nn.functional as F
 
+from cellsim.intspec.perceive import GRADIENT_STEP
 from training.model import pad, perception_kernels
 
 
@@ -36,12 +37,13 @@ def fast_update(model, x: torch.Tensor, perception_weight: torch.Tensor | None =
 def fold_first_layer(w1: torch.Tensor, angle: float, state_scale: torch.Tensor) -> torch.Tensor:
     """Float first-layer weights (hidden, 3C) in the interleaved order (3c + filter)
     -> weights (hidden, 3C) over the integer perception [q | gx | gy] (genome order),
-    so that  w1 @ float_perception(q * s) == folded @ [q | Sx q / 4 | Sy q / 4].
+    so that  w1 @ float_perception(q * s) == folded @ [q | Sx q / D | Sy q / D],
+    D = 2^GRADIENT_SHIFT: exact but for the rounding of the integer gradients.
     Differentiable (quantisation-aware training folds every iteration)."""
     identity, along_x, along_y = w1[:, 0::3], w1[:, 1::3], w1[:, 2::3]
     cos, sin = math.cos(angle), math.sin(angle)
     scale = state_scale.to(w1)
-    half = scale / 2
+    gradient_step = scale * GRADIENT_STEP
     return torch.cat([identity * scale,
-                      (along_x * cos + along_y * sin) * half,
-                      (along_y * cos - along_x * sin) * half], dim=1)
+                      (along_x * cos + along_y * sin) * gradient_step,
+                      (along_y * cos - along_x * sin) * gradient_step], dim=1)

@@ -101,13 +101,13 @@ def exact_dtype(p: IntParams) -> torch.dtype:
     return torch.float32 if max(accumulator_bounds(p)) < FLOAT32_EXACT else torch.float64
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(cache=True)
 def _requantize_rows(acc, multiplier, shift, offset, lo, hi, out):
     """out[i, j] = clamp(requantize(acc[i, j], multiplier[j], shift[j]) + offset, lo, hi),
     the single-rounding rule of cellsim.intspec.requantize, fused in one pass
     (torch's int64 elementwise ops made this the slowest part of a step)."""
     rows, cols = acc.shape
-    for i in numba.prange(rows):
+    for i in range(rows):
         for j in range(cols):
             total_shift = 31 - shift[j]
             value = (np.int64(acc[i, j]) * multiplier[j] + (np.int64(1) << (total_shift - 1))) >> total_shift
@@ -167,34 +167,32 @@ def sobel_sums(x: torch.Tensor, torus: bool) -> tuple[torch.Tensor, torch.Tensor
 
 def perceive(x: torch.Tensor, torus: bool) -> torch.Tensor:
     """(B, H, W, C) int8-valued states -> (B, H, W, 3C): [q | gx | gy] where
-    g = (Sobel sum + 2) >> 2, cellsim.intspec.perceive; gradient as if g = sum / 4."""
+    g = saturate((Sobel sum + 4) >> 3), cellsim.intspec.perceive; gradient as if g = sum / 8."""
     gx, gy = sobel_sums(x, torus)
     rounding = 1 << (GRADIENT_SHIFT - 1)
     divisor = 1 << GRADIENT_SHIFT
     grads = []
     for g in (gx, gy):
-        exact = narrow_to_int8(torch.floor((g.detach() + rounding) / divisor))
-        grads.append(straight_through(g / divisor if g.requires_grad else None, exact))
+        exact = torch.clamp(torch.floor((g.detach() + rounding) / divisor), -128, 127)
+        shadow = torch.clamp(g / divisor, -128, 127) if g.requires_grad else None
+        grads.append(straight_through(shadow, exact))
     return torch.cat([x] + grads, dim=-1)
 
 
-def narrow_to_int8(g: torch.Tensor) -> torch.Tensor:
-    """The reference stores gradients with numpy's astype(int8), which wraps
-    (two's complement): a Sobel sum reaches +-1020, so (s + 2) >> 2 spans
-    [-255, 255], not [-128, 127] as cellsim/intspec/perceive.py states. Mirrored
-    here so both stay bit-equal; reported as a bug in the specification."""
-    return torch.remainder(g + 128, 256) - 128
+def _max3x3(plane: torch.Tensor, torus: bool) -> torch.Tensor:
+    """(B, H, W) -> max over each 3x3 neighbourhood; outside is 0 unless `torus`."""
+    padded = F.pad(plane[:, None], (1, 1, 1, 1), mode="circular" if torus else "constant")
+    return F.max_pool2d(padded, 3, stride=1)[:, 0]
 
 
 def live_cells(alpha: torch.Tensor, threshold: int, torus: bool) -> torch.Tensor:
     """(B, H, W) alpha -> bool: some cell of the 3x3 neighbourhood has alpha > threshold."""
-    padded = F.pad(alpha.detach()[:, None], (1, 1, 1, 1), mode="circular" if torus else "constant")
-    return (F.max_pool2d(padded, 3, stride=1)[:, 0] > threshold)
+    return _max3x3(alpha.detach(), torus) > threshold
 
 
-def update_delta(p: TorchIntParams, x: torch.Tensor, torus: bool) -> torch.Tensor:
-    """(B, H, W, C) states -> the saturated int8 delta of every cell (B, H, W, C)."""
-    acc1 = F.linear(perceive(x, torus), p.w1, p.b1)
+def update_delta(p: TorchIntParams, perception: torch.Tensor) -> torch.Tensor:
+    """(N, 3C) integer perceptions -> the saturated int8 deltas (N, C)."""
+    acc1 = F.linear(perception, p.w1, p.b1)
     zp = p.hidden_zero_point
     hidden = requantize(acc1, p.m1, p.shift1, p.ratio1, zp, zp, 127)
     acc2 = F.linear(hidden - zp, p.w2, p.b2)
@@ -202,11 +200,20 @@ def update_delta(p: TorchIntParams, x: torch.Tensor, torus: bool) -> torch.Tenso
 
 
 def step_cells(p: TorchIntParams, x: torch.Tensor, fire_mask: torch.Tensor, torus: bool) -> torch.Tensor:
-    """One synchronous masked step in (B, H, W, C) layout; fire_mask (B, H, W) bool."""
-    new = torch.clamp(x + update_delta(p, x, torus), -128, 127)
-    new = torch.where(fire_mask[..., None], new, x)
-    live = (live_cells(x[..., ALPHA], p.alive_threshold, torus)
-            & live_cells(new[..., ALPHA], p.alive_threshold, torus))
+    """One synchronous masked step in (B, H, W, C) layout; fire_mask (B, H, W) bool.
+
+    Only cells that fired within one cell of a live one run the network: any
+    other update is either not applied or zeroed without being seen (a cell's
+    post-update alpha feeds its neighbours' alive test, hence "within one")."""
+    channels = x.shape[-1]
+    pre_live = live_cells(x[..., ALPHA], p.alive_threshold, torus)
+    near_live = _max3x3(pre_live.to(x.dtype), torus) > 0
+    rows = (fire_mask & near_live).reshape(-1).nonzero().squeeze(1)
+    flat = x.reshape(-1, channels)
+    perception = perceive(x, torus).reshape(-1, 3 * channels).index_select(0, rows)
+    fired = torch.clamp(flat.index_select(0, rows) + update_delta(p, perception), -128, 127)
+    new = flat.index_copy(0, rows, fired).view_as(x)
+    live = pre_live & live_cells(new[..., ALPHA], p.alive_threshold, torus)
     return new * live[..., None].to(new.dtype)
 
 

@@ -1,0 +1,95 @@
+"""`cellsim quantize CKPT --out FILE`: turn a float checkpoint into an int8 genome
+(calibrated PTQ, optionally quantisation-aware fine-tuning) and print the float,
+PTQ and QAT losses against the target on the same seeded rollouts.
+torch is imported only inside run()."""
+import os
+from pathlib import Path
+
+from ..errors import ConfigError
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("checkpoint", help="checkpoint.pt written by `cellsim train`")
+    parser.add_argument("--out", required=True, help="genome file to write (e.g. lizard.genome)")
+    parser.add_argument("--qat-iterations", type=int, default=0,
+                        help="quantisation-aware fine-tuning iterations (default 0: PTQ only; "
+                             "a few hundred close most of the gap)")
+    parser.add_argument("--qat-lr", type=float, default=1e-4, help="QAT learning rate (default 1e-4)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of calibration, evaluation rollouts and QAT (default 0)")
+    parser.add_argument("--name", help="name stored in the genome (default: the target's name)")
+    parser.add_argument("--eval-batch", type=int, default=8,
+                        help="seeded rollouts the losses are averaged over (default 8)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: fastest when the cores are shared)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def check_options(args) -> None:
+    if args.qat_iterations < 0:
+        raise ConfigError(f"--qat-iterations must be >= 0, got {args.qat_iterations}")
+    if not args.qat_lr > 0 or args.qat_lr != args.qat_lr or args.qat_lr == float("inf"):
+        raise ConfigError(f"--qat-lr must be a positive number, got {args.qat_lr}")
+    if args.eval_batch < 2:
+        raise ConfigError(f"--eval-batch must be at least 2, got {args.eval_batch}")
+    if args.threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {args.threads}")
+    if not 0 <= args.seed < 2 ** 63:
+        raise ConfigError(f"--seed must lie in [0, 2^63), got {args.seed}")
+
+
+def genome_name(name: str | None, target: str) -> str:
+    """--name, else the target's emoji name or image file stem."""
+    from ..genome import MAX_TEXT_BYTES
+    from ..targets import EMOJI
+
+    chosen = name if name is not None else (target if target in EMOJI else Path(target).stem)
+    encoded = chosen.encode("utf-8", errors="replace")
+    if name is None:  # a long file stem is cut, a long --name is refused
+        return encoded[:MAX_TEXT_BYTES].decode("utf-8", errors="ignore")
+    if len(encoded) > MAX_TEXT_BYTES or not chosen.isprintable():
+        raise ConfigError(f"--name must be printable and at most {MAX_TEXT_BYTES} bytes of UTF-8")
+    return chosen
+
+
+def run(args) -> int:
+    check_options(args)
+    from ..atomic import check_writable_file
+
+    check_writable_file(args.out)
+    import torch
+
+    from training.checkpoint import load_model
+    from training.quantize.pipeline import Plans, TRAINING_HORIZON, loss_table, quantize_checkpoint
+    from training.quantize.qat import QATConfig
+
+    from ..genome import MAX_GENOME_BYTES, Genome, save_genome, sha256_file
+    from ..targets import EMOJI
+
+    torch.set_num_threads(args.threads)
+    model, ckpt = load_model(args.checkpoint)
+    config = ckpt["config"]
+    target_spec = str(config.get("target", ""))
+    name = genome_name(args.name, target_spec)
+    horizon = int(config.get("max_steps", TRAINING_HORIZON))
+    plans = Plans.for_horizon(horizon, seed=args.seed, eval_batch=args.eval_batch)
+    qat_config = QATConfig.from_checkpoint_config(config, args.qat_iterations, lr=args.qat_lr,
+                                                  seed=args.seed)
+    target = ckpt["target"]
+    print(f"quantising {args.checkpoint}: {model.channels} channels, {model.w1.out_channels} hidden, "
+          f"{target.shape[1]}x{target.shape[2]} grid, target {target_spec or '?'}")
+    result = quantize_checkpoint(model, target, qat_config=qat_config, plans=plans,
+                                 progress=not args.no_progress)
+    s = result.scales
+    print(f"scales: state from the p{result.percentiles[0]:g} of |x| "
+          f"(alpha step {s.state[3]:.5f}, alive threshold q > {result.ptq.alive_threshold}), "
+          f"hidden from the p{result.percentiles[1]:g} (step {s.hidden:.5f})")
+    print(loss_table(result, args.qat_iterations))
+    genome = Genome(params=result.params, name=name, target=target_spec if target_spec in EMOJI else "",
+                    grid_size=int(target.shape[1]), fire_rate=model.fire_rate, angle=model.angle,
+                    torus=bool(model.torus), source_sha256=sha256_file(args.checkpoint))
+    size = save_genome(genome, args.out)
+    note = "" if size <= MAX_GENOME_BYTES else f" (over the {MAX_GENOME_BYTES}-byte ROM budget)"
+    print(f"wrote {os.fspath(args.out)}: {result.chosen.upper()} genome, {size} bytes{note}, "
+          f"{genome.parameter_count} parameters")
+    return 0
