@@ -12,6 +12,7 @@ from training import fast
 from training.model import ALPHA, CAModel, make_seed
 
 SETTINGS = settings(max_examples=25, deadline=None)
+BACKENDS = st.sampled_from([fast.TorchOps, fast.NumbaOps])
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -46,24 +47,26 @@ def random_state(seed: int, batch: int, height: int, width: int) -> torch.Tensor
 
 
 @SETTINGS
-@given(seed=st.integers(0, 10_000), size=st.integers(3, 24), batch=st.integers(1, 3))
-def test_first_step_of_a_fresh_model_changes_nothing(seed, size, batch):
+@given(seed=st.integers(0, 10_000), size=st.integers(3, 24), batch=st.integers(1, 3), ops=BACKENDS)
+def test_first_step_of_a_fresh_model_changes_nothing(seed, size, batch, ops):
     torch.manual_seed(seed)
     model = CAModel()
     x = make_seed(batch, size, size)
-    assert torch.equal(model(x), x)
-    assert torch.equal(fast.step(model, fast.to_channels_last(x)), fast.to_channels_last(x))
+    with torch.no_grad():
+        assert torch.equal(model(x), x)
+        assert torch.equal(fast.run(model, fast.to_channels_last(x), 1, ops=ops), fast.to_channels_last(x))
 
 
 @SETTINGS
-@given(seed=st.integers(0, 10_000), torus=st.booleans())
-def test_isolated_cells_below_the_alpha_threshold_die(seed, torus):
+@given(seed=st.integers(0, 10_000), torus=st.booleans(), ops=BACKENDS)
+def test_isolated_cells_below_the_alpha_threshold_die(seed, torus, ops):
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(2, 16, 12, 12, generator=g) * 2 - 1
     x[:, ALPHA] = torch.rand(2, 12, 12, generator=g) * 0.1  # every alpha <= 0.1: nobody is alive
     model = trained_like(seed, torus=torus, scale=0.5)
-    assert torch.equal(model(x), torch.zeros_like(x))
-    assert torch.equal(fast.step(model, fast.to_channels_last(x)), torch.zeros(2, 12, 12, 16))
+    with torch.no_grad():
+        assert torch.equal(model(x), torch.zeros_like(x))
+        assert torch.equal(fast.run(model, fast.to_channels_last(x), 1, ops=ops), torch.zeros(2, 12, 12, 16))
 
 
 @SETTINGS
@@ -84,8 +87,8 @@ def test_a_live_neighbour_keeps_a_low_alpha_cell_alive(row, col, dy, dx):
 
 
 @SETTINGS
-@given(seed=st.integers(0, 10_000), quarter_turns=st.integers(1, 3), torus=st.booleans())
-def test_rotated_perception_on_a_rotated_grid_gives_the_rotated_result(seed, quarter_turns, torus):
+@given(seed=st.integers(0, 10_000), quarter_turns=st.integers(1, 3), torus=st.booleans(), ops=BACKENDS)
+def test_rotated_perception_on_a_rotated_grid_gives_the_rotated_result(seed, quarter_turns, torus, ops):
     """Experiment 4: perception turned by k*90 degrees acting on the grid turned
     by k*90 degrees is the unturned result, turned."""
     model = trained_like(seed, torus=torus, scale=0.2)
@@ -97,19 +100,24 @@ def test_rotated_perception_on_a_rotated_grid_gives_the_rotated_result(seed, qua
     def rot(t):
         return torch.rot90(t, quarter_turns, dims=(2, 3))
 
-    expected = rot(model(x, fire_mask=fire))
-    assert torch.allclose(turned(rot(x), fire_mask=rot(fire)), expected, atol=1e-5)
-    fast_turned = fast.step(turned, fast.to_channels_last(rot(x)), fire=fast.to_channels_last(rot(fire)))
+    with torch.no_grad():
+        expected = rot(model(x, fire_mask=fire))
+        assert torch.allclose(turned(rot(x), fire_mask=rot(fire)), expected, atol=1e-5)
+        fast_turned = fast.run(turned, fast.to_channels_last(rot(x)), 1, fires=rot(fire)[:, 0][None], ops=ops)
     assert torch.allclose(fast.to_channels_first(fast_turned), expected, atol=1e-5)
 
 
-def _rollout_and_gradients(model, x, masks, engine):
+def _rollout_and_gradients(model, x, masks, ops=None):
+    """Final state and gradients of a loss, by the model (ops None) or the engine."""
     model.zero_grad()
     x = x.clone().requires_grad_()
-    y = x if engine == "model" else fast.to_channels_last(x)
-    for mask in masks:
-        y = model(y, fire_mask=mask) if engine == "model" else fast.step(model, y, fire=mask.permute(0, 2, 3, 1))
-    y = y if engine == "model" else fast.to_channels_first(y)
+    if ops is None:
+        y = x
+        for mask in masks:
+            y = model(y, fire_mask=mask)
+    else:
+        y = fast.to_channels_first(fast.run(model, fast.to_channels_last(x), len(masks),
+                                            fires=[m[:, 0] for m in masks], ops=ops))
     loss = (y[:, :4] - 0.3).square().mean()
     loss.backward()
     return y.detach(), [p.grad.clone() for p in model.parameters()] + [x.grad.clone()]
@@ -117,22 +125,22 @@ def _rollout_and_gradients(model, x, masks, engine):
 
 @SETTINGS
 @given(seed=st.integers(0, 10_000), angle=st.sampled_from([0.0, 0.4, -2.0]), torus=st.booleans(),
-       height=st.integers(5, 16), width=st.integers(5, 16), steps=st.integers(1, 5))
-def test_fast_engine_equals_the_model_in_values_and_gradients(seed, angle, torus, height, width, steps):
+       height=st.integers(3, 16), width=st.integers(3, 16), steps=st.integers(1, 5), ops=BACKENDS)
+def test_fast_engine_equals_the_model_in_values_and_gradients(seed, angle, torus, height, width, steps, ops):
     model = trained_like(seed, angle, torus, scale=0.1)
     x = random_state(seed, 2, height, width)
     g = torch.Generator().manual_seed(seed + 1)
     masks = [torch.rand(2, 1, height, width, generator=g) <= 0.5 for _ in range(steps)]
-    y_ref, grads_ref = _rollout_and_gradients(model, x, masks, "model")
-    y_fast, grads_fast = _rollout_and_gradients(model, x, masks, "fast")
+    y_ref, grads_ref = _rollout_and_gradients(model, x, masks)
+    y_fast, grads_fast = _rollout_and_gradients(model, x, masks, ops)
     assert torch.allclose(y_fast, y_ref, atol=1e-5)
     for a, b in zip(grads_fast, grads_ref):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6 * float(b.abs().max()) + 1e-9)
 
 
 @SETTINGS
-@given(seed=st.integers(0, 10_000), steps=st.integers(1, 6))
-def test_fast_run_draws_the_same_fire_masks_as_the_model(seed, steps):
+@given(seed=st.integers(0, 10_000), steps=st.integers(1, 6), ops=BACKENDS)
+def test_fast_run_draws_the_same_fire_masks_as_the_model(seed, steps, ops):
     model = trained_like(seed)
     x = random_state(seed, 2, 10, 11)
     y = x
@@ -140,7 +148,7 @@ def test_fast_run_draws_the_same_fire_masks_as_the_model(seed, steps):
     for _ in range(steps):
         y = model(y, generator=g)
     with torch.no_grad():
-        y_fast = fast.run(model, fast.to_channels_last(x), steps, torch.Generator().manual_seed(seed))
+        y_fast = fast.run(model, fast.to_channels_last(x), steps, torch.Generator().manual_seed(seed), ops=ops)
     assert torch.allclose(fast.to_channels_first(y_fast), y.detach(), atol=1e-5)
 
 

@@ -1,10 +1,12 @@
 """The training engine: CAModel's step, reformulated for speed, tested equal to it.
 
-Same maths as training/model.py, three changes of form: states are channels-last
-(B, H, W, C) so the MLP is two plain matrix products; perception is shifted
-adds instead of a grouped conv; and the MLP runs only on the cells whose update
-can matter (fired, and within one cell of a live one), with a hand-written
-backward that reuses the forward's activations."""
+Same maths as training/model.py, changed in form: states are channels-last
+(B, H, W, C) so the MLP is two plain matrix products; the MLP runs only on the
+cells whose update can reach the output (fired, and within one cell of a live
+one); and the backward pass is written by hand, reusing the forward's
+activations. The grid-wide parts (perception, masks, their transposes) come in
+two interchangeable backends: TorchOps (any device) and NumbaOps (CPU, one
+fused pass each)."""
 import ctypes
 import ctypes.util
 import math
@@ -25,14 +27,23 @@ def tune_cpu_allocator() -> bool:
     if name is None:
         return False
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(name).mallopt
     except (OSError, AttributeError):
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3
     largest_heap_chunk = 32 << 20  # glibc's upper limit for the mmap threshold
     return bool(mallopt(m_mmap_threshold, largest_heap_chunk)) and bool(mallopt(m_trim_threshold, 1 << 30))
 
+
+def to_channels_last(x: torch.Tensor) -> torch.Tensor:
+    return x.permute(0, 2, 3, 1).contiguous()
+
+
+def to_channels_first(x: torch.Tensor) -> torch.Tensor:
+    return x.permute(0, 3, 1, 2).contiguous()
+
+
+# ---- the torch backend ---------------------------------------------------------
 
 def pad(x: torch.Tensor, torus: bool) -> torch.Tensor:
     """(B, H, W, C) -> (B, H+2, W+2, C), zeros outside or wrapped around."""
@@ -42,20 +53,22 @@ def pad(x: torch.Tensor, torus: bool) -> torch.Tensor:
     return F.pad(x, (0, 0, 1, 1, 1, 1))
 
 
-def sobel(x: torch.Tensor, torus: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sobel-x/8 and Sobel-y/8 of every channel, as model.perception_kernels(0)."""
+def sobel_x(x: torch.Tensor, torus: bool) -> torch.Tensor:
     p = pad(x, torus)
-    across = p[:, :, 2:] - p[:, :, :-2]                       # x[j+1] - x[j-1], all rows
-    gx = (across[:, :-2] + 2 * across[:, 1:-1] + across[:, 2:]) * 0.125
+    across = p[:, :, 2:] - p[:, :, :-2]                       # x[j+1] - x[j-1]
+    return (across[:, :-2] + 2 * across[:, 1:-1] + across[:, 2:]) * 0.125
+
+
+def sobel_y(x: torch.Tensor, torus: bool) -> torch.Tensor:
+    p = pad(x, torus)
     smooth = p[:, :, :-2] + 2 * p[:, :, 1:-1] + p[:, :, 2:]   # [1 2 1] along each row
-    gy = (smooth[:, 2:] - smooth[:, :-2]) * 0.125
-    return gx, gy
+    return (smooth[:, 2:] - smooth[:, :-2]) * 0.125
 
 
 def perceive(x: torch.Tensor, angle: float, torus: bool) -> torch.Tensor:
-    """(B, H, W, C) -> (B, H, W, 3C) ordered [state | Kx | Ky] (model's w1 columns
-    are permuted to match, see first_layer)."""
-    gx, gy = sobel(x, torus)
+    """(B, H, W, C) -> (B, H, W, 3C) ordered [state | Kx | Ky]; first_layer()
+    permutes the model's w1 columns to match."""
+    gx, gy = sobel_x(x, torus), sobel_y(x, torus)
     if angle:
         c, s = math.cos(angle), math.sin(angle)
         gx, gy = c * gx - s * gy, s * gx + c * gy
@@ -69,42 +82,80 @@ def perceive_adjoint(grad: torch.Tensor, angle: float, torus: bool) -> torch.Ten
     if angle:  # Kx a + Ky b = Sx (c a + s b) + Sy (c b - s a)
         c, s = math.cos(angle), math.sin(angle)
         g_x, g_y = c * g_x + s * g_y, c * g_y - s * g_x
-    sx, _ = sobel(g_x, torus)
-    _, sy = sobel(g_y, torus)
-    return g_state - sx - sy
+    return g_state - sobel_x(g_x, torus) - sobel_y(g_y, torus)
 
 
-def alive(x: torch.Tensor, torus: bool) -> torch.Tensor:
-    """(B, H, W, C) -> (B, H, W, 1) bool: some alpha of the 3x3 neighbourhood > 0.1.
-
-    Zero padding equals max_pool2d's -inf padding here because the threshold
-    is positive."""
-    alpha = x[..., ALPHA][:, None]
+def any_in_neighbourhood(values: torch.Tensor, threshold: float, torus: bool) -> torch.Tensor:
+    """(B, H, W) -> bool: some value of the 3x3 neighbourhood > threshold.
+    Zero padding equals max_pool2d's -inf padding as the threshold is >= 0."""
+    v = values[:, None].to(torch.float32)
     if torus:
-        alpha = F.pad(alpha, (1, 1, 1, 1), mode="circular")
-        pooled = F.max_pool2d(alpha, 3, stride=1)
+        pooled = F.max_pool2d(F.pad(v, (1, 1, 1, 1), mode="circular"), 3, stride=1)
     else:
-        pooled = F.max_pool2d(alpha, 3, stride=1, padding=1)
-    return pooled[:, 0, :, :, None] > ALIVE_THRESHOLD
+        pooled = F.max_pool2d(v, 3, stride=1, padding=1)
+    return pooled[:, 0] > threshold
 
 
-def near(mask: torch.Tensor, torus: bool) -> torch.Tensor:
-    """(B, H, W, 1) bool -> cells whose 3x3 neighbourhood holds a True."""
-    m = mask[..., 0][:, None].to(torch.float32)
-    if torus:
-        pooled = F.max_pool2d(F.pad(m, (1, 1, 1, 1), mode="circular"), 3, stride=1)
-    else:
-        pooled = F.max_pool2d(m, 3, stride=1, padding=1)
-    return pooled[:, 0, :, :, None] > 0
+class TorchOps:
+    """Grid-wide parts of a step in plain torch operations, on any device."""
+
+    @staticmethod
+    def select_rows(x, fire, torus):
+        pre_life = any_in_neighbourhood(x[..., ALPHA], ALIVE_THRESHOLD, torus)
+        near_life = any_in_neighbourhood(pre_life, 0.0, torus)
+        return pre_life, (fire & near_life).view(-1).nonzero().view(-1)
+
+    @staticmethod
+    def gather_perception(x, rows, angle, torus):
+        return perceive(x, angle, torus).view(-1, 3 * x.shape[-1]).index_select(0, rows)
+
+    @staticmethod
+    def apply_update(x, rows, delta, pre_life, torus):
+        updated = x.reshape(-1, x.shape[-1]).index_add(0, rows, delta).view_as(x)
+        life = pre_life & any_in_neighbourhood(updated[..., ALPHA], ALIVE_THRESHOLD, torus)
+        return updated * life[..., None], life
+
+    @staticmethod
+    def scatter_perception_grad(grad_state, rows, grad_inputs, angle, torus):
+        grad_perception = grad_inputs.new_zeros(grad_state.shape[:-1] + (grad_inputs.shape[1],))
+        grad_perception.view(-1, grad_inputs.shape[1]).index_copy_(0, rows, grad_inputs)
+        return grad_state + perceive_adjoint(grad_perception, angle, torus)
 
 
-def first_layer(model: CAModel) -> tuple[torch.Tensor, torch.Tensor]:
-    """w1 as a (hidden, 3C) matrix with columns reordered from the model's
-    interleaved 3*c + filter to perceive()'s filter*C + c; and b1."""
-    c = model.channels
-    order = torch.arange(3 * c).view(c, 3).T.reshape(-1)
-    return model.w1.weight[:, :, 0, 0][:, order], model.w1.bias
+class NumbaOps:
+    """The same four operations as TorchOps, by the kernels of cpu_kernels."""
 
+    @staticmethod
+    def _kernels():
+        from . import cpu_kernels
+        return cpu_kernels
+
+    @classmethod
+    def select_rows(cls, x, fire, torus):
+        pre_life, rows = cls._kernels().select_rows(x.numpy(), fire.numpy(), torus)
+        return torch.from_numpy(pre_life), torch.from_numpy(rows)
+
+    @classmethod
+    def gather_perception(cls, x, rows, angle, torus):
+        return torch.from_numpy(cls._kernels().gather_perception(
+            x.numpy(), rows.numpy(), math.cos(angle), math.sin(angle), torus))
+
+    @classmethod
+    def apply_update(cls, x, rows, delta, pre_life, torus):
+        out, life = cls._kernels().apply_update(x.numpy(), rows.numpy(), delta.numpy(), pre_life.numpy(), torus)
+        return torch.from_numpy(out), torch.from_numpy(life)
+
+    @classmethod
+    def scatter_perception_grad(cls, grad_state, rows, grad_inputs, angle, torus):
+        return torch.from_numpy(cls._kernels().scatter_perception_grad(
+            grad_state.numpy(), rows.numpy(), grad_inputs.numpy(), math.cos(angle), math.sin(angle), torus))
+
+
+def ops_for(device: torch.device):
+    return NumbaOps if device.type == "cpu" else TorchOps
+
+
+# ---- the step ------------------------------------------------------------------
 
 class _Step(torch.autograd.Function):
     """One masked stochastic step on channels-last states.
@@ -115,64 +166,54 @@ class _Step(torch.autograd.Function):
     needs just the saved perception rows and hidden activations of those cells."""
 
     @staticmethod
-    def forward(ctx, x, fire, w1, b1, w2, b2, angle, torus):
-        cells = x.shape[0] * x.shape[1] * x.shape[2]
-        pre_life = alive(x, torus)
-        rows = (fire & near(pre_life, torus)).view(-1).nonzero().view(-1)
-        inputs = perceive(x, angle, torus).view(cells, -1).index_select(0, rows)
+    def forward(ctx, x, fire, w1, b1, w2, b2, angle, torus, ops):
+        x, fire = x.detach().contiguous(), fire.contiguous()
+        pre_life, rows = ops.select_rows(x, fire, torus)
+        inputs = ops.gather_perception(x, rows, angle, torus)
         hidden = torch.addmm(b1, inputs, w1.T).relu_()
         delta = torch.addmm(b2, hidden, w2.T)
-        updated = x.reshape(cells, -1).index_add(0, rows, delta).view_as(x)
-        life = pre_life & alive(updated, torus)
+        out, life = ops.apply_update(x, rows, delta, pre_life, torus)
         ctx.save_for_backward(rows, inputs, hidden, life, w1, w2)
-        ctx.angle, ctx.torus = angle, torus
-        return updated * life
+        ctx.angle, ctx.torus, ctx.ops = angle, torus, ops
+        return out
 
     @staticmethod
     def backward(ctx, grad_out):
         rows, inputs, hidden, life, w1, w2 = ctx.saved_tensors
-        grad_updated = grad_out * life
-        grad_delta = grad_updated.reshape(-1, grad_updated.shape[-1]).index_select(0, rows)
-        grad_hidden = (grad_delta @ w2).mul_(hidden > 0)
+        grad_updated = (grad_out * life[..., None]).contiguous()
+        grad_delta = grad_updated.view(-1, grad_updated.shape[-1]).index_select(0, rows)
+        grad_hidden = torch.ops.aten.threshold_backward(grad_delta @ w2, hidden, 0.0)
         grad_inputs = grad_hidden @ w1
-        grad_perception = grad_out.new_zeros(grad_out.shape[:-1] + (w1.shape[1],))
-        grad_perception.view(-1, w1.shape[1]).index_copy_(0, rows, grad_inputs)
-        grad_x = grad_updated + perceive_adjoint(grad_perception, ctx.angle, ctx.torus)
+        grad_x = ctx.ops.scatter_perception_grad(grad_updated, rows, grad_inputs, ctx.angle, ctx.torus)
         return (grad_x, None, grad_hidden.T @ inputs, grad_hidden.sum(0),
-                grad_delta.T @ hidden, grad_delta.sum(0), None, None)
+                grad_delta.T @ hidden, grad_delta.sum(0), None, None, None)
+
+
+def first_layer(model: CAModel) -> tuple[torch.Tensor, torch.Tensor]:
+    """w1 as a (hidden, 3C) matrix with columns reordered from the model's
+    interleaved 3*c + filter to perceive()'s filter*C + c; and b1."""
+    c = model.channels
+    order = torch.arange(3 * c).view(c, 3).T.reshape(-1)
+    return model.w1.weight[:, :, 0, 0][:, order], model.w1.bias
 
 
 def fire_masks(model: CAModel, shape, generator: torch.Generator | None, device) -> torch.Tensor:
-    """The (B, H, W, 1) random fire mask, drawn exactly as CAModel.forward does
-    (its (B, 1, H, W) draw has the same element order)."""
+    """The (B, H, W) random fire mask, drawn exactly as CAModel.forward draws its
+    (B, 1, H, W) one (same numbers, same order)."""
     b, h, w = shape[:3]
-    return torch.rand((b, 1, h, w), generator=generator, device=device).view(b, h, w, 1) <= model.fire_rate
+    return torch.rand((b, 1, h, w), generator=generator, device=device).view(b, h, w) <= model.fire_rate
 
 
-def step(model: CAModel, x: torch.Tensor, fire: torch.Tensor | None = None,
-         generator: torch.Generator | None = None) -> torch.Tensor:
-    """CAModel.forward on a channels-last state (B, H, W, C)."""
-    if fire is None:
-        fire = fire_masks(model, x.shape, generator, x.device)
-    w1, b1 = first_layer(model)
-    return _Step.apply(x, fire, w1, b1, model.w2.weight[:, :, 0, 0], model.w2.bias,
-                       float(model.angle), bool(model.torus))
-
-
-def run(model: CAModel, x: torch.Tensor, steps: int,
-        generator: torch.Generator | None = None) -> torch.Tensor:
-    """`steps` steps from channels-last x; differentiable in x and the weights."""
+def run(model: CAModel, x: torch.Tensor, steps: int, generator: torch.Generator | None = None,
+        fires=None, ops=None) -> torch.Tensor:
+    """`steps` steps of CAModel.forward on channels-last x (B, H, W, C),
+    differentiable in x and the weights. `fires` optionally gives each step's
+    (B, H, W) fire mask; `ops` overrides the backend chosen for x's device."""
+    ops = ops or ops_for(x.device)
     w1, b1 = first_layer(model)
     w2, b2 = model.w2.weight[:, :, 0, 0], model.w2.bias
-    for _ in range(steps):
-        fire = fire_masks(model, x.shape, generator, x.device)
-        x = _Step.apply(x, fire, w1, b1, w2, b2, float(model.angle), bool(model.torus))
+    angle, torus = float(model.angle), bool(model.torus)
+    for k in range(steps):
+        fire = fires[k] if fires is not None else fire_masks(model, x.shape, generator, x.device)
+        x = _Step.apply(x, fire, w1, b1, w2, b2, angle, torus, ops)
     return x
-
-
-def to_channels_last(x: torch.Tensor) -> torch.Tensor:
-    return x.permute(0, 2, 3, 1).contiguous()
-
-
-def to_channels_first(x: torch.Tensor) -> torch.Tensor:
-    return x.permute(0, 3, 1, 2).contiguous()

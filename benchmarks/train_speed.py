@@ -1,0 +1,169 @@
+"""Time one training iteration of the full recipe (batch 8, 72x72, 64 steps,
+forward + backward) per formulation, next to its FLOP-count lower bound at the
+measured sgemm rate.
+
+    python benchmarks/train_speed.py [--repeats 3] [--write benchmarks/train_speed.md]
+
+The bound counts the MLP only (16,384 FLOP per cell update forward, twice that
+backward: 49,152) at the rate of a large square sgemm, and ignores perception,
+masks and memory traffic, so no implementation can reach it. "dense" counts
+every cell of every step, as the recipe's formulation computes; "needed" counts
+only the cells whose update can reach the output (fired, near a live cell),
+which is what the fast engine computes. The machine is shared: the load average
+is printed and the best of --repeats runs is reported."""
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from training import fast
+from training.model import CAModel, alive_mask, pad, perception_kernels
+
+MLP_FLOP_PER_CELL = 2 * (48 * 128 + 128 * 16)   # 16,384: one forward cell update
+ITERATION_FACTOR = 3                              # forward + backward (input and weight gradients)
+
+
+def sgemm_rate(n: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n ** 3 / best
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+class CountingOps:
+    """Wraps a backend and counts the cell updates it evaluates."""
+
+    def __init__(self, ops):
+        self.ops, self.rows = ops, 0
+
+    def select_rows(self, x, fire, torus):
+        pre_life, rows = self.ops.select_rows(x, fire, torus)
+        self.rows += rows.numel()
+        return pre_life, rows
+
+    def __getattr__(self, name):
+        return getattr(self.ops, name)
+
+
+def dense_perception_step(model: CAModel, x: torch.Tensor, generator) -> torch.Tensor:
+    """CAModel.forward with the grouped perception conv replaced by one dense
+    16->48 conv (zeros off the block diagonal): the issue's 3.6 s variant."""
+    c = model.channels
+    kernels = perception_kernels(model.angle)
+    dense = torch.zeros(3 * c, c, 3, 3)
+    for ch in range(c):
+        dense[3 * ch:3 * ch + 3, ch] = kernels
+    pre = alive_mask(x, model.torus)
+    y = F.conv2d(pad(x, model.torus), dense)
+    dx = model.w2(torch.relu(model.w1(y)))
+    fire = torch.rand(x[:, :1].shape, generator=generator) <= model.fire_rate
+    x = x + dx * fire
+    return x * (pre & alive_mask(x, model.torus))
+
+
+def all_alive_state(batch: int, size: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, 16, size, size, generator=g)
+    x[:, 3] += 0.5  # every cell alive: the worst case for the fast engine
+    return x
+
+
+def iteration(engine: str, model: CAModel, x0: torch.Tensor, steps: int, counter=None) -> float:
+    model.zero_grad()
+    g = torch.Generator().manual_seed(1)
+    start = time.perf_counter()
+    if engine in ("torch", "numba"):
+        x = fast.run(model, fast.to_channels_last(x0), steps, g, ops=counter)
+        loss = (x[..., :4] - 0.5).square().mean()
+    else:
+        x = x0
+        for _ in range(steps):
+            x = model(x, generator=g) if engine == "model" else dense_perception_step(model, x, g)
+        loss = (x[:, :4] - 0.5).square().mean()
+    loss.backward()
+    return time.perf_counter() - start
+
+
+ENGINES = {
+    "model": "training/model.py, grouped 3x3 perception conv, autograd",
+    "dense-conv": "dense 16->48 perception conv, autograd",
+    "torch": "fast engine, TorchOps backend (the CUDA path)",
+    "numba": "fast engine, NumbaOps backend (the CPU default)",
+}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--size", type=int, default=72)
+    parser.add_argument("--steps", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument("--write", help="also write the table as markdown to this file")
+    args = parser.parse_args(argv)
+
+    fast.tune_cpu_allocator()
+    torch.manual_seed(0)
+    model = CAModel()
+    torch.nn.init.normal_(model.w2.weight, std=0.01)  # a non-trivial update that keeps cells alive
+    x0 = all_alive_state(args.batch, args.size)
+    load_before = os.getloadavg()
+    rate = sgemm_rate()
+    cells = args.batch * args.size * args.size * args.steps
+    dense_bound = cells * MLP_FLOP_PER_CELL * ITERATION_FACTOR / rate
+
+    rows = []
+    for engine in args.engines.split(","):
+        ops = {"torch": fast.TorchOps, "numba": fast.NumbaOps}.get(engine)
+        counter = CountingOps(ops) if ops else None
+        iteration(engine, model, x0, 2, counter)  # warm-up: numba compilation, allocator
+        times = []
+        for _ in range(args.repeats):
+            if counter:
+                counter.rows = 0
+            times.append(iteration(engine, model, x0, args.steps, counter))
+        needed = counter.rows if counter else cells
+        bound = needed * MLP_FLOP_PER_CELL * ITERATION_FACTOR / rate
+        rows.append((engine, min(times), float(np.median(times)), needed / cells, bound))
+        print(f"{engine:11s} best {min(times):6.2f} s  median {np.median(times):6.2f} s  "
+              f"cells evaluated {needed / cells:5.1%}  bound for them {bound:5.2f} s", flush=True)
+    load_after = os.getloadavg()
+
+    lines = [
+        f"One training iteration: batch {args.batch}, {args.size}x{args.size} grid, {args.steps} steps, "
+        f"forward + backward, every cell alive (worst case for the fast engine).",
+        "",
+        f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__} with {torch.get_num_threads()} threads",
+        f"- measured sgemm rate (2048^2 torch.mm, best of 5): {rate / 1e9:.0f} GFLOP/s",
+        f"- FLOP-count lower bound, every cell (dense): {dense_bound:.2f} s "
+        f"({cells * MLP_FLOP_PER_CELL * ITERATION_FACTOR / 1e9:.0f} GFLOP)",
+        f"- load average (1, 5, 15 min) before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}; "
+        f"after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}",
+        "",
+        "| formulation | best s | median s | cells evaluated | bound for those cells, s "
+        "| best / that bound | best / dense bound |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for engine, best, median, share, bound in rows:
+        lines.append(f"| {ENGINES.get(engine, engine)} | {best:.2f} | {median:.2f} | {share:.1%} | "
+                     f"{bound:.2f} | {best / bound:.2f}x | {best / dense_bound:.2f}x |")
+    table = "\n".join(lines)
+    print("\n" + table)
+    if args.write:
+        from cellsim.atomic import write_text
+        write_text(args.write, "# Training iteration speed\n\n" + table + "\n")
+
+
+if __name__ == "__main__":
+    main()

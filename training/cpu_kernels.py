@@ -1,0 +1,135 @@
+"""Numba kernels for the grid-wide parts of a training step on the CPU.
+
+Each replaces a chain of torch operations in fast.TorchOps (pad, shifted adds,
+concatenation, max pools, gathers and scatters, each a full pass over memory)
+by one pass; fast.NumbaOps wraps them and the tests hold the two to the same
+results. States are channels-last float32 (B, H, W, C); a row index is the
+flat cell number b*H*W + i*W + j, as torch's nonzero gives it."""
+import numpy as np
+from numba import njit, prange
+
+ALIVE_THRESHOLD = np.float32(0.1)
+
+
+@njit(cache=True, inline="always")
+def _neighbour(i, d, n, torus):
+    """Index i+d on an axis of length n, or -1 outside a zero-padded grid."""
+    k = i + d
+    if torus:
+        return k % n
+    return k if 0 <= k < n else -1
+
+
+@njit(cache=True, inline="always")
+def _sobel_weights(di, dj, cos_a, sin_a):
+    """Weights of the (rotated) Kx and Ky kernels at offset (di, dj), Sobel/8."""
+    sx = (2 - abs(di)) * dj * 0.125
+    sy = (2 - abs(dj)) * di * 0.125
+    return np.float32(cos_a * sx - sin_a * sy), np.float32(sin_a * sx + cos_a * sy)
+
+
+@njit(cache=True, parallel=True)
+def _alive(alpha, torus):
+    """(B, H, W) alphas -> bool: some alpha of the 3x3 neighbourhood > 0.1."""
+    b_n, h, w = alpha.shape
+    out = np.zeros((b_n, h, w), np.bool_)
+    for b in prange(b_n):
+        for i in range(h):
+            for j in range(w):
+                for di in range(-1, 2):
+                    ii = _neighbour(i, di, h, torus)
+                    if ii < 0:
+                        continue
+                    for dj in range(-1, 2):
+                        jj = _neighbour(j, dj, w, torus)
+                        if jj >= 0 and alpha[b, ii, jj] > ALIVE_THRESHOLD:
+                            out[b, i, j] = True
+                    if out[b, i, j]:
+                        break
+    return out
+
+
+@njit(cache=True)
+def select_rows(x, fire, torus):
+    """The pre-life mask and the cells whose update can reach the output: fired,
+    with a pre-alive cell in their 3x3 neighbourhood. Rows come out ascending."""
+    b_n, h, w, _ = x.shape
+    pre_life = _alive(x[:, :, :, 3], torus)
+    near = _alive(pre_life.astype(np.float32), torus)
+    wanted = fire & near
+    return pre_life, np.flatnonzero(wanted.ravel()).astype(np.int64)
+
+
+@njit(cache=True, parallel=True)
+def gather_perception(x, rows, cos_a, sin_a, torus):
+    """(n, 3C) perception of the listed cells, ordered [state | Kx | Ky]."""
+    _, h, w, c_n = x.shape
+    out = np.zeros((rows.shape[0], 3 * c_n), np.float32)
+    for r in prange(rows.shape[0]):
+        b, i, j = rows[r] // (h * w), (rows[r] // w) % h, rows[r] % w
+        for c in range(c_n):
+            out[r, c] = x[b, i, j, c]
+        for di in range(-1, 2):
+            ii = _neighbour(i, di, h, torus)
+            for dj in range(-1, 2):
+                jj = _neighbour(j, dj, w, torus)
+                wx, wy = _sobel_weights(di, dj, cos_a, sin_a)
+                if ii < 0 or jj < 0 or (wx == 0.0 and wy == 0.0):
+                    continue
+                for c in range(c_n):
+                    v = x[b, ii, jj, c]
+                    out[r, c_n + c] += wx * v
+                    out[r, 2 * c_n + c] += wy * v
+    return out
+
+
+@njit(cache=True)
+def apply_update(x, rows, delta, pre_life, torus):
+    """x plus each listed cell's delta, zeroed where no cell of the 3x3
+    neighbourhood was alive before or is alive after. Returns (out, life)."""
+    b_n, h, w, c_n = x.shape
+    updated = x.copy()
+    flat = updated.reshape(b_n * h * w, c_n)
+    for r in range(rows.shape[0]):
+        for c in range(c_n):
+            flat[rows[r], c] += delta[r, c]
+    life = pre_life & _alive(updated[:, :, :, 3], torus)
+    _zero_dead(updated, life)
+    return updated, life
+
+
+@njit(cache=True, parallel=True)
+def _zero_dead(x, life):
+    b_n, h, w, c_n = x.shape
+    for b in prange(b_n):
+        for i in range(h):
+            for j in range(w):
+                if not life[b, i, j]:
+                    for c in range(c_n):
+                        x[b, i, j, c] = 0.0
+
+
+@njit(cache=True, parallel=True)
+def scatter_perception_grad(grad_state, rows, grad_inputs, cos_a, sin_a, torus):
+    """grad_state plus the transpose of gather_perception applied to grad_inputs.
+
+    Samples are independent, so each thread takes whole samples (rows are
+    ascending, hence grouped by sample) and no two threads write one cell."""
+    b_n, h, w, c_n = grad_state.shape
+    out = grad_state.copy()
+    bounds = np.searchsorted(rows, np.arange(b_n + 1) * (h * w))
+    for b in prange(b_n):
+        for r in range(bounds[b], bounds[b + 1]):
+            i, j = (rows[r] // w) % h, rows[r] % w
+            for c in range(c_n):
+                out[b, i, j, c] += grad_inputs[r, c]
+            for di in range(-1, 2):
+                ii = _neighbour(i, di, h, torus)
+                for dj in range(-1, 2):
+                    jj = _neighbour(j, dj, w, torus)
+                    wx, wy = _sobel_weights(di, dj, cos_a, sin_a)
+                    if ii < 0 or jj < 0 or (wx == 0.0 and wy == 0.0):
+                        continue
+                    for c in range(c_n):
+                        out[b, ii, jj, c] += wx * grad_inputs[r, c_n + c] + wy * grad_inputs[r, 2 * c_n + c]
+    return out
