@@ -1,0 +1,424 @@
+"""The fast engine: exactly the reference's events and bytes, batched.
+
+Each window's events are planned in advance (schedule.py), split into levels of
+pairwise independent events, and every level runs as one batch: each worker
+thread takes a share, gathers perception vectors, runs both layers as float32
+BLAS products (exact on these integers) and writes the results back. The
+synchronous clock runs whole grid steps the same way."""
+import math
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from ..intspec import layout
+from . import clocks, gemm
+from .events import (CLOCK, DELIVER, FIRE, KILL, MAX_WINDOW_TICKS, RAMFLIP, REBOOT, ROMFLIP, SYNC,
+                     pack_keys)
+from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, RNG, STATE, BatchBuffers, batch_network,
+                      begin_update, commit_state, deliver, flip_bit, is_dead, mailbox_alive,
+                      read_u32, reboot, residual_into, send_state, write_u32)
+from .rng import reboot_seed
+from .rom import GenomeTables, flip_rom_bit
+from .schedule import assign_levels, group_by_level, plan_window
+from .state import LAST_REST, Pending, rest_key
+
+SLOTS = layout.MAILBOX_SLOTS
+COUNT = layout.COUNT
+WINDOW_UNITS = 16          # events planned at a time
+MIN_PARALLEL_LEVEL = 48    # smaller levels run on one thread: a fork costs more
+
+
+# -- executing a level ---------------------------------------------------------
+
+@njit(cache=True)
+def run_events(first, last, grouped, ev, ram, neighbours, routes, inflight, tables, product, buf):
+    """Events grouped[first:last] of one level (pairwise independent)."""
+    _, kinds, cells, subs, args0, args1, args2, route = ev
+    count = 0
+    for i in range(first, last):
+        e = grouped[i]
+        kind, cell = kinds[e], cells[e]
+        row = ram[cell]
+        if kind == FIRE:
+            genome = args0[e]
+            begin_update(row, args1[e], args2[e])
+            threshold = tables.threshold[genome]
+            if row[STATE + ALPHA] > threshold or mailbox_alive(row, threshold):
+                buf.events[count], buf.cells[count], buf.genomes[count] = e, cell, genome
+                count += 1
+            else:  # the dead-cell shortcut: no live neighbour, state 0, scratch kept
+                row[STATE:STATE + CHANNELS] = 0
+                send_state(ram, cell, neighbours, routes, route[e], inflight)
+        elif kind == DELIVER:
+            deliver(ram, cell, subs[e], inflight, args0[e])
+        elif kind == RAMFLIP:
+            flip_bit(row, args0[e])
+        elif kind == KILL:
+            row[FLAGS] |= FLAG_DEAD
+        elif kind == REBOOT:
+            reboot(row, args1[e], args2[e])
+            send_state(ram, cell, neighbours, routes, route[e], inflight)
+    if count:
+        batch_network(ram, count, tables, product, buf)
+        for j in range(count):
+            e, cell, genome = buf.events[j], buf.cells[j], buf.genomes[j]
+            residual_into(ram[cell], buf.acc2[j], tables.m2[genome], tables.rounding2[genome],
+                          tables.shift2[genome], buf.new_state)
+            commit_state(ram[cell], buf.new_state, tables.threshold[genome])
+            send_state(ram, cell, neighbours, routes, route[e], inflight)
+
+
+@njit(parallel=True, cache=True)
+def run_levels_parallel(level_start, grouped, ev, ram, neighbours, routes, inflight, tables,
+                        product, workspace):
+    """Level after level; a big level is shared by the workers (one per core).
+    numba cannot hand tuples of arrays to a parallel loop's body, so they are
+    taken apart here and rebuilt inside it."""
+    (e_time, e_kind, e_cell, e_sub, e_arg0, e_arg1, e_arg2, e_route) = ev
+    (w1, w2, w1t, w2t, b1, m1, rounding1, shift1, bias_term1, b2, m2, rounding2, shift2,
+     zero_point, threshold, exact) = tables
+    (s_events, s_cells, s_genomes, s_order, s_perception, s_dots1, s_hidden, s_dots2, s_acc2,
+     s_new_state) = workspace
+    workers = s_events.shape[0]
+    for level in range(level_start.shape[0] - 1):
+        lo, hi = level_start[level], level_start[level + 1]
+        share = workers if hi - lo >= MIN_PARALLEL_LEVEL else 1
+        for w in prange(share):
+            run_events(lo + (hi - lo) * w // share, lo + (hi - lo) * (w + 1) // share, grouped,
+                       (e_time, e_kind, e_cell, e_sub, e_arg0, e_arg1, e_arg2, e_route),
+                       ram, neighbours, routes, inflight,
+                       GenomeTables(w1, w2, w1t, w2t, b1, m1, rounding1, shift1, bias_term1, b2,
+                                    m2, rounding2, shift2, zero_point, threshold, exact),
+                       product,
+                       BatchBuffers(s_events[w], s_cells[w], s_genomes[w], s_order[w],
+                                    s_perception[w], s_dots1[w], s_hidden[w], s_dots2[w],
+                                    s_acc2[w], s_new_state[w]))
+
+
+@njit(cache=True)
+def run_levels_serial(level_start, grouped, ev, ram, neighbours, routes, inflight, tables,
+                      product, workspace):
+    buf = BatchBuffers(workspace[0][0], workspace[1][0], workspace[2][0], workspace[3][0],
+                       workspace[4][0], workspace[5][0], workspace[6][0], workspace[7][0],
+                       workspace[8][0], workspace[9][0])
+    for level in range(level_start.shape[0] - 1):
+        run_events(level_start[level], level_start[level + 1], grouped, ev, ram, neighbours,
+                   routes, inflight, tables, product, buf)
+
+
+# -- the synchronous clock -----------------------------------------------------
+
+@njit(cache=True)
+def sync_updates(cells, ram, genome_of, tables, product, buf, new_states):
+    """The network for one worker's share of a step's fired live cells; their
+    unmasked new states go to new_states."""
+    for j in range(cells.shape[0]):
+        buf.cells[j] = cells[j]
+        buf.genomes[j] = genome_of[cells[j]]
+    batch_network(ram, cells.shape[0], tables, product, buf)
+    for j in range(cells.shape[0]):
+        g = buf.genomes[j]
+        residual_into(ram[buf.cells[j]], buf.acc2[j], tables.m2[g], tables.rounding2[g],
+                      tables.shift2[g], buf.new_state)
+        new_states[buf.cells[j], :] = buf.new_state
+
+
+@njit(parallel=True, cache=True)
+def sync_step(ram, neighbours, genome_of, rate, clock, tables, product, workspace, pre, fired,
+              new_states, batch_cells):
+    """One training step on RAM (the reference's _sync, batched); returns updates."""
+    (w1, w2, w1t, w2t, b1, m1, rounding1, shift1, bias_term1, b2, m2, rounding2, shift2,
+     zero_point, threshold, exact) = tables
+    (s_events, s_cells, s_genomes, s_order, s_perception, s_dots1, s_hidden, s_dots2, s_acc2,
+     s_new_state) = workspace
+    n = ram.shape[0]
+    workers = s_events.shape[0]
+    for c in prange(n):
+        row = ram[c]
+        fired[c], pre[c] = False, False
+        for ch in range(CHANNELS):
+            new_states[c, ch] = row[STATE + ch]
+        if is_dead(row):
+            continue
+        limit = threshold[genome_of[c]]
+        pre[c] = row[STATE + ALPHA] > limit or mailbox_alive(row, limit)
+        if rate[c] > 0.0:
+            rng, coin = clocks.sync_fires(clock, read_u32(row, RNG))
+            write_u32(row, RNG, rng)
+            if coin:
+                fired[c] = True
+                write_u32(row, COUNT, (read_u32(row, COUNT) + 1) & 0xFFFFFFFF)
+                if not pre[c]:
+                    new_states[c, :] = 0
+    updates = 0
+    live = 0
+    for c in range(n):
+        updates += fired[c]
+        if fired[c] and pre[c]:
+            batch_cells[live] = c
+            live += 1
+    for w in prange(workers):
+        sync_updates(batch_cells[live * w // workers:live * (w + 1) // workers], ram, genome_of,
+                     GenomeTables(w1, w2, w1t, w2t, b1, m1, rounding1, shift1, bias_term1, b2,
+                                  m2, rounding2, shift2, zero_point, threshold, exact),
+                     product,
+                     BatchBuffers(s_events[w], s_cells[w], s_genomes[w], s_order[w],
+                                  s_perception[w], s_dots1[w], s_hidden[w], s_dots2[w],
+                                  s_acc2[w], s_new_state[w]),
+                     new_states)
+    for c in prange(n):
+        row = ram[c]
+        if is_dead(row):
+            continue
+        limit = threshold[genome_of[c]]
+        post = new_states[c, ALPHA] > limit
+        for slot in range(SLOTS):  # slot s is heard from the neighbour at offset s
+            sender = neighbours[c, slot]
+            if sender >= 0 and not is_dead(ram[sender]):
+                post = post or new_states[sender, ALPHA] > limit
+            else:
+                post = post or row[slot * CHANNELS + ALPHA] > limit
+        for ch in range(CHANNELS):
+            row[STATE + ch] = new_states[c, ch] if pre[c] and post else 0
+    for c in prange(n):
+        row = ram[c]
+        if is_dead(row):
+            continue
+        for slot in range(SLOTS):
+            sender = neighbours[c, slot]
+            if sender >= 0 and not is_dead(ram[sender]):
+                for ch in range(CHANNELS):
+                    row[slot * CHANNELS + ch] = ram[sender, STATE + ch]
+    return updates
+
+
+@njit(cache=True)
+def apply_sync_fault(kind, cell, tick, bit, factor, rom_target, seed, ram, rate, genome_of,
+                     neighbours, routes, inflight):
+    """A fault between synchronous steps (no message faults in sync mode)."""
+    row = ram[cell]
+    if kind == CLOCK:
+        rate[cell] *= factor
+    elif is_dead(row):
+        return
+    elif kind == ROMFLIP:
+        if rom_target >= 0:
+            genome_of[cell] = rom_target
+    elif kind == RAMFLIP:
+        flip_bit(row, bit)
+    elif kind == KILL:
+        row[FLAGS] |= FLAG_DEAD
+    elif kind == REBOOT:
+        reboot(row, reboot_seed(seed, cell, tick), 0)
+        send_state(ram, cell, neighbours, routes, -1, inflight)
+
+
+# -- the engine ----------------------------------------------------------------
+
+class FastEngine:
+    """Runs a GridState forward; `workers` threads (default: numba's), BLAS or not."""
+
+    def __init__(self, state, schedule, neighbours, workers=None, blas=True):
+        self.state, self.schedule, self.neighbours = state, schedule, neighbours
+        self.workers = max(1, int(workers or numba.get_num_threads()))
+        self.product = gemm.sgemm(blas)
+        self.vector = state.clock.vector()
+        self._tables_for = None
+        self._workspace = None
+        self.levels_run = 0
+        self.level_events = 0
+
+    # The genome tables are rebuilt only when the genome list changed.
+    def tables(self):
+        key = tuple(map(id, self.state.genomes))
+        if self._tables_for != key:
+            self._tables = GenomeTables.build(self.state.genomes)
+            self._tables_for = key
+        return self._tables
+
+    def workspace(self, capacity):
+        hidden = self.state.genomes[0].hidden
+        if self._workspace is None or self._workspace.cells.shape[1] < capacity:
+            self._workspace = BatchBuffers.allocate(self.workers, capacity, hidden)
+        return self._workspace
+
+    def run(self, bound: tuple, max_updates=None) -> None:
+        st = self.state
+        done = 0
+        while st.cursor < bound and (max_updates is None or done < max_updates):
+            start = max(st.cursor[0], 0)
+            window = min(bound, (start + min(WINDOW_UNITS * clocks.TICKS_PER_UNIT,
+                                             MAX_WINDOW_TICKS - 1) - 1, LAST_REST))
+            left = None if max_updates is None else max_updates - done
+            if st.clock.synchronous:
+                done += self._run_sync(window, left)
+            else:
+                done += self._run_async(window, left)
+        self._compact_genomes()
+
+    # -- asynchronous clocks ---------------------------------------------------
+    def _run_async(self, bound, left) -> int:
+        plan = self._plan(bound)
+        if left is not None and plan["fires"] > left:
+            plan = self._plan(self._key_of_fire(plan, left))
+        self._execute(plan)
+        return plan["fires"]
+
+    def _fault_events(self, bound):
+        """This window's fault events (key in (cursor, bound]) and ROM flip targets."""
+        st = self.state
+        events = self.schedule.events(max(st.cursor[0], 0), bound[0] + 1)
+        rest = ((events.kind << 34) | (events.cell << 10) | np.minimum(events.sub, 1023))
+        after = (events.time > st.cursor[0]) | ((events.time == st.cursor[0]) & (rest > st.cursor[1]))
+        within = (events.time < bound[0]) | ((events.time == bound[0]) & (rest <= bound[1]))
+        keep = after & within
+        events = type(events)(*[getattr(events, f)[keep] for f in
+                                ("time", "kind", "cell", "sub", "bit", "factor")])
+        genomes = list(st.genomes)
+        current = st.genome_of.copy()
+        targets = np.full(len(events), -1, np.int64)
+        for j in np.flatnonzero(events.kind == ROMFLIP):
+            cell = events.cell[j]
+            flipped = flip_rom_bit(genomes[current[cell]], int(events.bit[j]))
+            if flipped is not None:
+                genomes.append(flipped)
+                targets[j] = current[cell] = len(genomes) - 1
+        return events, targets, genomes
+
+    def _plan(self, bound):
+        st, sched = self.state, self.schedule
+        faults, targets, genomes = self._fault_events(bound)
+        by_cell = np.argsort(faults.cell, kind="stable")
+        cell_start = np.searchsorted(faults.cell[by_cell], np.arange(st.cells + 1))
+        pending = st.pending
+        p_rest = (DELIVER << 34) | (pending.cell << 10) | pending.slot
+        due = (pending.time < bound[0]) | ((pending.time == bound[0]) & (p_rest <= bound[1]))
+        first_message = int(due.sum())
+        links = (sched.has_links, sched.link_mask, sched.link_start, sched.link_end,
+                 sched.link_loss, sched.link_delay)
+        span = (bound[0] - max(st.cursor[0], 0) + 1) / clocks.TICKS_PER_UNIT
+        capacity = int(st.cells * span * st.clock.fire_rate * 1.3) + 16 * len(faults) + 64
+        while True:
+            next_fire, rate, genome_of = st.next_fire.copy(), st.rate.copy(), st.genome_of.copy()
+            link_last = st.link_last.copy()
+            out = tuple(np.empty(capacity, np.int64) for _ in range(8))
+            route_capacity = SLOTS * capacity if sched.has_links else 0
+            routes = np.empty(route_capacity, np.int64)
+            pending_out = tuple(np.empty(route_capacity, np.int64) for _ in range(4))
+            counts = np.zeros(len(st.counts), np.int64)
+            n, n_routes, n_messages, n_pending = plan_window(
+                bound[0], bound[1], np.uint64(st.seed), self.vector, st.ram, next_fire, rate,
+                genome_of, (faults.time, faults.kind, faults.sub, faults.bit, faults.factor,
+                            targets), cell_start, by_cell, self.neighbours, links, link_last,
+                first_message, out, routes, pending_out, counts)
+            if n >= 0:
+                break
+            capacity *= 2
+        # deliveries of messages sent in earlier windows join as events 0..first_message-1
+        due_idx = np.flatnonzero(due)
+        ev = [np.concatenate([a[:n], extra]) for a, extra in zip(out, (
+            pending.time[due_idx], np.full(len(due_idx), DELIVER), pending.cell[due_idx],
+            pending.slot[due_idx], np.arange(len(due_idx)), np.zeros(len(due_idx)),
+            np.zeros(len(due_idx)), np.full(len(due_idx), -1)))]
+        ev = tuple(np.ascontiguousarray(a, np.int64) for a in ev)
+        counts[DELIVER] += len(due_idx)
+        inflight = np.zeros((max(n_messages, 1), CHANNELS), np.int8)
+        inflight[:first_message] = pending.payload[due_idx]
+        t0 = max(st.cursor[0], 0)
+        order = np.argsort(pack_keys(ev[0] - t0, ev[1], ev[2], ev[3]), kind="stable")
+        return dict(bound=bound, ev=ev, order=order, routes=routes[:n_routes], inflight=inflight,
+                    next_fire=next_fire, rate=rate, genome_of=genome_of, link_last=link_last,
+                    genomes=genomes, counts=counts, fires=int(counts[FIRE]),
+                    carried=Pending(*(a[~due] for a in (pending.time, pending.cell, pending.slot,
+                                                        pending.payload))),
+                    new_pending=tuple(a[:n_pending] for a in pending_out))
+
+    def _key_of_fire(self, plan, nth):
+        """The key of the nth (1-based) update of a plan: the bound that stops there."""
+        ev, order = plan["ev"], plan["order"]
+        fires = order[ev[1][order] == FIRE]
+        e = fires[nth - 1]
+        return (int(ev[0][e]), rest_key(FIRE, int(ev[2][e]), 0))
+
+    def _execute(self, plan):
+        st = self.state
+        st.genomes = plan["genomes"]
+        ev, order = plan["ev"], plan["order"]
+        levels = np.zeros(len(order), np.int32)
+        top = assign_levels(order, ev[2], self.neighbours, levels)
+        level_start, grouped = group_by_level(order, levels, top)
+        level_start = np.concatenate([[0], level_start]).astype(np.int64)
+        biggest = int(np.diff(level_start).max()) if top else 0
+        workspace = self.workspace(biggest + 1)
+        ram = st.ram.view(np.int8)
+        runner = run_levels_parallel if self.workers > 1 else run_levels_serial
+        with gemm.single_threaded_blas():
+            runner(level_start, grouped, ev, ram, self.neighbours, plan["routes"],
+                   plan["inflight"], self.tables(), self.product, workspace)
+        self.levels_run += top
+        self.level_events += len(order)
+        st.next_fire, st.rate, st.genome_of = plan["next_fire"], plan["rate"], plan["genome_of"]
+        st.link_last = plan["link_last"]
+        st.counts += plan["counts"]
+        p_time, p_cell, p_slot, p_message = plan["new_pending"]
+        carried = plan["carried"]
+        st.pending = Pending(np.concatenate([carried.time, p_time]),
+                             np.concatenate([carried.cell, p_cell]),
+                             np.concatenate([carried.slot, p_slot]),
+                             np.concatenate([carried.payload, plan["inflight"][p_message]]))
+        st.cursor = plan["bound"]
+
+    # -- the synchronous clock -------------------------------------------------
+    def _run_sync(self, bound, left) -> int:
+        st = self.state
+        faults, targets, genomes = self._fault_events(bound)
+        st.genomes = genomes
+        step = max(0, -(-(st.cursor[0] + 1) // clocks.TICKS_PER_UNIT))
+        steps = []
+        while step * clocks.TICKS_PER_UNIT <= bound[0]:
+            key = (step * clocks.TICKS_PER_UNIT, rest_key(SYNC, 0, 0))
+            if st.cursor < key <= bound:
+                steps.append(key)
+            step += 1
+        keys = sorted([((int(faults.time[j]), rest_key(int(faults.kind[j]), int(faults.cell[j]),
+                                                        int(faults.sub[j]))), j)
+                       for j in range(len(faults))] + [(key, -1) for key in steps])
+        n = st.cells
+        scratch = (np.zeros(n, bool), np.zeros(n, bool), np.zeros((n, CHANNELS), np.int64),
+                   np.zeros(n, np.int64))
+        workspace = self.workspace(n // self.workers + 1)
+        ram = st.ram.view(np.int8)
+        none = np.zeros(0, np.int64)
+        inflight = np.zeros((1, CHANNELS), np.int8)
+        done = 0
+        with gemm.single_threaded_blas():
+            for key, j in keys:
+                if j < 0:
+                    done += sync_step(ram, self.neighbours, st.genome_of, st.rate, self.vector,
+                                      self.tables(), self.product, workspace, *scratch)
+                    st.counts[SYNC] += 1
+                else:
+                    apply_sync_fault(int(faults.kind[j]), int(faults.cell[j]), int(faults.time[j]),
+                                     int(faults.bit[j]), float(faults.factor[j]), int(targets[j]),
+                                     np.uint64(st.seed), ram, st.rate, st.genome_of,
+                                     self.neighbours, none, inflight)
+                    st.counts[faults.kind[j]] += 1
+                st.cursor = key
+                if left is not None and j < 0 and done >= left:
+                    break
+            else:
+                st.cursor = bound
+        st.counts[FIRE] += done
+        return done
+
+    def _compact_genomes(self):
+        """Drop genomes no cell runs any more (ROM flips leave old copies behind)."""
+        st = self.state
+        used = np.unique(st.genome_of)
+        if len(used) == len(st.genomes):
+            return
+        remap = np.full(len(st.genomes), -1, np.int64)
+        remap[used] = np.arange(len(used))
+        st.genomes = [st.genomes[g] for g in used]
+        st.genome_of = remap[st.genome_of]

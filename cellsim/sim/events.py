@@ -1,0 +1,41 @@
+"""Event kinds, their total order, and the grid's neighbour table.
+
+Every engine processes events in the order of the key (time, kind, cell, sub);
+at equal times faults come first, then message deliveries, then firings, so
+the order of simultaneous events is defined and engine-independent."""
+import numpy as np
+
+from ..intspec.layout import NEIGHBOUR_OFFSETS
+
+# Kinds, in processing order at equal times.
+CLOCK, ROMFLIP, RAMFLIP, KILL, REBOOT, DELIVER, FIRE, SYNC = range(8)
+KIND_NAMES = ("clock", "romflip", "ramflip", "kill", "reboot", "deliver", "fire", "sync")
+FAULT_KINDS = (CLOCK, ROMFLIP, RAMFLIP, KILL, REBOOT)
+
+# Packed sort key of the fast engine: (time - window start, kind, cell, sub).
+KEY_TIME_BITS, KEY_KIND_BITS, KEY_CELL_BITS, KEY_SUB_BITS = 26, 3, 24, 10
+MAX_WINDOW_TICKS = 1 << KEY_TIME_BITS
+MAX_CELLS = 1 << KEY_CELL_BITS
+MAX_SUB = (1 << KEY_SUB_BITS) - 1
+
+
+def pack_keys(dt, kind, cell, sub) -> np.ndarray:
+    """Vectorised packing; dt, kind, cell, sub are int arrays within their bit ranges."""
+    return ((np.asarray(dt, np.int64) << (KEY_KIND_BITS + KEY_CELL_BITS + KEY_SUB_BITS))
+            | (np.asarray(kind, np.int64) << (KEY_CELL_BITS + KEY_SUB_BITS))
+            | (np.asarray(cell, np.int64) << KEY_SUB_BITS)
+            | np.minimum(np.asarray(sub, np.int64), MAX_SUB))
+
+
+def neighbour_table(height: int, width: int, torus: bool) -> np.ndarray:
+    """(H*W, 8) int32: the cell at mailbox offset k of each cell, -1 beyond the edge."""
+    ys, xs = np.divmod(np.arange(height * width), width)
+    table = np.empty((height * width, len(NEIGHBOUR_OFFSETS)), np.int32)
+    for k, (dy, dx) in enumerate(NEIGHBOUR_OFFSETS):
+        ny, nx = ys + dy, xs + dx
+        if torus:
+            table[:, k] = (ny % height) * width + nx % width
+        else:
+            inside = (ny >= 0) & (ny < height) & (nx >= 0) & (nx < width)
+            table[:, k] = np.where(inside, ny * width + nx, -1)
+    return table

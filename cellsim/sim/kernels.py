@@ -1,0 +1,233 @@
+"""numba kernels of the int8 cell update on RAM rows: cellsim.intspec.update_ram
+again, split into the steps the batched engine needs (gather perception,
+requantise hidden units, finish the update) plus a whole-update integer path for
+genomes that cannot take the float32 batch. Tested equal to the spec.
+
+RAM is handled as int8 rows of 256 bytes; the genome as the int64 tables of
+GenomeTables (biases pre-multiplied, shifts as total right shifts)."""
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from ..intspec import layout
+from .gemm import matmul_rows
+
+CHANNELS = layout.CHANNELS
+SLOTS = layout.MAILBOX_SLOTS
+STATE, GRAD_X, GRAD_Y, ACC = layout.STATE, layout.GRAD_X, layout.GRAD_Y, layout.ACC
+RNG, CLOCK, COUNT, FLAGS = layout.RNG, layout.CLOCK, layout.COUNT, layout.FLAGS
+ALPHA, FLAG_DEAD = layout.ALPHA, layout.FLAG_DEAD
+ROUTE_IMMEDIATE, ROUTE_LOST = -1, -2  # otherwise a route is an in-flight message id
+
+
+@njit(cache=True)
+def read_u32(row, offset):
+    value = 0
+    for i in range(4):
+        value |= (np.int64(row[offset + i]) & 0xFF) << (8 * i)
+    return value
+
+
+@njit(cache=True)
+def write_u32(row, offset, value):
+    for i in range(4):
+        byte = (value >> (8 * i)) & 0xFF
+        row[offset + i] = byte - 256 if byte > 127 else byte
+
+
+@njit(cache=True)
+def flip_bit(row, bit):
+    byte = (np.int64(row[bit >> 3]) & 0xFF) ^ (1 << (bit & 7))
+    row[bit >> 3] = byte - 256 if byte > 127 else byte
+
+
+@njit(cache=True)
+def is_dead(row):
+    return (row[FLAGS] & FLAG_DEAD) != 0
+
+
+@njit(cache=True)
+def mailbox_alive(row, threshold):
+    """Whether some neighbour, as this cell last heard it, has alpha > threshold."""
+    for k in range(SLOTS):
+        if row[k * CHANNELS + ALPHA] > threshold:
+            return True
+    return False
+
+
+@njit(cache=True)
+def begin_update(row, rng, wait):
+    """What every update does first: count += 1, and the rng and wait words the
+    clock drew (the scheduler drew them already, identically) land in RAM."""
+    write_u32(row, COUNT, (read_u32(row, COUNT) + 1) & 0xFFFFFFFF)
+    write_u32(row, RNG, rng)
+    write_u32(row, CLOCK, wait)
+
+
+@njit(cache=True)
+def gather_perception(row, perception):
+    """Sobel gradients (S + 4) >> 3, capped at 127, into the RAM scratch at 144..175;
+    the 48 perception values [state | gx | gy] into `perception` as float32."""
+    for c in range(CHANNELS):
+        n00 = np.int32(row[0 * CHANNELS + c])
+        n01 = np.int32(row[1 * CHANNELS + c])
+        n02 = np.int32(row[2 * CHANNELS + c])
+        n10 = np.int32(row[3 * CHANNELS + c])
+        n12 = np.int32(row[4 * CHANNELS + c])
+        n20 = np.int32(row[5 * CHANNELS + c])
+        n21 = np.int32(row[6 * CHANNELS + c])
+        n22 = np.int32(row[7 * CHANNELS + c])
+        gx = min(127, ((n02 - n00) + 2 * (n12 - n10) + (n22 - n20) + 4) >> 3)
+        gy = min(127, ((n20 - n00) + 2 * (n21 - n01) + (n22 - n02) + 4) >> 3)
+        row[GRAD_X + c] = gx
+        row[GRAD_Y + c] = gy
+        perception[c] = row[STATE + c]
+        perception[CHANNELS + c] = gx
+        perception[2 * CHANNELS + c] = gy
+
+
+@njit(cache=True)
+def requantize_hidden(dots, rows, m1, bias_term1, shift1, zero_point, hidden_out):
+    """First-layer dot products (float32, exact integers) -> (h - zp) as float32.
+
+    acc * m + rounding = dot * m + (b * m + rounding): the same int64 (modulo 2^64
+    too), with the bias product precomputed so the loop vectorises."""
+    for i in range(rows):
+        for o in range(dots.shape[1]):
+            v = (np.int64(np.int32(dots[i, o])) * m1[o] + bias_term1[o]) >> shift1[o]
+            hidden_out[i, o] = min(127, max(zero_point, v + zero_point)) - zero_point
+
+
+@njit(cache=True)
+def residual_into(row, acc2, m2, rounding2, shift2, new_state):
+    """Second-layer accumulators (int64, bias included) -> RAM scratch at 176 (int32,
+    wrapping like the spec's astype) and the saturated state + saturated delta."""
+    for c in range(CHANNELS):
+        write_u32(row, ACC + 4 * c, acc2[c] & 0xFFFFFFFF)
+        delta = min(127, max(-128, (acc2[c] * m2[c] + rounding2[c]) >> shift2[c]))
+        new_state[c] = min(127, max(-128, np.int64(row[STATE + c]) + delta))
+
+
+@njit(cache=True)
+def commit_state(row, new_state, threshold):
+    """The after-update alive test of an asynchronous update (the caller has seen
+    a live neighbourhood before it): the new state, or zeros."""
+    live = new_state[ALPHA] > threshold or mailbox_alive(row, threshold)
+    for c in range(CHANNELS):
+        row[STATE + c] = new_state[c] if live else 0
+
+
+@njit(cache=True)
+def integer_update(row, w1, b1, m1, rounding1, shift1, zero_point, w2, b2, perception, acc2):
+    """The whole network in int64 for one live cell (genomes the float32 batch
+    cannot take exactly, and stragglers): gathers, then leaves acc2 for finish_update."""
+    gather_perception(row, perception)
+    for c in range(CHANNELS):
+        acc2[c] = b2[c]
+    for o in range(w1.shape[0]):
+        acc = b1[o]
+        for d in range(w1.shape[1]):
+            acc += np.int64(w1[o, d]) * np.int64(perception[d])
+        h = min(127, max(zero_point, ((acc * m1[o] + rounding1[o]) >> shift1[o]) + zero_point))
+        for c in range(CHANNELS):
+            acc2[c] += np.int64(w2[c, o]) * (h - zero_point)
+
+
+@njit(cache=True)
+def send_state(ram, cell, neighbours, routes, route_base, inflight):
+    """The cell's state to its 8 neighbours: neighbour k receives in slot 7 - k,
+    unless the link lost the message or holds it in flight. Dead cells hear nothing."""
+    for k in range(SLOTS):
+        receiver = neighbours[cell, k]
+        if receiver < 0:
+            continue
+        route = ROUTE_IMMEDIATE if route_base < 0 else routes[route_base + k]
+        if route == ROUTE_LOST:
+            continue
+        if route >= 0:
+            for c in range(CHANNELS):
+                inflight[route, c] = ram[cell, STATE + c]
+        elif not is_dead(ram[receiver]):
+            slot = (SLOTS - 1 - k) * CHANNELS
+            for c in range(CHANNELS):
+                ram[receiver, slot + c] = ram[cell, STATE + c]
+
+
+@njit(cache=True)
+def deliver(ram, cell, slot, inflight, message):
+    if not is_dead(ram[cell]):
+        for c in range(CHANNELS):
+            ram[cell, slot * CHANNELS + c] = inflight[message, c]
+
+
+@njit(cache=True)
+def reboot(row, rng, wait):
+    """RAM cleared, then the fresh rng and start delay the scheduler drew."""
+    row[:] = 0
+    write_u32(row, RNG, rng)
+    write_u32(row, CLOCK, wait)
+
+
+class BatchBuffers(NamedTuple):
+    """Scratch for one worker's batch of updates (capacity rows)."""
+    events: np.ndarray       # int64 (cap,) event of each update
+    cells: np.ndarray        # int64 (cap,) its cell
+    genomes: np.ndarray      # int64 (cap,) its genome
+    order: np.ndarray        # int64 (cap,) updates grouped by genome
+    perception: np.ndarray   # float32 (cap, 48)
+    dots1: np.ndarray        # float32 (cap, H)
+    hidden: np.ndarray       # float32 (cap, H)
+    dots2: np.ndarray        # float32 (cap, C)
+    acc2: np.ndarray         # int64 (cap, C) second-layer accumulators, bias included
+    new_state: np.ndarray    # int64 (C,)
+
+    @classmethod
+    def allocate(cls, workers: int, capacity: int, hidden: int) -> "BatchBuffers":
+        """A workspace: every field with a leading axis of one slice per worker."""
+        w, cap = workers, max(1, capacity)
+        return cls(np.zeros((w, cap), np.int64), np.zeros((w, cap), np.int64),
+                   np.zeros((w, cap), np.int64), np.zeros((w, cap), np.int64),
+                   np.zeros((w, cap, 3 * CHANNELS), np.float32),
+                   np.zeros((w, cap, hidden), np.float32), np.zeros((w, cap, hidden), np.float32),
+                   np.zeros((w, cap, CHANNELS), np.float32), np.zeros((w, cap, CHANNELS), np.int64),
+                   np.zeros((w, CHANNELS), np.int64))
+
+
+@njit(cache=True)
+def batch_network(ram, count, tables, product, buf):
+    """acc2 for the live updates buf.cells[:count] (genomes buf.genomes), writing
+    their gradients to RAM scratch. Updates sharing a float32-exact genome go
+    through two BLAS products; the rest take the integer path one by one."""
+    order = buf.order
+    uniform = True
+    for i in range(count):
+        order[i] = i
+        uniform = uniform and buf.genomes[i] == buf.genomes[0]
+    if not uniform:
+        order[:count] = np.argsort(buf.genomes[:count], kind="mergesort")
+    start = 0
+    while start < count:
+        g = buf.genomes[order[start]]
+        end = start + 1
+        while end < count and buf.genomes[order[end]] == g:
+            end += 1
+        rows = end - start
+        if tables.exact[g]:
+            for j in range(rows):
+                gather_perception(ram[buf.cells[order[start + j]]], buf.perception[j])
+            matmul_rows(product, buf.perception, tables.w1t[g], buf.dots1, rows)
+            requantize_hidden(buf.dots1, rows, tables.m1[g], tables.bias_term1[g],
+                              tables.shift1[g], tables.zero_point[g], buf.hidden)
+            matmul_rows(product, buf.hidden, tables.w2t[g], buf.dots2, rows)
+            for j in range(rows):
+                i = order[start + j]
+                for c in range(CHANNELS):
+                    buf.acc2[i, c] = np.int64(np.int32(buf.dots2[j, c])) + tables.b2[g, c]
+        else:
+            for j in range(rows):
+                i = order[start + j]
+                integer_update(ram[buf.cells[i]], tables.w1[g], tables.b1[g], tables.m1[g],
+                               tables.rounding1[g], tables.shift1[g], tables.zero_point[g],
+                               tables.w2[g], tables.b2[g], buf.perception[0], buf.acc2[i])
+        start = end

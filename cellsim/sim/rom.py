@@ -1,0 +1,95 @@
+"""The genomes a grid's cells run (their ROM): packed int64/float32 tables for
+the numba kernels, and ROM bit flips, which give the hit cell its own copy.
+
+ROM bits are numbered over [w1 | w2 | b1 (int32 LE) | b2 (int32 LE)], the
+8,336 weights and biases (99% of the genome); a flip that would write the weight
+-128, which the format forbids, is masked (the cell keeps its genome)."""
+import dataclasses
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..intspec import IntParams
+from ..intspec.layout import CHANNELS
+
+FLOAT32_EXACT = 1 << 24  # integers below this add exactly in float32
+
+
+def rom_bits(p: IntParams) -> int:
+    return 8 * (p.w1.size + p.w2.size) + 32 * (p.b1.size + p.b2.size)
+
+
+def flip_rom_bit(p: IntParams, bit: int):
+    """The genome with one ROM bit flipped, or None if the flip is masked."""
+    arrays = {"w1": p.w1.copy(), "w2": p.w2.copy(), "b1": p.b1.copy(), "b2": p.b2.copy()}
+    raw = np.concatenate([arrays["w1"].view(np.uint8).ravel(), arrays["w2"].view(np.uint8).ravel(),
+                          arrays["b1"].astype("<i4").view(np.uint8), arrays["b2"].astype("<i4").view(np.uint8)])
+    raw[bit >> 3] ^= np.uint8(1 << (bit & 7))
+    n1, n2, nb1 = p.w1.size, p.w2.size, 4 * p.b1.size
+    w1 = raw[:n1].view(np.int8).reshape(p.w1.shape)
+    w2 = raw[n1:n1 + n2].view(np.int8).reshape(p.w2.shape)
+    if (w1 == -128).any() or (w2 == -128).any():
+        return None
+    b1 = raw[n1 + n2:n1 + n2 + nb1].view("<i4").astype(np.int32)
+    b2 = raw[n1 + n2 + nb1:].view("<i4").astype(np.int32)
+    return dataclasses.replace(p, w1=w1.copy(), w2=w2.copy(), b1=b1, b2=b2)
+
+
+def float32_exact(p: IntParams) -> bool:
+    """Whether both layers' dot products stay below 2^24 for every input, so that
+    float32 BLAS computes them exactly (docs/integer-spec.md section 9)."""
+    reach1 = 128 * np.abs(p.w1.astype(np.int64)).sum(axis=1).max()
+    reach2 = (127 - p.hidden_zero_point) * np.abs(p.w2.astype(np.int64)).sum(axis=1).max()
+    return bool(reach1 < FLOAT32_EXACT and reach2 < FLOAT32_EXACT)
+
+
+class GenomeTables(NamedTuple):
+    """All genomes of a grid, stacked; index g is genome g of Grid.genomes."""
+    w1: np.ndarray          # int8 (G, H, 48)
+    w2: np.ndarray          # int8 (G, C, H)
+    w1t: np.ndarray         # float32 (G, 48, H): w1 transposed for row-batch products
+    w2t: np.ndarray         # float32 (G, H, C)
+    b1: np.ndarray          # int64 (G, H)
+    m1: np.ndarray
+    rounding1: np.ndarray   # 2^(total shift - 1)
+    shift1: np.ndarray      # total right shift 31 - shift, in [1, 62]
+    bias_term1: np.ndarray  # b1 * m1 + rounding1 (int64, wraps like the spec's int64)
+    b2: np.ndarray          # int64 (G, C)
+    m2: np.ndarray
+    rounding2: np.ndarray
+    shift2: np.ndarray
+    zero_point: np.ndarray  # int64 (G,)
+    threshold: np.ndarray   # int64 (G,)
+    exact: np.ndarray       # bool (G,): float32 batch allowed
+
+    @classmethod
+    def build(cls, genomes) -> "GenomeTables":
+        """Stack a list of IntParams (all with 16 channels and equal hidden sizes)."""
+        first = genomes[0]
+        for p in genomes:
+            if p.channels != CHANNELS:
+                raise ConfigError(f"a genome has {p.channels} channels; the 256-byte cell RAM "
+                                  f"holds {CHANNELS}")
+            if p.hidden != first.hidden:
+                raise ConfigError("all genomes of a grid need the same number of hidden units")
+
+        def stack(name, dtype):
+            return np.ascontiguousarray(np.stack([getattr(p, name) for p in genomes]), dtype=dtype)
+
+        shift1 = 31 - stack("shift1", np.int64)
+        shift2 = 31 - stack("shift2", np.int64)
+        b1, m1 = stack("b1", np.int64), stack("m1", np.int64)
+        rounding1 = np.left_shift(np.int64(1), shift1 - 1)
+        with np.errstate(over="ignore"):
+            bias_term1 = b1 * m1 + rounding1
+        w1, w2 = stack("w1", np.int8), stack("w2", np.int8)
+        return cls(w1=w1, w2=w2,
+                   w1t=np.ascontiguousarray(w1.transpose(0, 2, 1), dtype=np.float32),
+                   w2t=np.ascontiguousarray(w2.transpose(0, 2, 1), dtype=np.float32),
+                   b1=b1, m1=m1, rounding1=rounding1, shift1=shift1, bias_term1=bias_term1,
+                   b2=stack("b2", np.int64), m2=stack("m2", np.int64),
+                   rounding2=np.left_shift(np.int64(1), shift2 - 1), shift2=shift2,
+                   zero_point=np.array([p.hidden_zero_point for p in genomes], np.int64),
+                   threshold=np.array([p.alive_threshold for p in genomes], np.int64),
+                   exact=np.array([float32_exact(p) for p in genomes], bool))

@@ -1,0 +1,180 @@
+"""The fast engine's planner: every event of a window, known before any runs.
+
+A cell's firing times depend only on its own clock (its rng word, its
+oscillator and the faults that hit it), so a sequential pass per cell lists them
+in advance, with the messages they send over faulty links. The events are then
+sorted into key order and given levels: 1 + the highest level among earlier
+events in the 3x3 neighbourhood. Events of one level touch disjoint RAM and
+commute (SPEC.md section 3), so a level runs as one batch."""
+import numpy as np
+from numba import njit
+
+from ..intspec import layout
+from . import clocks
+from .events import DELIVER, FIRE, KEY_SUB_BITS, KILL, RAMFLIP, REBOOT, ROMFLIP, CLOCK
+from .kernels import ROUTE_IMMEDIATE, ROUTE_LOST, read_u32
+from .links import LOST, message_arrival
+from .rng import reboot_seed
+
+REST_SHIFT = 34  # rest key = kind << 34 | cell << 10 | sub (events.py)
+RNG_BITS = (layout.RNG * 8, layout.RNG * 8 + 32)
+DEAD_BIT = layout.FLAGS * 8  # bit 0 of the flags byte
+SLOTS = layout.MAILBOX_SLOTS
+
+
+@njit(cache=True)
+def _included(tick, rest, bound_tick, bound_rest):
+    return tick < bound_tick or (tick == bound_tick and rest <= bound_rest)
+
+
+@njit(cache=True)
+def _emit(out, n, tick, kind, cell, sub, arg0, arg1, arg2, route):
+    time, kinds, cells, subs, args0, args1, args2, routes = out
+    time[n], kinds[n], cells[n], subs[n] = tick, kind, cell, sub
+    args0[n], args1[n], args2[n], routes[n] = arg0, arg1, arg2, route
+    return n + 1
+
+
+@njit(cache=True)
+def plan_window(bound_tick, bound_rest, seed, clock, ram, next_fire, rate, genome_of,
+                faults, cell_start, cell_faults, neighbours, links, link_last, first_message,
+                out, routes, pending_out, counts):
+    """List the events of every cell up to the bound, in per-cell time order.
+
+    next_fire, rate, genome_of and link_last are advanced in place (the caller
+    passes copies). faults = (time, kind, sub, bit, factor, rom_target) arrays,
+    listed per cell by cell_start/cell_faults. links = (has_links, mask, start,
+    end, loss, delay). Returns (events, route entries, messages, pending), or
+    (-1, ...) when an output array is full."""
+    f_time, f_kind, f_sub, f_bit, f_factor, f_target = faults
+    has_links, l_mask, l_start, l_end, l_loss, l_delay = links
+    p_time, p_cell, p_slot, p_message = pending_out
+    capacity, route_capacity, pending_capacity = out[0].shape[0], routes.shape[0], p_time.shape[0]
+    n = 0
+    n_routes = 0
+    n_messages = first_message
+    n_pending = 0
+    for cell in range(ram.shape[0]):
+        row = ram[cell]
+        rng = read_u32(row, layout.RNG)
+        dead = (row[layout.FLAGS] & layout.FLAG_DEAD) != 0
+        fire_tick = next_fire[cell]
+        fire_rest = (FIRE << REST_SHIFT) | (cell << KEY_SUB_BITS)
+        genome = genome_of[cell]
+        f = cell_start[cell]
+        while True:
+            fire_due = fire_tick < clocks.NEVER and _included(fire_tick, fire_rest, bound_tick,
+                                                              bound_rest)
+            if f >= cell_start[cell + 1] and not fire_due:
+                break
+            if n + SLOTS + 1 > capacity or has_links and (
+                    n_routes + SLOTS > route_capacity or n_pending + SLOTS > pending_capacity):
+                return -1, 0, 0, 0
+            sends_at, kind_sent, sub_sent, arg0, wait = -1, FIRE, 0, 0, 0
+            if f < cell_start[cell + 1] and (not fire_due or f_time[cell_faults[f]] <= fire_tick):
+                j = cell_faults[f]
+                f += 1
+                tick, kind = f_time[j], f_kind[j]
+                counts[kind] += 1
+                if kind == CLOCK:
+                    new_rate = rate[cell] * f_factor[j]
+                    fire_tick = clocks.rescaled_fire_time(tick, fire_tick, rate[cell], new_rate)
+                    rate[cell] = new_rate
+                elif dead:
+                    continue  # a dead cell's RAM and ROM never change again
+                elif kind == ROMFLIP:
+                    if f_target[j] >= 0:
+                        genome = f_target[j]
+                elif kind == RAMFLIP:
+                    bit = f_bit[j]
+                    n = _emit(out, n, tick, RAMFLIP, cell, f_sub[j], bit, 0, 0, -1)
+                    if RNG_BITS[0] <= bit < RNG_BITS[1]:
+                        rng ^= 1 << (bit - RNG_BITS[0])
+                    elif bit == DEAD_BIT:
+                        dead, fire_tick = True, clocks.NEVER
+                elif kind == KILL:
+                    n = _emit(out, n, tick, KILL, cell, f_sub[j], 0, 0, 0, -1)
+                    dead, fire_tick = True, clocks.NEVER
+                elif kind == REBOOT:
+                    rng, wait = clocks.first_wait(clock, reboot_seed(seed, cell, tick))
+                    fire_tick = tick + clocks.to_global(wait, rate[cell])
+                    sends_at = tick
+                    kind_sent, sub_sent, arg0 = REBOOT, f_sub[j], 0
+            else:
+                tick = fire_tick
+                rng, wait = clocks.next_wait(clock, rng)
+                fire_tick = tick + clocks.to_global(wait, rate[cell])
+                counts[FIRE] += 1
+                sends_at = tick
+                kind_sent, sub_sent, arg0 = FIRE, 0, genome
+            if sends_at < 0:
+                continue
+            route_base = -1
+            if has_links:
+                route_base = n_routes
+                n_routes += SLOTS
+                for k in range(SLOTS):
+                    receiver = neighbours[cell, k]
+                    routes[route_base + k] = ROUTE_IMMEDIATE
+                    if receiver < 0:
+                        continue
+                    slot = SLOTS - 1 - k
+                    arrival = message_arrival(seed, cell, k, tick, l_mask[cell], l_start, l_end,
+                                              l_loss, l_delay, link_last[receiver, slot])
+                    if arrival == LOST:
+                        routes[route_base + k] = ROUTE_LOST
+                        continue
+                    link_last[receiver, slot] = arrival
+                    if arrival == tick:
+                        continue
+                    routes[route_base + k] = n_messages
+                    rest = (DELIVER << REST_SHIFT) | (receiver << KEY_SUB_BITS) | slot
+                    if _included(arrival, rest, bound_tick, bound_rest):
+                        n = _emit(out, n, arrival, DELIVER, receiver, slot, n_messages, 0, 0, -1)
+                        counts[DELIVER] += 1
+                    else:
+                        p_time[n_pending], p_cell[n_pending] = arrival, receiver
+                        p_slot[n_pending], p_message[n_pending] = slot, n_messages
+                        n_pending += 1
+                    n_messages += 1
+            n = _emit(out, n, tick, kind_sent, cell, sub_sent, arg0, rng, wait, route_base)
+        next_fire[cell] = fire_tick
+        genome_of[cell] = genome
+    return n, n_routes, n_messages, n_pending
+
+
+@njit(cache=True)
+def assign_levels(order, cells, neighbours, levels):
+    """levels[e] = 1 + max level of the earlier events in e's 3x3 neighbourhood."""
+    last = np.zeros(neighbours.shape[0], np.int32)
+    top = 0
+    for i in range(order.shape[0]):
+        e = order[i]
+        c = cells[e]
+        level = last[c]
+        for k in range(SLOTS):
+            other = neighbours[c, k]
+            if other >= 0 and last[other] > level:
+                level = last[other]
+        level += 1
+        levels[e] = level
+        last[c] = level
+        top = max(top, level)
+    return top
+
+
+@njit(cache=True)
+def group_by_level(order, levels, top):
+    """Counting sort: (start offsets per level (top + 2), events level by level)."""
+    start = np.zeros(top + 2, np.int64)
+    for i in range(order.shape[0]):
+        start[levels[order[i]] + 1] += 1
+    for level in range(1, top + 2):
+        start[level] += start[level - 1]
+    fill = start.copy()
+    grouped = np.empty(order.shape[0], np.int64)
+    for i in range(order.shape[0]):
+        e = order[i]
+        grouped[fill[levels[e]]] = e
+        fill[levels[e]] += 1
+    return start[1:], grouped
