@@ -16,11 +16,14 @@ import os
 import platform
 import time
 
-import numpy as np
-import torch
-import torch.nn.functional as F
+# As `cellsim train` does: spinning OpenMP waits collapse on a shared machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from training import fast
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from training import fast  # noqa: E402
 from training.model import CAModel, alive_mask, pad, perception_kernels
 
 MLP_FLOP_PER_CELL = 2 * (48 * 128 + 128 * 16)   # 16,384: one forward cell update
@@ -32,6 +35,14 @@ def sgemm_rate(n: int = 2048, repeats: int = 5) -> float:
     a @ b
     best = min(_timed(lambda: a @ b) for _ in range(repeats))
     return 2 * n ** 3 / best
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.machine()
 
 
 def _timed(fn) -> float:
@@ -109,8 +120,13 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument("--threads", type=int, help="torch and numba threads (default: all cores)")
     parser.add_argument("--write", help="also write the table as markdown to this file")
     args = parser.parse_args(argv)
+    if args.threads:
+        import numba
+        torch.set_num_threads(args.threads)
+        numba.set_num_threads(args.threads)
 
     fast.tune_cpu_allocator()
     torch.manual_seed(0)
@@ -143,8 +159,8 @@ def main(argv=None) -> None:
         f"One training iteration: batch {args.batch}, {args.size}x{args.size} grid, {args.steps} steps, "
         f"forward + backward, every cell alive (worst case for the fast engine).",
         "",
-        f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"torch {torch.__version__} with {torch.get_num_threads()} threads",
+        f"- machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} with "
+        f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}",
         f"- measured sgemm rate (2048^2 torch.mm, best of 5): {rate / 1e9:.0f} GFLOP/s",
         f"- FLOP-count lower bound, every cell (dense): {dense_bound:.2f} s "
         f"({cells * MLP_FLOP_PER_CELL * ITERATION_FACTOR / 1e9:.0f} GFLOP)",

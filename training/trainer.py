@@ -5,6 +5,7 @@ and atomic checkpoints from which a killed run resumes bit-identically.
 All randomness comes from two generators saved in every checkpoint: `control`
 (pool sampling, step counts, damage; always on the CPU) and `noise` (fire masks,
 on the training device)."""
+import sys
 import time
 from pathlib import Path
 
@@ -177,15 +178,18 @@ class Trainer:
 
     def run(self, progress: bool = True) -> None:
         """Train up to config.iterations, checkpointing every checkpoint_every
-        iterations, at the end and when interrupted."""
+        iterations, at the end and when interrupted. Progress goes to stderr: a
+        bar with loss and ETA on a terminal, one line per checkpoint otherwise."""
         from tqdm import tqdm
 
         if self.device.type == "cpu":
             fast.tune_cpu_allocator()
         cfg = self.config
-        bar = tqdm(total=cfg.iterations, initial=self.iteration, unit="it", disable=not progress,
+        on_terminal = progress and sys.stderr.isatty()
+        bar = tqdm(total=cfg.iterations, initial=self.iteration, unit="it", disable=not on_terminal,
                    dynamic_ncols=True, desc="train")
-        start = time.perf_counter() - self.elapsed
+        session_start, session_first = time.perf_counter(), self.iteration
+        start = session_start - self.elapsed
         saved_at = self.iteration
         try:
             while self.iteration < cfg.iterations:
@@ -197,6 +201,11 @@ class Trainer:
                 if self.iteration % cfg.checkpoint_every == 0 or self.iteration == cfg.iterations:
                     self.save()
                     saved_at = self.iteration
+                    if progress and not on_terminal:
+                        per_iteration = (time.perf_counter() - session_start) / (self.iteration - session_first)
+                        print(f"iteration {self.iteration}/{cfg.iterations}  loss {loss:.5f}  "
+                              f"{self.elapsed:.0f} s, about {per_iteration * (cfg.iterations - self.iteration):.0f} s "
+                              "to go", file=sys.stderr, flush=True)
         except KeyboardInterrupt:
             if self.iteration > saved_at:
                 self.save()
