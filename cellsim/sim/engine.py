@@ -323,7 +323,7 @@ class FastEngine:
             np.zeros(len(due_idx)), np.full(len(due_idx), -1)))]
         ev = tuple(np.ascontiguousarray(a, np.int64) for a in ev)
         counts[DELIVER] += len(due_idx)
-        inflight = np.zeros((max(n_messages, 1), CHANNELS), np.int8)
+        inflight = np.zeros((max(n_messages, 1), CHANNELS), pending.payload.dtype)
         inflight[:first_message] = pending.payload[due_idx]
         t0 = max(st.cursor[0], 0)
         order = np.argsort(pack_keys(ev[0] - t0, ev[1], ev[2], ev[3]), kind="stable")
@@ -358,6 +358,11 @@ class FastEngine:
                    plan["inflight"], self.tables(), self.product, workspace)
         self.levels_run += top
         self.level_events += len(order)
+        self._commit(plan)
+
+    def _commit(self, plan):
+        """The planned clocks, wires and counters become the state's."""
+        st = self.state
         st.next_fire, st.rate, st.genome_of = plan["next_fire"], plan["rate"], plan["genome_of"]
         st.link_last = plan["link_last"]
         st.counts += plan["counts"]
@@ -370,10 +375,9 @@ class FastEngine:
         st.cursor = plan["bound"]
 
     # -- the synchronous clock -------------------------------------------------
-    def _run_sync(self, bound, left) -> int:
+    def _sync_keys(self, faults, bound):
+        """[(key, j)] in order: fault j, or a step of the sync clock (j = -1)."""
         st = self.state
-        faults, targets, genomes = self._fault_events(bound)
-        st.genomes = genomes
         step = max(0, -(-(st.cursor[0] + 1) // clocks.TICKS_PER_UNIT))
         steps = []
         while step * clocks.TICKS_PER_UNIT <= bound[0]:
@@ -381,9 +385,15 @@ class FastEngine:
             if st.cursor < key <= bound:
                 steps.append(key)
             step += 1
-        keys = sorted([((int(faults.time[j]), rest_key(int(faults.kind[j]), int(faults.cell[j]),
+        return sorted([((int(faults.time[j]), rest_key(int(faults.kind[j]), int(faults.cell[j]),
                                                         int(faults.sub[j]))), j)
                        for j in range(len(faults))] + [(key, -1) for key in steps])
+
+    def _run_sync(self, bound, left) -> int:
+        st = self.state
+        faults, targets, genomes = self._fault_events(bound)
+        st.genomes = genomes
+        keys = self._sync_keys(faults, bound)
         n = st.cells
         scratch = (np.zeros(n, bool), np.zeros(n, bool), np.zeros((n, CHANNELS), np.int64),
                    np.zeros(n, np.int64))
@@ -416,7 +426,7 @@ class FastEngine:
         """Drop genomes no cell runs any more (ROM flips leave old copies behind)."""
         st = self.state
         used = np.unique(st.genome_of)
-        if len(used) == len(st.genomes):
+        if not st.genomes or len(used) == len(st.genomes):
             return
         remap = np.full(len(st.genomes), -1, np.int64)
         remap[used] = np.arange(len(used))

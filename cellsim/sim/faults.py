@@ -281,6 +281,13 @@ class FaultSchedule:
     def has_links(self) -> bool:
         return len(self.link_index) > 0
 
+    def horizon(self) -> int:
+        """The tick after which no fault of the plan acts any more (NEVER if open-ended)."""
+        last = 0
+        for f in self.faults:
+            last = max(last, ticks(f.start) + 1 if f.kind in ONE_SHOT else ticks(f.end))
+        return last
+
     def kinds(self) -> set:
         return {f.kind for f in self.faults}
 

@@ -5,7 +5,9 @@
     grid.add_faults([parse_damage("half@150")])
     grid.run(until=300)              # or grid.run(updates=10_000)
     grid.states(), grid.float_states(), grid.snapshot(), grid.frames(...)
-"""
+
+A FloatParams instead of a genome gives the float32 model on the same grid."""
+import copy
 import math
 
 import numpy as np
@@ -14,26 +16,34 @@ from ..errors import ConfigError
 from ..intspec import IntParams, layout
 from . import clocks
 from .engine import FastEngine
-from .events import FIRE, KIND_NAMES, MAX_CELLS, neighbour_table
-from .faults import Fault, FaultSchedule, ticks
+from .events import KIND_NAMES, MAX_CELLS, neighbour_table
+from .faults import Fault, FaultSchedule, Shape, ticks
+from .floatmodel import FloatEngine, FloatParams
 from .reference import ReferenceEngine
-from .rom import rom_bits
-from .state import LAST_REST, power_up
+from .rom import GenomeTables, rom_bits
+from .state import LAST_REST, Pending, power_up
 
 ENGINES = ("fast", "reference")
 MAX_SIDE = 4096
+UPDATE_STRETCH = 256 * clocks.TICKS_PER_UNIT  # run(updates=) goes this far between checks
+CHANNELS = layout.CHANNELS
 
 
 def _int_params(genome) -> IntParams:
     params = getattr(genome, "params", genome)
     if not isinstance(params, IntParams):
-        raise ConfigError(f"expected a Genome or IntParams, got {type(genome).__name__}")
+        raise ConfigError(f"expected a Genome, IntParams or FloatParams, got {type(genome).__name__}")
     return params
 
 
 def _grid_shape(size, default: int) -> tuple:
     size = default if size is None else size
-    h, w = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        size = (size, size)
+    try:
+        h, w = size
+    except (TypeError, ValueError):
+        raise ConfigError(f"grid size {size!r} must be an integer or (height, width)") from None
     for side in (h, w):
         if isinstance(side, bool) or not isinstance(side, (int, np.integer)) or \
                 not 1 <= side <= MAX_SIDE:
@@ -46,17 +56,17 @@ def _grid_shape(size, default: int) -> tuple:
 class Grid:
     """A grid of cells, each with 256 bytes of RAM and a genome in ROM.
 
-    genome: a cellsim.genome.Genome or IntParams (all cells), or use
-    `genomes` + `genome_index` (H, W) for a mixed grid. Defaults (size, fire
-    rate, torus) come from the Genome when it has them."""
+    genome: a cellsim.genome.Genome or IntParams for every cell (or `genomes`
+    plus `genome_index` (H, W) for a mixed grid), or FloatParams for the float
+    model. size: side or (height, width). clock: "poisson", "periodic", "sync" or
+    a ClockSpec. Size, fire rate and torus default to the genome's."""
 
     def __init__(self, genome=None, size=None, *, clock="poisson", torus=None, seed: int = 0,
                  engine: str = "fast", workers=None, blas: bool = True, genomes=None,
                  genome_index=None):
-        if genomes is None:
-            genomes = [genome]
-        params = [_int_params(g) for g in genomes]
-        first = genomes[0]
+        first = genome if genomes is None else genomes[0]
+        self.float_mode = isinstance(first, FloatParams)
+        params = [] if self.float_mode else [_int_params(g) for g in (genomes or [genome])]
         self.height, self.width = _grid_shape(size, getattr(first, "grid_size", 72))
         self.torus = bool(getattr(first, "torus", False) if torus is None else torus)
         if self.torus and min(self.height, self.width) < 3:
@@ -70,31 +80,41 @@ class Grid:
             raise ConfigError(f"seed {seed!r} must be an integer in [0, 2^63)")
         if engine not in ENGINES:
             raise ConfigError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        if self.float_mode and engine != "fast":
+            raise ConfigError("the float model has one engine (events in order, one at a time)")
         index = np.zeros((self.height, self.width), np.int64) if genome_index is None \
             else np.asarray(genome_index)
         if index.shape != (self.height, self.width) or not np.issubdtype(index.dtype, np.integer) \
-                or index.min() < 0 or index.max() >= len(params):
+                or index.min() < 0 or index.max() >= max(1, len(params)):
             raise ConfigError(f"genome_index must be ({self.height}, {self.width}) integers "
-                              f"in [0, {len(params)})")
+                              f"in [0, {max(1, len(params))})")
+        if params:
+            GenomeTables.build(params)  # refuses other channel counts or mixed hidden sizes
         self.genome = first
         self.clock, self.seed, self.engine_name = clock, int(seed), engine
         self.neighbours = neighbour_table(self.height, self.width, self.torus)
         self.state = power_up(self.height, self.width, self.torus, self.seed, clock, params, index)
-        from .rom import GenomeTables
-        GenomeTables.build(params)  # validates channel and hidden counts now
         self.faults: list = []
         self._schedule()
         self.now = 0  # ticks: the grid has run every event before this tick
-        self.engine = FastEngine(self.state, self.schedule, self.neighbours, workers, blas) \
-            if engine == "fast" else ReferenceEngine(self.state, self.schedule, self.neighbours)
+        if self.float_mode:
+            self.state.pending = Pending(payload=np.zeros((0, CHANNELS), np.float32))
+            n = self.state.cells
+            self.engine = FloatEngine(self.state, self.schedule, self.neighbours, first,
+                                      np.zeros((n, CHANNELS), np.float32),
+                                      np.zeros((n, layout.MAILBOX_SLOTS, CHANNELS), np.float32))
+        elif engine == "fast":
+            self.engine = FastEngine(self.state, self.schedule, self.neighbours, workers, blas)
+        else:
+            self.engine = ReferenceEngine(self.state, self.schedule, self.neighbours)
 
-    # -- configuration ---------------------------------------------------------
+    # -- faults ----------------------------------------------------------------
     def _schedule(self):
-        self.schedule = FaultSchedule(self.faults, self.height, self.width, self.seed,
-                                      rom_bits(self.state.genomes[0]))
+        bits = rom_bits(self.state.genomes[0]) if self.state.genomes else 0
+        self.schedule = FaultSchedule(self.faults, self.height, self.width, self.seed, bits)
 
     def add_faults(self, faults) -> None:
-        """Add faults (Fault objects); times before now are refused."""
+        """Add Fault objects to the plan. A fault must start after the present."""
         faults = list(faults)
         for f in faults:
             if not isinstance(f, Fault):
@@ -105,6 +125,8 @@ class Grid:
             if self.clock.synchronous and f.kind in ("loss", "delay", "drift"):
                 raise ConfigError(f"{f.kind} needs an asynchronous clock (the sync clock is the "
                                   "training step: no wires to delay, no oscillators to drift)")
+            if self.float_mode and f.kind in ("ramflip", "romflip"):
+                raise ConfigError(f"{f.kind} flips bits of int8 cells; the float model has none")
         old = self.faults
         self.faults = old + faults
         try:
@@ -114,10 +136,21 @@ class Grid:
             raise
         self.engine.schedule = self.schedule
 
-    # -- seeding and states ----------------------------------------------------
-    def _params_at(self, cell):
-        return self.state.genomes[self.state.genome_of[cell]]
+    def _now_fault(self, kind: str, shape) -> None:
+        shape = shape if isinstance(shape, Shape) else Shape.parse(shape)
+        self.add_faults([Fault(kind, shape, (self.state.cursor[0] + 1) / clocks.TICKS_PER_UNIT)])
 
+    def erase(self, shape="all") -> None:
+        """Erase a shape at once (its cells reboot with cleared RAM, see docs)."""
+        self._now_fault("erase", shape)
+
+    def kill(self, shape) -> None:
+        self._now_fault("kill", shape)
+
+    def reboot(self, shape) -> None:
+        self._now_fault("reboot", shape)
+
+    # -- seeding and states ----------------------------------------------------
     def plant_seed(self, x=None, y=None) -> None:
         """The paper's seed at (x, y) (default: the centre), told to its neighbours."""
         x = self.width // 2 if x is None else x
@@ -125,34 +158,53 @@ class Grid:
         if not (0 <= x < self.width and 0 <= y < self.height):
             raise ConfigError(f"seed position ({x}, {y}) is outside the {self.width}x{self.height} grid")
         states = self.states()
-        states[y, x] = self._params_at(y * self.width + x).seed_state()
+        cell = y * self.width + x
+        states[y, x] = self.genome.seed_state() if self.float_mode else \
+            self.state.genomes[self.state.genome_of[cell]].seed_state()
         self.set_states(states)
 
     def set_states(self, states) -> None:
-        """Write int8 states (H, W, 16) and make every mailbox agree with them, as
-        if all cells had just told their neighbours (dead cells hear nothing)."""
+        """Write states (H, W, 16; int8, or float32 for the float model) and make
+        every mailbox agree, as if each cell had just told its neighbours."""
         states = np.asarray(states)
-        if states.shape != (self.height, self.width, layout.CHANNELS):
-            raise ConfigError(f"states must have shape ({self.height}, {self.width}, "
-                              f"{layout.CHANNELS}), got {states.shape}")
-        ram = self.state.ram
-        layout.state(ram)[:] = states.reshape(-1, layout.CHANNELS).astype(np.int8)
+        if states.shape != (self.height, self.width, CHANNELS):
+            raise ConfigError(f"states must have shape ({self.height}, {self.width}, {CHANNELS}), "
+                              f"got {states.shape}")
+        flat = states.reshape(-1, CHANNELS)
+        if self.float_mode:
+            if not np.isfinite(flat).all():
+                raise ConfigError("states must be finite")
+            own, box = self.engine.states, self.engine.mailboxes
+            own[:] = flat.astype(np.float32)
+        else:
+            if not np.issubdtype(states.dtype, np.integer) or flat.min(initial=0) < -128 or \
+                    flat.max(initial=0) > 127:
+                raise ConfigError("int8 states must be integers in [-128, 127]")
+            own, box = layout.state(self.state.ram), layout.mailbox(self.state.ram)
+            own[:] = flat.astype(np.int8)
         dead = self.dead().ravel()
-        box = layout.mailbox(ram)
         for k in range(layout.MAILBOX_SLOTS):
             sender = self.neighbours[:, k]
             ok = (sender >= 0) & ~dead
-            box[ok, k] = layout.state(ram)[sender[ok]]
+            box[ok, k] = own[sender[ok]]
 
     def states(self) -> np.ndarray:
-        """(H, W, 16) int8 copy of every cell's state (dead cells: their frozen state)."""
-        return layout.state(self.state.ram).reshape(self.height, self.width, -1).copy()
+        """(H, W, 16) copy of every state: int8, or float32 in the float model.
+        A dead cell keeps the state it had; displayed_states() blanks it."""
+        own = self.engine.states if self.float_mode else layout.state(self.state.ram)
+        return own.reshape(self.height, self.width, CHANNELS).copy()
 
     def float_states(self) -> np.ndarray:
-        """(H, W, 16) float32 real values of the states (each cell's genome scales)."""
+        """(H, W, 16) float32 real values (each cell's own genome scales)."""
+        if self.float_mode:
+            return self.states()
         scales = np.stack([p.state_scale for p in self.state.genomes])[self.state.genome_of]
-        return (self.states().reshape(-1, layout.CHANNELS) * scales).reshape(
-            self.height, self.width, -1).astype(np.float32)
+        return (self.states().reshape(-1, CHANNELS) * scales).reshape(
+            self.height, self.width, CHANNELS).astype(np.float32)
+
+    def displayed_states(self) -> np.ndarray:
+        """float_states() with dead cells blank: what the grid shows."""
+        return np.where(self.dead()[..., None], np.float32(0), self.float_states())
 
     def dead(self) -> np.ndarray:
         """(H, W) bool: cells whose dead flag is set."""
@@ -161,7 +213,7 @@ class Grid:
 
     @property
     def ram(self) -> np.ndarray:
-        """(H, W, 256) uint8 view of all RAM."""
+        """(H, W, 256) uint8 view of all RAM (float model: only the control words)."""
         return self.state.ram.reshape(self.height, self.width, layout.RAM_BYTES)
 
     @property
@@ -173,30 +225,73 @@ class Grid:
         return self.state.updates
 
     def counts(self) -> dict:
+        """Events so far by kind ('fire' = cell updates)."""
         return {name: int(n) for name, n in zip(KIND_NAMES, self.state.counts)}
+
+    # -- snapshots -------------------------------------------------------------
+    def snapshot(self) -> dict:
+        """Everything needed to come back to this moment with restore()."""
+        snap = {"state": self.state.copy(), "now": self.now, "faults": list(self.faults)}
+        if self.float_mode:
+            snap["float"] = (self.engine.states.copy(), self.engine.mailboxes.copy())
+        return snap
+
+    def restore(self, snap: dict) -> None:
+        state = snap["state"].copy()
+        if (state.height, state.width) != (self.height, self.width):
+            raise ConfigError("snapshot of a grid of another size")
+        self.state.__dict__.update(state.__dict__)
+        self.now, self.faults = snap["now"], list(snap["faults"])
+        self._schedule()
+        self.engine.schedule = self.schedule
+        if self.float_mode:
+            self.engine.states[:], self.engine.mailboxes[:] = snap["float"]
 
     # -- running ---------------------------------------------------------------
     def run(self, until=None, updates=None) -> None:
         """Run to time `until` (every event before it) or for `updates` more cell
-        updates (sync clock: until the step that reaches them), whichever is first."""
+        updates (sync clock: to the end of the step that reaches them), whichever
+        comes first. After an update-limited run, time is that of the last event."""
         if until is None and updates is None:
             raise ConfigError("give run() a time (until=) or a number of updates (updates=)")
         if updates is not None and (isinstance(updates, bool) or not isinstance(
                 updates, (int, np.integer)) or updates < 0):
             raise ConfigError(f"updates must be a non-negative integer, got {updates!r}")
         if until is not None:
-            if not (isinstance(until, (int, float, np.integer, np.floating)) and math.isfinite(until)):
+            if isinstance(until, bool) or not isinstance(
+                    until, (int, float, np.integer, np.floating)) or not math.isfinite(until):
                 raise ConfigError(f"until must be a finite time, got {until!r}")
             if ticks(until) < self.now:
                 raise ConfigError(f"cannot run back to {until:g}: the grid is at {self.time:g}")
-            bound = (ticks(until) - 1, LAST_REST)
-        else:
-            bound = (clocks.NEVER, LAST_REST)
         if updates == 0:
             return
-        before = self.updates
-        self.engine.run(bound, updates)
-        if updates is not None and self.updates - before >= updates:
-            self.now = max(self.now, self.state.cursor[0])
-        else:
-            self.now = bound[0] + 1
+        target = self.updates + updates if updates is not None else None
+        while True:
+            # Without a time limit, go a stretch at a time so that a grid where
+            # nothing can happen any more stops instead of running forever.
+            end = ticks(until) if until is not None else self.now + UPDATE_STRETCH
+            left = None if target is None else target - self.updates
+            self.engine.run((end - 1, LAST_REST), left)
+            if target is not None and self.updates >= target:
+                self.now = max(self.now, self.state.cursor[0])
+                return
+            self.now = end
+            if until is not None or self._quiet_forever():
+                return
+
+    def _quiet_forever(self) -> bool:
+        """No cell will fire, no message is on a wire and no fault is still to come."""
+        st = self.state
+        return (not st.clock.synchronous and (st.next_fire >= clocks.NEVER).all()
+                and len(st.pending) == 0 and self.schedule.horizon() <= self.now)
+
+    def frames(self, until, every=1.0):
+        """Yield the grid at times now, now + every, ... up to `until` (inclusive)."""
+        if not (isinstance(every, (int, float)) and every > 0 and math.isfinite(every)):
+            raise ConfigError(f"frame interval {every!r} must be a positive time")
+        t = self.time
+        yield self
+        while t + every <= until + 1e-9:
+            t += every
+            self.run(until=t)
+            yield self

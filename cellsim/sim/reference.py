@@ -15,7 +15,9 @@ from .events import CLOCK, DELIVER, FIRE, KILL, RAMFLIP, REBOOT, ROMFLIP, SYNC
 from .links import LOST, message_arrival
 from .rng import reboot_seed
 from .rom import flip_rom_bit
-from .state import Pending, rest_key
+from .state import LAST_REST, Pending, rest_key
+
+WINDOW_UNITS = 16
 
 CHANNELS, SLOTS = layout.CHANNELS, layout.MAILBOX_SLOTS
 
@@ -41,7 +43,15 @@ class ReferenceEngine:
                          FIRE: self._fire, SYNC: self._sync}
 
     def run(self, bound: tuple, max_updates=None) -> None:
-        """Process every event with key <= bound (or stop after max_updates updates)."""
+        """Process every event with key <= bound (or stop after max_updates updates),
+        a window of WINDOW_UNITS at a time (faults are expanded per window)."""
+        done = 0
+        while self.state.cursor < bound and (max_updates is None or done < max_updates):
+            start = max(self.state.cursor[0], 0)
+            window = min(bound, (start + WINDOW_UNITS * clocks.TICKS_PER_UNIT - 1, LAST_REST))
+            done += self._run_window(window, None if max_updates is None else max_updates - done)
+
+    def _run_window(self, bound: tuple, max_updates) -> int:
         st = self.state
         self.heap, self.tokens, self.sequence = [], np.zeros(st.cells, np.int64), itertools.count()
         for c in np.flatnonzero(st.next_fire < clocks.NEVER):
@@ -78,11 +88,14 @@ class ReferenceEngine:
                 done += self.fired_in_step
             if max_updates is not None and done >= max_updates:
                 break
+        else:
+            st.cursor = bound
         left = [(t, c, d) for t, _, _, k, c, d in self.heap if k == DELIVER]
         st.pending = Pending(np.array([t for t, _, _ in left], np.int64),
                              np.array([c for _, c, _ in left], np.int64),
                              np.array([d[0] for _, _, d in left], np.int64),
                              np.array([d[1] for _, _, d in left], np.int8).reshape(-1, CHANNELS))
+        return done
 
     # -- the heap ---------------------------------------------------------
     def _push(self, tick, rest, kind, cell, data):
