@@ -159,15 +159,16 @@ def _per_channel(scales) -> list:
     return overrides
 
 
-def quant_overrides(params) -> dict:
+def quant_overrides(params, torus: bool) -> dict:
     """TensorQuantOverrides pinning every quantised tensor to the genome's scales."""
     layers = _genome_layers(params)
     hidden_scale, zero_point = layers["hidden"]
     # numpy scalars: onnxruntime calls .squeeze() on overridden values
     unit = [{"scale": np.array(1.0, np.float32), "zero_point": np.array(0, np.int8)}]
     hidden = [{"scale": np.array(hidden_scale, np.float32), "zero_point": np.array(zero_point, np.int8)}]
-    return {"state_steps": unit, "perception": unit, "hidden_pre": hidden, "hidden": hidden,
-            "delta_steps": unit, "perception_weight": _per_channel(layers["perception_weight"][1]),
+    # the first conv reads the state in steps, wrapped around first on a torus
+    return {"padded" if torus else "state_steps": unit, "perception": unit, "hidden_pre": hidden,
+            "hidden": hidden, "delta_steps": unit, "perception_weight": _per_channel(layers["perception_weight"][1]),
             "w1": _per_channel(layers["w1"][1]), "w2": _per_channel(layers["w2"][1])}
 
 
@@ -217,7 +218,7 @@ def int8_update_model(params, torus: bool, calibration_grids, path) -> None:
         quantize_static(str(source), str(tmp), TrajectoryReader(calibration_grids),
                         quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
                         weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["Conv"],
-                        extra_options={"TensorQuantOverrides": quant_overrides(params),
+                        extra_options={"TensorQuantOverrides": quant_overrides(params, torus),
                                        "QDQDisableWeightAdjustForInt32Bias": True,
                                        "ActivationSymmetric": False, "WeightSymmetric": True})
         onnx.checker.check_model(str(tmp), full_check=True)

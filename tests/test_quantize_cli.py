@@ -1,0 +1,119 @@
+"""`cellsim quantize` and `cellsim export` on the command line: outputs, printed
+figures, and bad input turned into one line on stderr, exit 2, no file written."""
+import hashlib
+
+import numpy as np
+import pytest
+
+from cellsim.cli import main
+from cellsim.genome import MAX_GENOME_BYTES, load_genome
+from test_quantize_support import tiny_checkpoint
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, command):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"cellsim {command}: error: ")
+    assert "Traceback" not in err
+
+
+def test_quantize_writes_a_genome_and_prints_the_losses_side_by_side(tmp_path, capsys):
+    ckpt = tiny_checkpoint()
+    out = tmp_path / "lizard.genome"
+    code, text, _ = run_cli(capsys, "quantize", str(ckpt), "--out", str(out), "--qat-iterations", "2",
+                            "--eval-batch", "2", "--no-progress", "--seed", "3")
+    assert code == 0
+    for row in ("float32", "int8 PTQ", "int8 QAT (2 it)", "int8 PTQ / float", "grown@24"):
+        assert row in text
+    genome = load_genome(out)
+    assert genome.name == "lizard" and genome.target == "lizard"
+    assert genome.grid_size == 18 and genome.fire_rate == 0.5 and not genome.torus
+    assert genome.source_sha256 == hashlib.sha256(ckpt.read_bytes()).digest()
+    assert out.stat().st_size == genome.size_bytes <= MAX_GENOME_BYTES
+    assert f"{genome.size_bytes} bytes" in text
+
+
+def test_quantize_is_reproducible_for_a_seed(tmp_path, capsys):
+    ckpt = tiny_checkpoint()
+    for name in ("a", "b"):
+        code, _, _ = run_cli(capsys, "quantize", str(ckpt), "--out", str(tmp_path / name), "--eval-batch", "2",
+                             "--no-progress", "--name", "my lizard")
+        assert code == 0
+    a, b = load_genome(tmp_path / "a"), load_genome(tmp_path / "b")
+    assert a == b and a.name == "my lizard"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--qat-iterations", "-1"], "--qat-iterations"),
+    (["--eval-batch", "1"], "--eval-batch"),
+    (["--qat-lr", "0"], "--qat-lr"),
+    (["--name", "x" * 65], "--name"),
+])
+def test_quantize_rejects_bad_options(tmp_path, capsys, argv, message):
+    out = tmp_path / "g.genome"
+    code, _, err = run_cli(capsys, "quantize", str(tiny_checkpoint()), "--out", str(out), *argv)
+    assert_one_line_error(code, err, "quantize")
+    assert message in err and not out.exists()
+
+
+def test_quantize_rejects_missing_corrupt_and_unwritable(tmp_path, capsys):
+    out = tmp_path / "g.genome"
+    code, _, err = run_cli(capsys, "quantize", str(tmp_path / "none.pt"), "--out", str(out))
+    assert_one_line_error(code, err, "quantize")
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(tiny_checkpoint().read_bytes()[:500])
+    code, _, err = run_cli(capsys, "quantize", str(corrupt), "--out", str(out))
+    assert_one_line_error(code, err, "quantize")
+    assert not out.exists()
+    code, _, err = run_cli(capsys, "quantize", str(tiny_checkpoint()), "--out", str(tmp_path / "no" / "g"))
+    assert_one_line_error(code, err, "quantize")
+    assert list(tmp_path.iterdir()) == [corrupt]
+
+
+def test_export_writes_float_int8_and_npz(tmp_path, capsys):
+    ckpt = tiny_checkpoint()
+    paths = {k: tmp_path / f"model.{k}" for k in ("onnx", "int8", "npz")}
+    code, text, _ = run_cli(capsys, "export", str(ckpt), "--onnx", str(paths["onnx"]), "--int8",
+                            str(paths["int8"]), "--npz", str(paths["npz"]))
+    assert code == 0 and all(p.exists() for p in paths.values())
+    assert "max |dx - model.update|" in text and "within one step" in text
+    weights = np.load(paths["npz"])
+    assert sorted(weights.files) == ["angle", "b1", "b2", "fire_rate", "torus", "w1", "w2"]
+    assert weights["w1"].shape == (128, 48) and weights["w1"].dtype == np.float32
+    assert weights["torus"].shape == () and not weights["torus"]
+
+
+def test_export_int8_of_a_genome_checks_its_source(tmp_path, capsys):
+    ckpt = tiny_checkpoint()
+    genome = tmp_path / "g.genome"
+    assert run_cli(capsys, "quantize", str(ckpt), "--out", str(genome), "--eval-batch", "2",
+                   "--no-progress")[0] == 0
+    code, text, _ = run_cli(capsys, "export", str(ckpt), "--int8", str(tmp_path / "g.onnx"),
+                            "--genome", str(genome))
+    assert code == 0 and f"genome {genome}" in text
+    other = tmp_path / "other.pt"
+    other.write_bytes(ckpt.read_bytes())
+    with open(other, "ab") as f:  # same weights, another file: not the genome's source
+        f.write(b"\0")
+    code, _, err = run_cli(capsys, "export", str(other), "--int8", str(tmp_path / "h.onnx"),
+                           "--genome", str(genome))
+    assert_one_line_error(code, err, "export")
+
+
+@pytest.mark.parametrize("argv", [[], ["--genome", "g.genome"], ["--onnx", "same", "--npz", "same"],
+                                  ["--onnx", "m.onnx", "--threads", "0"]])
+def test_export_rejects_bad_options(tmp_path, capsys, argv):
+    code, _, err = run_cli(capsys, "export", str(tiny_checkpoint()), *argv)
+    assert_one_line_error(code, err, "export")
+
+
+def test_export_rejects_a_missing_checkpoint_and_writes_nothing(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "export", str(tmp_path / "none.pt"), "--onnx", str(tmp_path / "m.onnx"))
+    assert_one_line_error(code, err, "export")
+    assert not any(tmp_path.iterdir())
