@@ -220,11 +220,12 @@ def regrowth(models, target, start_states, steps, every, plan, seed, fire_rate):
     return results, frames
 
 
-def clocks(genomes, target, units, damage_at, regrow_units, every, plan, seed):
-    """Each int8 genome on cellsim.sim's grid with the synchronous and the
-    Poisson (asynchronous) clock: grown from the seed, the right half erased at
-    `damage_at`, run to `units` time units (one unit = one training step at
-    fire rate 0.5). Loss of the dequantised states, mean over plan.sim_seeds grids."""
+def clocks(rules, target, units, damage_at, every, plan, seed):
+    """The float model and each int8 genome on cellsim.sim's grid with the
+    synchronous and the Poisson (asynchronous) clock: grown from the seed, the
+    right half erased at `damage_at`, run to `units` time units (one unit = one
+    training step at fire rate 0.5). Loss of the real-valued states, mean over
+    plan.sim_seeds grids."""
     from cellsim.sim import Fault, Grid, Shape
 
     _, h, w = target.shape
@@ -232,15 +233,15 @@ def clocks(genomes, target, units, damage_at, regrow_units, every, plan, seed):
     half = Shape("half", ("right",))
     erased = ~half.mask(h, w)
     out = {}
-    for name, genome in genomes.items():
+    for name, rule in rules.items():
         out[name] = {}
         for clock in ("sync", "poisson"):
             curves, befores, damaged, updates = [], [], [], []
             for s in range(plan.sim_seeds):
-                grid = Grid(genome, size=(h, w), clock=clock, seed=seed + 1 + s)
+                grid = Grid(rule, size=(h, w), clock=clock, seed=seed + 1 + s)
                 grid.plant_seed()
                 grid.add_faults([Fault("erase", half, start=float(damage_at))])
-                curve, t = [], 0.0
+                curve = []
                 times = sorted(set(np.arange(0, units + 1e-9, every).tolist()) | {float(damage_at), float(units)})
                 for t in times:
                     if t > 0:
@@ -260,7 +261,7 @@ def clocks(genomes, target, units, damage_at, regrow_units, every, plan, seed):
                 "loss_before_damage": before, "loss_damaged": hit,
                 "regrowth_time": regrowth_time(after, before, hit),
                 "loss_final": float(mean_curve[-1]), "updates": int(np.sum(updates)),
-                "grids": plan.sim_seeds}
+                "grids": plan.sim_seeds, "damage_time": float(damage_at)}
     return out
 
 
@@ -394,9 +395,12 @@ def run(args) -> int:
     if not args.no_sim:
         units = plan.sim_factor * horizon
         damage_at = min(plan.damage_factor * horizon, units // 2)
-        log(f"clocks: {', '.join(genomes)} genomes on the simulator, sync and Poisson, "
+        from .speed import float_params
+
+        rules = {"float": float_params(model), **genomes}
+        log(f"clocks: {', '.join(rules)} on the simulator, sync and Poisson, "
             f"{units} time units, half erased at {damage_at}, {plan.sim_seeds} grid(s) each")
-        sim = clocks(genomes, ckpt["target"], units, damage_at, units - damage_at, every, plan, args.seed)
+        sim = clocks(rules, ckpt["target"], units, damage_at, every, plan, args.seed)
 
     summary = summarise(long, regrown, sim, horizon, ckpt["target"])
     result = {
@@ -415,6 +419,8 @@ def run(args) -> int:
                           "state) on the same fire masks; relative: divided by the float state's RMS",
             "cell-deaths": f"each cell loses its state with probability {plan.death_share:g}",
             "time_unit": "simulator: one unit = one training step at fire rate 0.5",
+            "clocks": "sync: every cell steps at once, as in training (fire rate per step); poisson: "
+                      "each cell fires after exponential waits, reading its neighbours' latest states",
         },
         "empty_grid_loss": float((target ** 2).mean()),
         "summary": summary,

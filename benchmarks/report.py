@@ -202,17 +202,22 @@ def summary_table(result: dict) -> str:
               f"loss at step {result['long_run']['steps'][-1]}", "survives"]
     header += [f"regrowth steps, {k}" for k in kinds]
     if has_sim:
-        header += ["async final loss", "async regrowth (units)"]
+        header += ["sim sync final loss", "sim async final loss", "sim async regrowth (units)"]
     rows = []
     for name, row in result["summary"].items():
         cells = [MODEL_LABELS.get(name, name), _fmt(row["loss_at_horizon"]), _fmt(row["loss_final"]),
                  _fmt(row["survives"])]
         cells += [_fmt(row["regrowth_steps"][k]) for k in kinds]
         if has_sim:
-            cells += [_fmt(row.get("async_loss_final")) if "async_loss_final" in row else "-",
-                      _fmt(row.get("async_regrowth_time")) if "async_loss_final" in row else "-"]
+            cells += [_fmt(row["sync_loss_final"]), _fmt(row["async_loss_final"]),
+                      _fmt(row["async_regrowth_time"])] if "async_loss_final" in row else ["-"] * 3
         rows.append(cells)
     return markdown_table(header, rows)
+
+
+def _damage_time(result: dict):
+    first = next(iter(result["clocks"].values()))["sync"]
+    return f"{first['damage_time']:g}"
 
 
 def quant_markdown(result: dict) -> str:
@@ -244,7 +249,8 @@ def quant_markdown(result: dict) -> str:
     lines += [markdown_table(header, rows, "llrrrr"), ""]
     if result.get("clocks"):
         lines += ["## Synchronous against asynchronous clocks (grid simulator)", "",
-                  f"Each int8 genome on cellsim.sim's grid from the seed, the right half erased part-way, "
+                  f"The float model and each int8 genome on cellsim.sim's grid from the seed, the right "
+                  f"half erased at time {_damage_time(result)}, "
                   f"{result['plan']['sim_seeds']} grid(s) per setting; {d['time_unit']}.", ""]
         header = ["genome", "clock", "loss before damage", "loss damaged", "regrowth (units)", "final loss",
                   "cell updates"]

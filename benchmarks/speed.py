@@ -543,39 +543,56 @@ def bench_c_host(subject: Subject, plan: Plan, workdir: Path, log) -> list[dict]
 
 # ---- the grid simulator ------------------------------------------------------------
 
+def float_params(model):
+    """The float model as the simulator's FloatParams (interleaved perception
+    order, as `cellsim export --npz` writes it)."""
+    from cellsim.sim.floatmodel import FloatParams
+
+    return FloatParams(w1=model.w1.weight.detach()[:, :, 0, 0].numpy(), b1=model.w1.bias.detach().numpy(),
+                       w2=model.w2.weight.detach()[:, :, 0, 0].numpy(), b2=model.w2.bias.detach().numpy(),
+                       angle=float(model.angle), fire_rate=float(model.fire_rate), torus=bool(model.torus))
+
+
 def bench_simulator(engine: str, subject: Subject, plan: Plan, log) -> list[dict]:
-    """cellsim.sim.Grid with the genome, from the workload's int8 state: the
-    exact asynchronous engine (Poisson clocks) or the synchronous clock. Each
-    repetition builds a fresh grid (untimed) and runs plan.sim_units time units;
-    one unit is one training step at fire rate 0.5."""
+    """cellsim.sim.Grid from the workload's state, int8 genome and float model:
+    the synchronous clock ("cellsim-sync") or Poisson clocks with every event in
+    exact order ("cellsim-async"). Each repetition builds a fresh grid (untimed)
+    and runs plan.sim_units time units; one unit is one training step at fire
+    rate 0.5."""
     import numba
 
     from cellsim.sim import Grid
 
     clock = "sync" if engine == "cellsim-sync" else "poisson"
+    records = []
+    for precision, rule, start in (("int8", subject.genome, subject.int_state[0]),
+                                   ("fp32", float_params(subject.model),
+                                    np.ascontiguousarray(subject.float_state[0].transpose(1, 2, 0)))):
+        def fresh():
+            grid = Grid(rule, size=subject.grid, clock=clock, seed=1)
+            grid.set_states(start)
+            return grid
 
-    def fresh():
-        grid = Grid(subject.genome, size=subject.grid, clock=clock, seed=1)
-        grid.set_states(subject.int_state[0])
-        return grid
-
-    for _ in range(plan.warmup):  # numba compilation (cached on disk after the first run)
-        fresh().run(until=1.0)
-    seconds, updates = [], []
-    for _ in range(plan.repetitions):
-        grid = fresh()
-        seconds.append(_timed(lambda: grid.run(until=plan.sim_units)))
-        updates.append(grid.updates)
-    record = make_record(
-        engine=engine, variant="exact event-driven" if clock == "poisson" else "synchronous clock",
-        precision="int8", device="cpu", threads=numba.get_num_threads(), batch=1, grid=subject.grid,
-        pass_="forward", scope=("Poisson clocks, every update and message in exact event order, "
-                                "independent updates batched" if clock == "poisson" else
-                                "synchronous grid steps, all cells read the old grid"),
-        seconds=seconds, calls=1, steps_per_call=plan.sim_units, updates_per_call=updates,
-        clock=clock)
-    log(record)
-    return [record]
+        for _ in range(plan.warmup):  # numba compilation (cached on disk after the first run)
+            fresh().run(until=1.0)
+        seconds, updates = [], []
+        for _ in range(plan.repetitions):
+            grid = fresh()
+            seconds.append(_timed(lambda: grid.run(until=plan.sim_units)))
+            updates.append(grid.updates)
+        if precision == "int8":
+            variant = "batched exact events" if clock == "poisson" else "batched grid steps"
+        else:
+            variant = "float model, events in order" if clock == "poisson" else "float model, grid steps"
+        records.append(make_record(
+            engine=engine, variant=variant, precision=precision, device="cpu",
+            threads=numba.get_num_threads(), batch=1, grid=subject.grid, pass_="forward",
+            scope=("Poisson clocks: every update and message in exact event order" if clock == "poisson"
+                   else "synchronous clock: every cell reads the previous step's states"),
+            seconds=seconds, calls=1, steps_per_call=plan.sim_units, updates_per_call=updates,
+            clock=clock, live_fraction_end=float((grid.float_states()[..., 3] > 0.1).mean())))
+        log(records[-1])
+    return records
 
 
 # ---- the command -------------------------------------------------------------------

@@ -107,7 +107,8 @@ def test_speed_quick_times_every_engine(tmp_path, capsys):
     seen = {(r["engine"], r["precision"], r["pass"]) for r in records}
     assert seen >= {("onnxruntime", "fp32", "forward"), ("onnxruntime", "int8", "forward"),
                     ("torch", "fp32", "forward"), ("torch", "fp32", "train"),
-                    ("cellsim-sync", "int8", "forward"), ("cellsim-async", "int8", "forward")}
+                    ("cellsim-sync", "int8", "forward"), ("cellsim-async", "int8", "forward"),
+                    ("cellsim-sync", "fp32", "forward"), ("cellsim-async", "fp32", "forward")}
     if not toolchain.missing(*toolchain.HOST_TOOLS):
         assert ("c-host", "int8", "forward") in seen
     onnx = [r for r in records if r["engine"] == "onnxruntime"]
@@ -163,7 +164,8 @@ def test_quant_quick_writes_every_section(quant_out):
     for name in ("ptq", "qat"):
         rel = np.asarray(result["divergence"][name]["relative"])
         assert rel.shape == (len(steps), 16) and np.isfinite(rel).all() and (rel >= 0).all()
-    for name in ("ptq", "qat"):
+    assert list(result["clocks"]) == models  # the float model runs on the simulator too
+    for name in models:
         for clock in ("sync", "poisson"):
             r = result["clocks"][name][clock]
             assert r["updates"] > 0 and len(r["time"]) == len(r["loss"])
