@@ -18,7 +18,7 @@ BACKENDS = st.sampled_from([fast.TorchOps, fast.NumbaOps])
 @pytest.fixture(autouse=True, scope="module")
 def one_torch_thread():
     """These tensors are tiny, and the suite runs one worker per core: a second
-    OpenMP thread per worker only adds contention."""
+    OpenMP thread per worker only adds contention. (test_train*.py import it.)"""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

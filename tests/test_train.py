@@ -13,19 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cellsim.errors import CheckpointError, ConfigError
+from test_model import one_torch_thread  # noqa: F401  (autouse fixture)
 from training.checkpoint import load_checkpoint, load_model, load_pool
 from training.config import TrainConfig, make_config
 from training.trainer import Trainer, circle_damage, normalise_gradients, per_sample_loss
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These tensors are tiny, and the suite runs one worker per core: a second
-    OpenMP thread per worker only adds contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 TINY = dict(target="lizard", target_size=8, padding=2, batch=4, pool_size=12,
             min_steps=8, max_steps=12, checkpoint_every=3)

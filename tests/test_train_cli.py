@@ -8,17 +8,10 @@ import torch
 from PIL import Image
 
 from cellsim.cli import main
+from test_model import one_torch_thread  # noqa: F401  (autouse fixture)
 from training.checkpoint import load_checkpoint
 
 SMALL = ["--size", "8", "--padding", "2", "--batch", "4", "--pool", "8", "--device", "cpu", "--no-progress"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def fails_cleanly(capsys, argv, message: str):

@@ -20,12 +20,22 @@ def _neighbour(i, d, n, torus):
     return k if 0 <= k < n else -1
 
 
-@njit(cache=True, inline="always")
-def _sobel_weights(di, dj, cos_a, sin_a):
-    """Weights of the (rotated) Kx and Ky kernels at offset (di, dj), Sobel/8."""
-    sx = (2 - abs(di)) * dj * 0.125
-    sy = (2 - abs(dj)) * di * 0.125
-    return np.float32(cos_a * sx - sin_a * sy), np.float32(sin_a * sx + cos_a * sy)
+@njit(cache=True)
+def _taps(cos_a, sin_a):
+    """The 8 neighbour offsets with the weights of the (rotated) Kx and Ky
+    kernels there: rows (di, dj, wx, wy). Sobel/8, the centre weighs 0."""
+    taps = np.zeros((8, 4), np.float32)
+    k = 0
+    for di in range(-1, 2):
+        for dj in range(-1, 2):
+            if di == 0 and dj == 0:
+                continue
+            sx = (2 - abs(di)) * dj * 0.125
+            sy = (2 - abs(dj)) * di * 0.125
+            taps[k, 0], taps[k, 1] = di, dj
+            taps[k, 2], taps[k, 3] = cos_a * sx - sin_a * sy, sin_a * sx + cos_a * sy
+            k += 1
+    return taps
 
 
 @njit(cache=True, parallel=True)
@@ -64,22 +74,18 @@ def select_rows(x, fire, torus):
 def gather_perception(x, rows, cos_a, sin_a, torus):
     """(n, 3C) perception of the listed cells, ordered [state | Kx | Ky]."""
     _, h, w, c_n = x.shape
+    taps = _taps(cos_a, sin_a)
     out = np.zeros((rows.shape[0], 3 * c_n), np.float32)
     for r in prange(rows.shape[0]):
         b, i, j = rows[r] // (h * w), (rows[r] // w) % h, rows[r] % w
         for c in range(c_n):
             out[r, c] = x[b, i, j, c]
-        for di in range(-1, 2):
-            ii = _neighbour(i, di, h, torus)
-            for dj in range(-1, 2):
-                jj = _neighbour(j, dj, w, torus)
-                wx, wy = _sobel_weights(di, dj, cos_a, sin_a)
-                if ii < 0 or jj < 0 or (wx == 0.0 and wy == 0.0):
-                    continue
+        for t in range(8):
+            ii, jj = _neighbour(i, int(taps[t, 0]), h, torus), _neighbour(j, int(taps[t, 1]), w, torus)
+            if ii >= 0 and jj >= 0:
                 for c in range(c_n):
-                    v = x[b, ii, jj, c]
-                    out[r, c_n + c] += wx * v
-                    out[r, 2 * c_n + c] += wy * v
+                    out[r, c_n + c] += taps[t, 2] * x[b, ii, jj, c]
+                    out[r, 2 * c_n + c] += taps[t, 3] * x[b, ii, jj, c]
     return out
 
 
@@ -117,19 +123,16 @@ def scatter_perception_grad(grad_state, rows, grad_inputs, cos_a, sin_a, torus):
     ascending, hence grouped by sample) and no two threads write one cell."""
     b_n, h, w, c_n = grad_state.shape
     out = grad_state.copy()
+    taps = _taps(cos_a, sin_a)
     bounds = np.searchsorted(rows, np.arange(b_n + 1) * (h * w))
     for b in prange(b_n):
         for r in range(bounds[b], bounds[b + 1]):
             i, j = (rows[r] // w) % h, rows[r] % w
             for c in range(c_n):
                 out[b, i, j, c] += grad_inputs[r, c]
-            for di in range(-1, 2):
-                ii = _neighbour(i, di, h, torus)
-                for dj in range(-1, 2):
-                    jj = _neighbour(j, dj, w, torus)
-                    wx, wy = _sobel_weights(di, dj, cos_a, sin_a)
-                    if ii < 0 or jj < 0 or (wx == 0.0 and wy == 0.0):
-                        continue
+            for t in range(8):
+                ii, jj = _neighbour(i, int(taps[t, 0]), h, torus), _neighbour(j, int(taps[t, 1]), w, torus)
+                if ii >= 0 and jj >= 0:
                     for c in range(c_n):
-                        out[b, ii, jj, c] += wx * grad_inputs[r, c_n + c] + wy * grad_inputs[r, 2 * c_n + c]
+                        out[b, ii, jj, c] += taps[t, 2] * grad_inputs[r, c_n + c] + taps[t, 3] * grad_inputs[r, 2 * c_n + c]
     return out
