@@ -14,6 +14,9 @@ SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "av
               "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16",
               "asimd", "asimddp", "sve", "i8mm")
 LIBRARIES = ("numpy", "numba", "torch", "onnx", "onnxruntime", "matplotlib", "Pillow")
+# Environment variables that change thread pools and so the numbers.
+THREAD_VARIABLES = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER")
 
 
 def load_average() -> list[float]:
@@ -100,8 +103,26 @@ def machine_record() -> dict:
         "memory_gb": _memory_gb(),
         "gpu": gpu_record(),
         "libraries": library_versions(),
+        "threads": thread_record(),
         "load_average_start": load_average(),
     }
+
+
+def thread_record() -> dict:
+    """Thread-pool settings: the environment, torch's and numba's thread counts."""
+    record = {"environment": {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ}}
+    try:
+        import torch
+        record["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        pass
+    try:
+        import numba
+        record["numba_threads"] = numba.get_num_threads()
+        record["numba_threading_layer"] = numba.config.THREADING_LAYER
+    except ImportError:
+        pass
+    return record
 
 
 def finish_record(record: dict) -> dict:
@@ -127,9 +148,11 @@ def describe(record: dict) -> str:
     gpu = ", ".join(record["gpu"]) or "none"
     load = lambda key: " ".join(f"{x:.2f}" for x in record.get(key, [])) or "n/a"  # noqa: E731
     lib_text = ", ".join(f"{k} {v}" for k, v in libs.items() if v)
+    env = record.get("threads", {}).get("environment", {})
+    env_text = (" " + " ".join(f"{k}={v}" for k, v in env.items()) + ";") if env else ""
     return (f"{cpu['model']} ({cpu['architecture']}), {cpu['usable_cores']} usable of "
             f"{cpu['logical_cores']} logical cores, SIMD {' '.join(cpu['simd']) or 'none listed'} "
             f"(AVX2 {'yes' if cpu['avx2'] else 'no'}, AVX-512 {'yes' if cpu['avx512'] else 'no'}, "
-            f"VNNI {'yes' if cpu['vnni'] else 'no'}); GPU: {gpu}; {record['os']}; {lib_text}. "
+            f"VNNI {'yes' if cpu['vnni'] else 'no'}); GPU: {gpu}; {record['os']}; {lib_text};{env_text} "
             f"Load average (1/5/15 min) at start {load('load_average_start')}, "
             f"at end {load('load_average_end')}; {record['date']}.")

@@ -400,7 +400,7 @@ def run(args) -> int:
         rules = {"float": float_params(model), **genomes}
         log(f"clocks: {', '.join(rules)} on the simulator, sync and Poisson, "
             f"{units} time units, half erased at {damage_at}, {plan.sim_seeds} grid(s) each")
-        sim = clocks(rules, ckpt["target"], units, damage_at, every, plan, args.seed)
+        sim = clocks(rules, ckpt["target"], units, damage_at, max(1, units // 48), plan, args.seed)
 
     summary = summarise(long, regrown, sim, horizon, ckpt["target"])
     result = {
@@ -483,6 +483,9 @@ def write_outputs(out, result, long, regrow_frames, made, target, pyplot, filmst
 
 
 def main(argv=None) -> int:
+    from . import passive_openmp_waits
+
+    passive_openmp_waits()
     parser = argparse.ArgumentParser(prog="python -m benchmarks.quant", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     args = parser.parse_args(argv)

@@ -686,6 +686,9 @@ def write_outputs(out: Path, records, machine_record, subject, plan, pyplot) -> 
 
 
 def main(argv=None) -> int:
+    from . import passive_openmp_waits
+
+    passive_openmp_waits()
     parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
