@@ -49,8 +49,18 @@ def test_quantize_is_reproducible_for_a_seed(tmp_path, capsys):
     assert a == b and a.name == "my lizard"
 
 
+def test_genome_name_defaults_to_the_target():
+    from cellsim.commands.quantize import genome_name
+
+    assert genome_name(None, "lizard") == "lizard"
+    assert genome_name(None, "/some/where/my_cat.png") == "my_cat"
+    assert len(genome_name(None, "/x/" + "é" * 40 + ".png").encode("utf-8")) <= 64
+    assert genome_name("Lizard v2", "lizard") == "Lizard v2"
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--qat-iterations", "-1"], "--qat-iterations"),
+    (["--qat-lr", "nan"], "--qat-lr"),
     (["--eval-batch", "1"], "--eval-batch"),
     (["--qat-lr", "0"], "--qat-lr"),
     (["--name", "x" * 65], "--name"),

@@ -2,6 +2,7 @@
 (calibrated PTQ, optionally quantisation-aware fine-tuning) and print the float,
 PTQ and QAT losses against the target on the same seeded rollouts.
 torch is imported only inside run()."""
+import math
 import os
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def add_arguments(parser) -> None:
 def check_options(args) -> None:
     if args.qat_iterations < 0:
         raise ConfigError(f"--qat-iterations must be >= 0, got {args.qat_iterations}")
-    if not args.qat_lr > 0 or args.qat_lr != args.qat_lr or args.qat_lr == float("inf"):
+    if not (math.isfinite(args.qat_lr) and args.qat_lr > 0):
         raise ConfigError(f"--qat-lr must be a positive number, got {args.qat_lr}")
     if args.eval_batch < 2:
         raise ConfigError(f"--eval-batch must be at least 2, got {args.eval_batch}")
