@@ -38,12 +38,12 @@ def _taps(cos_a, sin_a):
     return taps
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _alive(alpha, torus):
     """(B, H, W) alphas -> bool: some alpha of the 3x3 neighbourhood > 0.1."""
     b_n, h, w = alpha.shape
     out = np.zeros((b_n, h, w), np.bool_)
-    for b in prange(b_n):
+    for b in range(b_n):
         for i in range(h):
             for j in range(w):
                 for di in range(-1, 2):
@@ -104,10 +104,10 @@ def apply_update(x, rows, delta, pre_life, torus):
     return updated, life
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _zero_dead(x, life):
     b_n, h, w, c_n = x.shape
-    for b in prange(b_n):
+    for b in range(b_n):
         for i in range(h):
             for j in range(w):
                 if not life[b, i, j]:

@@ -19,6 +19,14 @@ GROW_STEPS, REGROW_STEPS, FRAME_EVERY = 200, 200, 2
 DAMAGE_CENTRE, DAMAGE_RADIUS = (0.25, 0.1), 0.3   # the GIF's cut, in linspace(-1, 1) units
 
 
+def inside_disc(height: int, width: int, centre_x, centre_y, radius) -> torch.Tensor:
+    """Cells inside discs drawn on axes linspace(-1, 1) (the notebook's damage
+    coordinates); tensor arguments broadcast to (N, 1, 1) for N discs."""
+    xs = torch.linspace(-1.0, 1.0, width)[None, :]
+    ys = torch.linspace(-1.0, 1.0, height)[:, None]
+    return ((xs - centre_x) / radius).square() + ((ys - centre_y) / radius).square() < 1.0
+
+
 def write_metrics(path, rows) -> None:
     lines = ["iteration,loss,lr,seconds"]
     lines += [f"{int(i)},{loss:.8g},{lr:.6g},{seconds:.3f}" for i, loss, lr, seconds in rows]
@@ -70,9 +78,7 @@ def growth_frames(model: CAModel, grid_size: int, seed: int = 0) -> list[np.ndar
     generator = torch.Generator().manual_seed(seed)
     model = copy.deepcopy(model).to("cpu").eval()
     x = fast.to_channels_last(make_seed(1, grid_size, grid_size, model.channels))
-    ys = torch.linspace(-1.0, 1.0, grid_size)[:, None]
-    xs = torch.linspace(-1.0, 1.0, grid_size)[None, :]
-    cut = (xs - DAMAGE_CENTRE[0]).square() + (ys - DAMAGE_CENTRE[1]).square() < DAMAGE_RADIUS ** 2
+    cut = inside_disc(grid_size, grid_size, *DAMAGE_CENTRE, DAMAGE_RADIUS)
     frames = [x[0]]
     for step in range(1, GROW_STEPS + REGROW_STEPS + 1):
         x = fast.run(model, x, 1, generator)

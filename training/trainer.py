@@ -46,9 +46,7 @@ def circle_damage(count: int, height: int, width: int, generator: torch.Generato
     uniform in [-0.5, 0.5]^2, radius in [0.1, 0.4], on linspace(-1, 1) axes."""
     centre = torch.rand(2, count, 1, 1, generator=generator) - 0.5
     radius = torch.rand(count, 1, 1, generator=generator) * 0.3 + 0.1
-    xs = torch.linspace(-1.0, 1.0, width)[None, None, :]
-    ys = torch.linspace(-1.0, 1.0, height)[None, :, None]
-    inside = ((xs - centre[0]) / radius).square() + ((ys - centre[1]) / radius).square() < 1.0
+    inside = report.inside_disc(height, width, centre[0], centre[1], radius)
     return (~inside).to(torch.float32)[..., None]
 
 
