@@ -8,7 +8,9 @@ flat cell number b*H*W + i*W + j, as torch's nonzero gives it."""
 import numpy as np
 from numba import njit, prange
 
-ALIVE_THRESHOLD = np.float32(0.1)
+from . import model
+
+ALPHA, ALIVE_THRESHOLD = model.ALPHA, np.float32(model.ALIVE_THRESHOLD)
 
 
 @njit(cache=True, inline="always")
@@ -63,8 +65,7 @@ def _alive(alpha, torus):
 def select_rows(x, fire, torus):
     """The pre-life mask and the cells whose update can reach the output: fired,
     with a pre-alive cell in their 3x3 neighbourhood. Rows come out ascending."""
-    b_n, h, w, _ = x.shape
-    pre_life = _alive(x[:, :, :, 3], torus)
+    pre_life = _alive(x[:, :, :, ALPHA], torus)
     near = _alive(pre_life.astype(np.float32), torus)
     wanted = fire & near
     return pre_life, np.flatnonzero(wanted.ravel()).astype(np.int64)
@@ -99,7 +100,7 @@ def apply_update(x, rows, delta, pre_life, torus):
     for r in range(rows.shape[0]):
         for c in range(c_n):
             flat[rows[r], c] += delta[r, c]
-    life = pre_life & _alive(updated[:, :, :, 3], torus)
+    life = pre_life & _alive(updated[:, :, :, ALPHA], torus)
     _zero_dead(updated, life)
     return updated, life
 
@@ -134,5 +135,6 @@ def scatter_perception_grad(grad_state, rows, grad_inputs, cos_a, sin_a, torus):
                 ii, jj = _neighbour(i, int(taps[t, 0]), h, torus), _neighbour(j, int(taps[t, 1]), w, torus)
                 if ii >= 0 and jj >= 0:
                     for c in range(c_n):
-                        out[b, ii, jj, c] += taps[t, 2] * grad_inputs[r, c_n + c] + taps[t, 3] * grad_inputs[r, 2 * c_n + c]
+                        out[b, ii, jj, c] += (taps[t, 2] * grad_inputs[r, c_n + c]
+                                              + taps[t, 3] * grad_inputs[r, 2 * c_n + c])
     return out
