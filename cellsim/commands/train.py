@@ -4,20 +4,19 @@ torch is imported only inside run()."""
 import math
 import os
 
-from ..errors import ConfigError
+from training.config import EXPERIMENTS, PRESETS  # plain data, no torch
 
-EXPERIMENT_NAMES = ("growing", "persistent", "regenerating")
-PRESET_NAMES = ("quick", "full")
+from ..errors import ConfigError
 
 
 def add_arguments(parser) -> None:
     # Defaults are None so that --resume can tell what the user actually typed.
     parser.add_argument("--target", help="emoji name (lizard, grinning, boom, eye, fish, butterfly, "
                         "ladybug, web, pretzel, tree) or a PNG path; default lizard")
-    parser.add_argument("--experiment", choices=EXPERIMENT_NAMES,
+    parser.add_argument("--experiment", choices=list(EXPERIMENTS),
                         help="growing: always from the seed; persistent: sample pool; "
                              "regenerating: pool plus damage (default)")
-    parser.add_argument("--preset", choices=PRESET_NAMES,
+    parser.add_argument("--preset", choices=list(PRESETS),
                         help="sizes: full = the paper's 72x72 grid, pool 1024, 8000 iterations (default); "
                              "quick = 36x36 grid, pool 256, 300 iterations")
     parser.add_argument("--iterations", type=int, help="total optimiser updates")
@@ -55,7 +54,7 @@ def run(args) -> int:
     # per iteration. Waiting passively costs little when the machine is idle.
     # Only effective before torch first loads, which is why it is set here.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from training.config import PRESETS, make_config
+    from training.config import make_config
     from training.trainer import Trainer
 
     options = _options(args)
