@@ -11,6 +11,7 @@ make (ptq.genome, qat.genome). All rollouts of one section share their fire
 masks and damage, so float and int8 differ only by their arithmetic."""
 import argparse
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -98,14 +99,16 @@ def loss_of(real_states, target) -> float:
     return float(((real_states[:, :4] - target[None]) ** 2).mean())
 
 
-def regrowth_time(curve, before: float, damaged: float):
-    """Steps (or time units) until RECOVERED_SHARE of the added loss is gone; 0 if
-    the damage added none; None if it never happens within the curve."""
-    if damaged <= before:
+def regrowth_time(times, damaged, control):
+    """First time at which the damaged run's loss is back within
+    (1 - RECOVERED_SHARE) of the jump the damage caused, above the undamaged
+    control run (same start, same fire masks or clocks) at that time. 0 if the
+    damage added no loss; None if it does not happen within the run."""
+    jump = damaged[0] - control[0]
+    if jump <= 0:
         return 0
-    goal = before + (1 - RECOVERED_SHARE) * (damaged - before)
-    for t, value in curve:
-        if value <= goal:
+    for t, hit, ref in zip(times, damaged, control):
+        if hit <= ref + (1 - RECOVERED_SHARE) * jump:
             return t
     return None
 
@@ -181,22 +184,21 @@ def long_run(models, target, steps, every, plan, seed, fire_rate):
 
 
 def regrowth(models, target, start_states, steps, every, plan, seed, fire_rate):
-    """Each damage kind applied to the grown states (same masks for every model),
-    then `steps` steps with shared fire masks."""
+    """Each damage kind applied to the grown states (the same masks for every
+    model), then `steps` steps; an undamaged control run from the same states.
+    Every run (control and damage kinds) sees the same fire masks."""
     import torch
 
     from training.quantize.calibrate import fire_mask
 
     _, h, w = target.shape
-    results, frames = {}, {}
-    for k, kind in enumerate(DAMAGE_KINDS):
-        generator = torch.Generator().manual_seed(seed + 100 + k)
-        keep = damage_masks(kind, plan.batch, h, w, generator, plan.death_share)
+    film_at = set(np.linspace(0, steps, plan.frames - 1).round().astype(int).tolist())
+
+    def rollout(keep):
+        generator = torch.Generator().manual_seed(seed + 100)
         xs = {m.name: start_states[m.name] * keep.to(start_states[m.name].dtype) for m in models}
-        before = {m.name: loss_of(m.real(start_states[m.name]), target) for m in models}
-        damaged = {m.name: loss_of(m.real(xs[m.name]), target) for m in models}
-        curves = {m.name: [(0, damaged[m.name])] for m in models}
-        film_at = set(np.linspace(0, steps, plan.frames - 1).round().astype(int).tolist())
+        times = [0]
+        curves = {m.name: [loss_of(m.real(xs[m.name]), target)] for m in models}
         film = {m.name: {-1: m.real(start_states[m.name])[0].numpy(), 0: m.real(xs[m.name])[0].numpy()}
                 for m in models}
         with torch.no_grad():
@@ -205,63 +207,87 @@ def regrowth(models, target, start_states, steps, every, plan, seed, fire_rate):
                 for m in models:
                     xs[m.name] = m.step(xs[m.name], mask)
                 if t % every == 0 or t == steps:
+                    times.append(t)
                     for m in models:
-                        curves[m.name].append((t, loss_of(m.real(xs[m.name]), target)))
+                        curves[m.name].append(loss_of(m.real(xs[m.name]), target))
                 if t in film_at:
                     for m in models:
                         film[m.name][t] = m.real(xs[m.name])[0].numpy()
+        return times, curves, film
+
+    times, control, _ = rollout(torch.ones(plan.batch, 1, h, w))
+    results, frames = {}, {}
+    for k, kind in enumerate(DAMAGE_KINDS):
+        damage_generator = torch.Generator().manual_seed(seed + 200 + k)
+        _, curves, frames[kind] = rollout(damage_masks(kind, plan.batch, h, w, damage_generator,
+                                                       plan.death_share))
         results[kind] = {m.name: {
-            "loss_before": before[m.name], "loss_damaged": damaged[m.name],
-            "loss_final": curves[m.name][-1][1],
-            "regrowth_steps": regrowth_time(curves[m.name], before[m.name], damaged[m.name]),
-            "curve_steps": [t for t, _ in curves[m.name]],
-            "curve_loss": [v for _, v in curves[m.name]]} for m in models}
-        frames[kind] = film
+            "loss_before": control[m.name][0], "loss_damaged": curves[m.name][0],
+            "loss_final": curves[m.name][-1], "loss_final_undamaged": control[m.name][-1],
+            "regrowth_steps": regrowth_time(times, curves[m.name], control[m.name]),
+            "curve_steps": times, "curve_loss": curves[m.name],
+            "curve_loss_undamaged": control[m.name]} for m in models}
     return results, frames
+
+
+def sim_curve(rule, size, clock, seed, times, target_hw, damage=None):
+    """Loss of the real-valued states of one simulated grid at `times`. With
+    `damage` (an erase Fault at one of `times`), also the loss just after it:
+    run(until=t) stops before the events at t, so the states read at the
+    damage time are the undamaged ones."""
+    from cellsim.sim import Grid
+
+    grid = Grid(rule, size=size, clock=clock, seed=seed)
+    grid.plant_seed()
+    if damage is not None:
+        grid.add_faults([damage])
+        kept = ~damage.shape.mask(*size)[..., None]
+    curve, damaged = [], None
+    for t in times:
+        if t > 0:
+            grid.run(until=t)
+        states = grid.float_states()
+        curve.append(float(((states[..., :4] - target_hw) ** 2).mean()))
+        if damage is not None and t == damage.start:
+            damaged = float(((states[..., :4] * kept - target_hw) ** 2).mean())
+    return curve, damaged, grid.updates
 
 
 def clocks(rules, target, units, damage_at, every, plan, seed):
     """The float model and each int8 genome on cellsim.sim's grid with the
     synchronous and the Poisson (asynchronous) clock: grown from the seed, the
     right half erased at `damage_at`, run to `units` time units (one unit = one
-    training step at fire rate 0.5). Loss of the real-valued states, mean over
-    plan.sim_seeds grids."""
-    from cellsim.sim import Fault, Grid, Shape
+    training step at fire rate 0.5), next to an undamaged control run with the
+    same seed (a cell's clock does not depend on its state, so both fire at the
+    same times). Mean over plan.sim_seeds grids."""
+    from cellsim.sim import Fault, Shape
 
     _, h, w = target.shape
     target_hw = np.asarray(target).transpose(1, 2, 0)
-    half = Shape("half", ("right",))
-    erased = ~half.mask(h, w)
+    damage = Fault("erase", Shape("half", ("right",)), start=float(damage_at))
+    times = sorted(set(np.arange(0, units + 1e-9, every).tolist()) | {float(damage_at), float(units)})
+    at = times.index(float(damage_at))
     out = {}
     for name, rule in rules.items():
         out[name] = {}
         for clock in ("sync", "poisson"):
-            curves, befores, damaged, updates = [], [], [], []
+            hit, calm, jumps, updates = [], [], [], 0
             for s in range(plan.sim_seeds):
-                grid = Grid(rule, size=(h, w), clock=clock, seed=seed + 1 + s)
-                grid.plant_seed()
-                grid.add_faults([Fault("erase", half, start=float(damage_at))])
-                curve = []
-                times = sorted(set(np.arange(0, units + 1e-9, every).tolist()) | {float(damage_at), float(units)})
-                for t in times:
-                    if t > 0:
-                        grid.run(until=t)
-                    states = grid.float_states()
-                    curve.append(float(((states[..., :4] - target_hw) ** 2).mean()))
-                    if t == damage_at:
-                        befores.append(curve[-1])
-                        damaged.append(float(((states[..., :4] * erased[..., None] - target_hw) ** 2).mean()))
-                curves.append(curve)
-                updates.append(grid.updates)
-            mean_curve = np.mean(curves, axis=0)
-            before, hit = float(np.mean(befores)), float(np.mean(damaged))
-            after = [(t - damage_at, v) for t, v in zip(times, mean_curve) if t > damage_at]
+                curve, damaged, n = sim_curve(rule, (h, w), clock, seed + 1 + s, times, target_hw, damage)
+                hit.append(curve)
+                jumps.append(damaged)
+                updates += n
+                calm.append(sim_curve(rule, (h, w), clock, seed + 1 + s, times, target_hw)[0])
+            hit, calm, damaged = np.mean(hit, axis=0), np.mean(calm, axis=0), float(np.mean(jumps))
+            after = range(at + 1, len(times))
             out[name][clock] = {
-                "time": [float(t) for t in times], "loss": mean_curve.tolist(),
-                "loss_before_damage": before, "loss_damaged": hit,
-                "regrowth_time": regrowth_time(after, before, hit),
-                "loss_final": float(mean_curve[-1]), "updates": int(np.sum(updates)),
-                "grids": plan.sim_seeds, "damage_time": float(damage_at)}
+                "time": [float(t) for t in times], "loss": hit.tolist(), "loss_undamaged": calm.tolist(),
+                "loss_before_damage": float(calm[at]), "loss_damaged": damaged,
+                "regrowth_time": regrowth_time([0.0] + [times[i] - damage_at for i in after],
+                                               [damaged] + [float(hit[i]) for i in after],
+                                               [float(calm[at])] + [float(calm[i]) for i in after]),
+                "loss_final": float(hit[-1]), "loss_final_undamaged": float(calm[-1]),
+                "updates": int(updates), "grids": plan.sim_seeds, "damage_time": float(damage_at)}
     return out
 
 
@@ -377,7 +403,11 @@ def run(args) -> int:
     steps = args.steps or plan.long_factor * horizon
     target = torch.as_tensor(ckpt["target"])
     _, h, w = target.shape
-    log = lambda line: print(line, flush=True)  # noqa: E731
+    started = time.perf_counter()
+
+    def log(line):
+        print(f"[{time.perf_counter() - started:5.0f} s] {line}", flush=True)
+
     log(f"checkpoint {args.checkpoint}: target {config.get('target')}, {w}x{h} grid, "
         f"training horizon {horizon} steps; long run {steps} steps, {plan.batch} rollouts")
     genomes, origin, made = make_genomes(args, model, ckpt, plan, horizon, source, log)
@@ -413,8 +443,9 @@ def run(args) -> int:
                     "mean over rollouts (int8 states dequantised first)",
             "survives": f"loss at the end of the long run <= {SURVIVAL_FACTOR:g} x the float model's loss "
                         "at the training horizon",
-            "regrowth_steps": f"steps after the damage until {RECOVERED_SHARE:.0%} of the loss it added is "
-                              "gone (null: not within the regrowth window)",
+            "regrowth_steps": f"steps after the damage until the damaged run's loss is within "
+                              f"{1 - RECOVERED_SHARE:.0%} of the damage's loss jump of an undamaged control run "
+                              "from the same state with the same fire masks (null: not within the window)",
             "divergence": "per channel, RMS over rollouts and cells of (int8 state dequantised - float "
                           "state) on the same fire masks; relative: divided by the float state's RMS",
             "cell-deaths": f"each cell loses its state with probability {plan.death_share:g}",

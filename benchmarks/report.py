@@ -234,33 +234,34 @@ def quant_markdown(result: dict) -> str:
         "",
         summary_table(result), "",
         f"Empty-grid loss (nothing grown): {result['empty_grid_loss']:.4g}. Survives: {d['survives']}. "
-        f"Regrowth: {d['regrowth_steps']}; damage at step {result['regrowth']['damage_step']} "
+        f"Regrowth time: {d['regrowth_steps']}; damage at step {result['regrowth']['damage_step']} "
         f"(half cut: a random half of the grid erased; circle: the paper's disc; cell deaths: {d['cell-deaths']}); "
         "\"no\" means not regrown within "
         f"{result['regrowth']['steps']} steps.", "",
         "## Regrowth", "",
     ]
-    header = ["damage", "model", "loss before", "loss damaged", "loss at end", "regrowth steps"]
+    header = ["damage", "model", "loss before", "loss damaged", "loss at end", "undamaged at end",
+              "regrowth steps"]
     rows = []
     for kind, per_model in result["regrowth"]["results"].items():
         for name, r in per_model.items():
             rows.append([kind, MODEL_LABELS.get(name, name), _fmt(r["loss_before"]), _fmt(r["loss_damaged"]),
-                         _fmt(r["loss_final"]), _fmt(r["regrowth_steps"])])
-    lines += [markdown_table(header, rows, "llrrrr"), ""]
+                         _fmt(r["loss_final"]), _fmt(r["loss_final_undamaged"]), _fmt(r["regrowth_steps"])])
+    lines += [markdown_table(header, rows, "llrrrrr"), ""]
     if result.get("clocks"):
         lines += ["## Synchronous against asynchronous clocks (grid simulator)", "",
                   f"The float model and each int8 genome on cellsim.sim's grid from the seed, the right "
                   f"half erased at time {_damage_time(result)}, "
                   f"{result['plan']['sim_seeds']} grid(s) per setting; {d['time_unit']}.", ""]
-        header = ["genome", "clock", "loss before damage", "loss damaged", "regrowth (units)", "final loss",
-                  "cell updates"]
+        header = ["model", "clock", "loss before damage", "loss damaged", "regrowth (units)", "final loss",
+                  "final loss, undamaged", "cell updates (damaged runs)"]
         rows = []
         for name, per_clock in result["clocks"].items():
             for clock, r in per_clock.items():
                 rows.append([MODEL_LABELS.get(name, name), clock, _fmt(r["loss_before_damage"]),
                              _fmt(r["loss_damaged"]), _fmt(r["regrowth_time"]), _fmt(r["loss_final"]),
-                             f"{r['updates']:,}"])
-        lines += [markdown_table(header, rows, "llrrrrr"), ""]
+                             _fmt(r["loss_final_undamaged"]), f"{r['updates']:,}"])
+        lines += [markdown_table(header, rows, "llrrrrrr"), ""]
     lines += ["## Divergence from float, per channel", "", d["divergence"] + ".", ""]
     div = result["divergence"]
     names = [n for n in ("ptq", "qat") if n in div]
@@ -304,8 +305,9 @@ def quant_plots(plt, result: dict, out) -> list[str]:
         for name, r in result["regrowth"]["results"][kind].items():
             ax.plot(r["curve_steps"], r["curve_loss"], color=MODEL_COLOURS.get(name),
                     label=MODEL_LABELS.get(name, name))
-            ax.axhline(r["loss_before"], color=MODEL_COLOURS.get(name), linestyle=":", linewidth=0.8)
-        ax.set_title(f"regrowth after {kind}")
+            ax.plot(r["curve_steps"], r["curve_loss_undamaged"], color=MODEL_COLOURS.get(name),
+                    linestyle=":", linewidth=1)
+        ax.set_title(f"regrowth after {kind} (dotted: undamaged)")
         ax.set_xlabel("steps after damage")
         ax.set_yscale("log")
     if result.get("clocks"):

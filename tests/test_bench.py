@@ -159,6 +159,9 @@ def test_quant_quick_writes_every_section(quant_out):
         for name in models:
             r = per_model[name]
             assert r["curve_steps"][0] == 0 and r["curve_steps"][-1] == result["regrowth"]["steps"]
+            assert len(r["curve_loss"]) == len(r["curve_loss_undamaged"]) == len(r["curve_steps"])
+            # the control run starts from the undamaged state the damage was applied to
+            assert r["curve_loss_undamaged"][0] == r["loss_before"]
             assert r["regrowth_steps"] is None or 0 <= r["regrowth_steps"] <= result["regrowth"]["steps"]
     # every rollout starts from the same seed: no divergence at step 0, 16 channels after
     for name in ("ptq", "qat"):
@@ -168,7 +171,9 @@ def test_quant_quick_writes_every_section(quant_out):
     for name in models:
         for clock in ("sync", "poisson"):
             r = result["clocks"][name][clock]
-            assert r["updates"] > 0 and len(r["time"]) == len(r["loss"])
+            assert r["updates"] > 0 and len(r["time"]) == len(r["loss"]) == len(r["loss_undamaged"])
+            damage = r["time"].index(r["damage_time"])
+            assert r["loss"][:damage + 1] == r["loss_undamaged"][:damage + 1]  # same grid until the damage
             assert all(math.isfinite(v) for v in r["loss"])
     assert result["machine"]["load_average_end"]
     for name in ("quant.json", "quant.md", "quant_loss.png", "quant_divergence.png",
