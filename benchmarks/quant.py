@@ -131,17 +131,16 @@ def damage_masks(kind: str, batch: int, h: int, w: int, generator, death_share: 
 
 # ---- the sections ----------------------------------------------------------------------
 
-def long_run(models, target, steps, every, plan, seed, fire_rate):
+def long_run(models, target, steps, horizon, every, plan, seed, fire_rate):
     """Every model from the seed for `steps` steps with the same fire masks.
-    Returns losses, per-channel divergence from float, states at `keep` steps,
-    and the states at the damage step."""
+    Returns losses, per-channel divergence from float, filmstrip frames, and
+    the states at the damage step (plan.damage_factor training horizons)."""
     import torch
 
     from training.quantize.calibrate import fire_mask
 
     _, h, w = target.shape
-    damage_step = plan.damage_factor * steps // plan.long_factor
-    horizon = steps // plan.long_factor
+    damage_step = min(plan.damage_factor * horizon, steps)
     wanted = [0, horizon // 4, horizon // 2, horizon, 2 * horizon, 5 * horizon, steps // 2, steps]
     keep = sorted({t for t in wanted if 0 <= t <= steps})
     generator = torch.Generator().manual_seed(seed)
@@ -416,7 +415,7 @@ def run(args) -> int:
     every = max(1, horizon // 24)
 
     log("long run from the seed")
-    long = long_run(models, target, steps, every, plan, args.seed, model.fire_rate)
+    long = long_run(models, target, steps, horizon, every, plan, args.seed, model.fire_rate)
     regrow_steps = plan.regrow_factor * horizon
     log(f"regrowth: {', '.join(DAMAGE_KINDS)} at step {long['damage_step']}, then {regrow_steps} steps")
     regrown, regrow_frames = regrowth(models, target, long["at_damage"], regrow_steps, every, plan,
