@@ -127,6 +127,12 @@ def thread_record() -> dict:
 
 def finish_record(record: dict) -> dict:
     record["load_average_end"] = load_average()
+    try:
+        import numba
+        # known only once a parallel kernel has run
+        record.setdefault("threads", {})["numba_threading_layer"] = numba.threading_layer()
+    except (ImportError, ValueError):
+        pass
     return record
 
 
