@@ -173,3 +173,29 @@ def test_seed_is_one_centre_cell_with_hidden_channels_on():
 
 def test_model_has_the_papers_parameter_count():
     assert sum(p.numel() for p in CAModel().parameters()) == 8336
+
+
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(0, 10_000), angle=st.sampled_from([0.0, 0.9]), torus=st.booleans())
+def test_numba_kernels_split_over_threads_give_the_same_bits(seed, angle, torus):
+    """Large inputs are split across threads (rows for the gather, whole samples
+    for the scatter); the result must not depend on the split."""
+    from training import cpu_kernels
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(3, 40, 41, 16, generator=g).numpy()
+    rows = torch.nonzero(torch.rand(3 * 40 * 41, generator=g) < 0.9).view(-1).numpy()
+    assert len(rows) >= cpu_kernels.PARALLEL_MIN_ROWS
+    c, s = math.cos(angle), math.sin(angle)
+    one = cpu_kernels.gather_perception(x, rows, c, s, torus, workers=1)
+    two = cpu_kernels.gather_perception(x, rows, c, s, torus, workers=2)
+    assert np.array_equal(one, two)
+    reference = fast.TorchOps.gather_perception(torch.from_numpy(x), torch.from_numpy(rows), angle, torus)
+    assert np.allclose(one, reference.numpy(), atol=1e-5)
+    grad_inputs = torch.randn(len(rows), 48, generator=g).numpy()
+    one = cpu_kernels.scatter_perception_grad(x, rows, grad_inputs, c, s, torus, workers=1)
+    two = cpu_kernels.scatter_perception_grad(x, rows, grad_inputs, c, s, torus, workers=3)
+    assert np.array_equal(one, two)
+    reference = fast.TorchOps.scatter_perception_grad(torch.from_numpy(x), torch.from_numpy(rows),
+                                                      torch.from_numpy(grad_inputs), angle, torus)
+    assert np.allclose(one, reference.numpy(), atol=1e-4)

@@ -5,12 +5,15 @@ concatenation, max pools, gathers and scatters, each a full pass over memory)
 by one pass; fast.NumbaOps wraps them and the tests hold the two to the same
 results. States are channels-last float32 (B, H, W, C); a row index is the
 flat cell number b*H*W + i*W + j, as torch's nonzero gives it."""
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from . import model
 
 ALPHA, ALIVE_THRESHOLD = model.ALPHA, np.float32(model.ALIVE_THRESHOLD)
+PARALLEL_MIN_ROWS = 4096
 
 
 @njit(cache=True, inline="always")
@@ -71,13 +74,10 @@ def select_rows(x, fire, torus):
     return pre_life, np.flatnonzero(wanted.ravel()).astype(np.int64)
 
 
-@njit(cache=True, parallel=True)
-def gather_perception(x, rows, cos_a, sin_a, torus):
-    """(n, 3C) perception of the listed cells, ordered [state | Kx | Ky]."""
+@njit(cache=True, nogil=True)
+def _gather_perception(x, rows, taps, torus, out, first, stop):
     _, h, w, c_n = x.shape
-    taps = _taps(cos_a, sin_a)
-    out = np.zeros((rows.shape[0], 3 * c_n), np.float32)
-    for r in prange(rows.shape[0]):
+    for r in range(first, stop):
         b, i, j = rows[r] // (h * w), (rows[r] // w) % h, rows[r] % w
         for c in range(c_n):
             out[r, c] = x[b, i, j, c]
@@ -87,6 +87,14 @@ def gather_perception(x, rows, cos_a, sin_a, torus):
                 for c in range(c_n):
                     out[r, c_n + c] += taps[t, 2] * x[b, ii, jj, c]
                     out[r, 2 * c_n + c] += taps[t, 3] * x[b, ii, jj, c]
+
+
+def gather_perception(x, rows, cos_a, sin_a, torus, workers=1):
+    """(n, 3C) perception of the listed cells, ordered [state | Kx | Ky]."""
+    out = np.zeros((rows.shape[0], 3 * x.shape[3]), np.float32)
+    taps = _taps(cos_a, sin_a)
+    _in_parallel(_threads_for(rows, workers), rows.shape[0],
+                 lambda first, stop: _gather_perception(x, rows, taps, torus, out, first, stop))
     return out
 
 
@@ -116,25 +124,58 @@ def _zero_dead(x, life):
                         x[b, i, j, c] = 0.0
 
 
-@njit(cache=True, parallel=True)
-def scatter_perception_grad(grad_state, rows, grad_inputs, cos_a, sin_a, torus):
+@njit(cache=True, nogil=True)
+def _scatter_perception_grad(out, rows, grad_inputs, taps, torus, first, stop):
+    _, h, w, c_n = out.shape
+    for r in range(first, stop):
+        b, i, j = rows[r] // (h * w), (rows[r] // w) % h, rows[r] % w
+        for c in range(c_n):
+            out[b, i, j, c] += grad_inputs[r, c]
+        for t in range(8):
+            ii, jj = _neighbour(i, int(taps[t, 0]), h, torus), _neighbour(j, int(taps[t, 1]), w, torus)
+            if ii >= 0 and jj >= 0:
+                for c in range(c_n):
+                    out[b, ii, jj, c] += (taps[t, 2] * grad_inputs[r, c_n + c]
+                                          + taps[t, 3] * grad_inputs[r, 2 * c_n + c])
+
+
+def scatter_perception_grad(grad_state, rows, grad_inputs, cos_a, sin_a, torus, workers=1):
     """grad_state plus the transpose of gather_perception applied to grad_inputs.
 
-    Samples are independent, so each thread takes whole samples (rows are
-    ascending, hence grouped by sample) and no two threads write one cell."""
-    b_n, h, w, c_n = grad_state.shape
+    Threads take whole samples (rows ascend, so a sample's rows are contiguous):
+    a cell only receives from cells of its own sample, so no two threads write
+    one cell."""
+    b_n, h, w, _ = grad_state.shape
     out = grad_state.copy()
     taps = _taps(cos_a, sin_a)
-    bounds = np.searchsorted(rows, np.arange(b_n + 1) * (h * w))
-    for b in prange(b_n):
-        for r in range(bounds[b], bounds[b + 1]):
-            i, j = (rows[r] // w) % h, rows[r] % w
-            for c in range(c_n):
-                out[b, i, j, c] += grad_inputs[r, c]
-            for t in range(8):
-                ii, jj = _neighbour(i, int(taps[t, 0]), h, torus), _neighbour(j, int(taps[t, 1]), w, torus)
-                if ii >= 0 and jj >= 0:
-                    for c in range(c_n):
-                        out[b, ii, jj, c] += (taps[t, 2] * grad_inputs[r, c_n + c]
-                                              + taps[t, 3] * grad_inputs[r, 2 * c_n + c])
+    sample_starts = np.searchsorted(rows, np.arange(b_n + 1) * (h * w))
+    _in_parallel(_threads_for(rows, workers), b_n, lambda first, stop: _scatter_perception_grad(
+        out, rows, grad_inputs, taps, torus, sample_starts[first], sample_starts[stop]))
     return out
+
+
+def _threads_for(rows, workers: int) -> int:
+    """Below a few thousand cells, handing work to threads costs more than it saves."""
+    return workers if rows.shape[0] >= PARALLEL_MIN_ROWS else 1
+
+
+def _in_parallel(workers: int, n: int, work) -> None:
+    """Run work(first, stop) over [0, n) in `workers` contiguous parts on a
+    thread pool (the kernels release the GIL), or inline when small. Plain
+    threads that block when idle, unlike numba's parallel=True pools, whose
+    spinning threads stall the rest of the process on a busy machine."""
+    if workers <= 1 or n < 2:
+        work(0, n)
+        return
+    parts = min(workers, n)
+    bounds = [n * k // parts for k in range(parts + 1)]
+    list(_pool(parts).map(work, bounds[:-1], bounds[1:]))
+
+
+_POOLS = {}
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    if workers not in _POOLS:
+        _POOLS[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cellsim-train")
+    return _POOLS[workers]

@@ -123,7 +123,8 @@ class TorchOps:
 
 
 class NumbaOps:
-    """The same four operations as TorchOps, by the kernels of cpu_kernels."""
+    """The same four operations as TorchOps, by the kernels of cpu_kernels,
+    on as many threads as torch uses."""
 
     @staticmethod
     def _kernels():
@@ -138,7 +139,7 @@ class NumbaOps:
     @classmethod
     def gather_perception(cls, x, rows, angle, torus):
         return torch.from_numpy(cls._kernels().gather_perception(
-            x.numpy(), rows.numpy(), math.cos(angle), math.sin(angle), torus))
+            x.numpy(), rows.numpy(), math.cos(angle), math.sin(angle), torus, torch.get_num_threads()))
 
     @classmethod
     def apply_update(cls, x, rows, delta, pre_life, torus):
@@ -148,7 +149,8 @@ class NumbaOps:
     @classmethod
     def scatter_perception_grad(cls, grad_state, rows, grad_inputs, angle, torus):
         return torch.from_numpy(cls._kernels().scatter_perception_grad(
-            grad_state.numpy(), rows.numpy(), grad_inputs.numpy(), math.cos(angle), math.sin(angle), torus))
+            grad_state.numpy(), rows.numpy(), grad_inputs.numpy(), math.cos(angle), math.sin(angle), torus,
+            torch.get_num_threads()))
 
 
 def ops_for(device: torch.device):
