@@ -192,7 +192,7 @@ def test_numba_kernels_split_over_threads_give_the_same_bits(seed, angle, torus)
     assert np.array_equal(one, two)
     reference = fast.TorchOps.gather_perception(torch.from_numpy(x), torch.from_numpy(rows), angle, torus)
     assert np.allclose(one, reference.numpy(), atol=1e-5)
-    grad_inputs = torch.randn(len(rows), 48, generator=g).numpy()
+    grad_inputs = torch.randn(len(rows), 48, generator=g).numpy()  # no gradient for the bias input
     one = cpu_kernels.scatter_perception_grad(x, rows, grad_inputs, c, s, torus, workers=1)
     two = cpu_kernels.scatter_perception_grad(x, rows, grad_inputs, c, s, torus, workers=3)
     assert np.array_equal(one, two)

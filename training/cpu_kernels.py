@@ -90,8 +90,10 @@ def _gather_perception(x, rows, taps, torus, out, first, stop):
 
 
 def gather_perception(x, rows, cos_a, sin_a, torus, workers=1):
-    """(n, 3C) perception of the listed cells, ordered [state | Kx | Ky]."""
-    out = np.zeros((rows.shape[0], 3 * x.shape[3]), np.float32)
+    """(n, 3C + 1): the perception of the listed cells, ordered [state | Kx | Ky],
+    then a constant 1 that feeds the first layer's bias."""
+    out = np.zeros((rows.shape[0], 3 * x.shape[3] + 1), np.float32)
+    out[:, -1] = 1.0
     taps = _taps(cos_a, sin_a)
     _in_parallel(_threads_for(rows, workers), rows.shape[0],
                  lambda first, stop: _gather_perception(x, rows, taps, torus, out, first, stop))

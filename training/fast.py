@@ -4,7 +4,8 @@ Same maths as training/model.py, changed in form: states are channels-last
 (B, H, W, C) so the MLP is two plain matrix products; the MLP runs only on the
 cells whose update can reach the output (fired, and within one cell of a live
 one); and the backward pass is written by hand, reusing the forward's
-activations. The grid-wide parts (perception, masks, their transposes) come in
+activations; the first layer's bias is a column of its matrix, fed by a
+constant input, which saves two passes over the hidden activations. The grid-wide parts (perception, masks, their transposes) come in
 two interchangeable backends: TorchOps (any device) and NumbaOps (CPU, one
 fused pass each)."""
 import ctypes
@@ -97,7 +98,10 @@ def any_in_neighbourhood(values: torch.Tensor, threshold: float, torus: bool) ->
 
 
 class TorchOps:
-    """Grid-wide parts of a step in plain torch operations, on any device."""
+    """Grid-wide parts of a step in plain torch operations, on any device.
+
+    gather_perception gives each listed cell's perception plus a constant 1
+    (n, 3C + 1), so that the first layer's bias rides in its matrix product."""
 
     @staticmethod
     def select_rows(x, fire, torus):
@@ -107,7 +111,8 @@ class TorchOps:
 
     @staticmethod
     def gather_perception(x, rows, angle, torus):
-        return perceive(x, angle, torus).view(-1, 3 * x.shape[-1]).index_select(0, rows)
+        inputs = perceive(x, angle, torus).view(-1, 3 * x.shape[-1]).index_select(0, rows)
+        return torch.cat([inputs, inputs.new_ones(len(rows), 1)], dim=1)
 
     @staticmethod
     def apply_update(x, rows, delta, pre_life, torus):
@@ -168,11 +173,11 @@ class _Step(torch.autograd.Function):
     needs just the saved perception rows and hidden activations of those cells."""
 
     @staticmethod
-    def forward(ctx, x, fire, w1, b1, w2, b2, angle, torus, ops):
+    def forward(ctx, x, fire, w1, w2, b2, angle, torus, ops):
         x, fire = x.detach().contiguous(), fire.contiguous()
         pre_life, rows = ops.select_rows(x, fire, torus)
         inputs = ops.gather_perception(x, rows, angle, torus)
-        hidden = torch.addmm(b1, inputs, w1.T).relu_()
+        hidden = (inputs @ w1.T).relu_()
         delta = torch.addmm(b2, hidden, w2.T)
         out, life = ops.apply_update(x, rows, delta, pre_life, torus)
         ctx.save_for_backward(rows, inputs, hidden, life, w1, w2)
@@ -185,18 +190,18 @@ class _Step(torch.autograd.Function):
         grad_updated = (grad_out * life[..., None]).contiguous()
         grad_delta = grad_updated.view(-1, grad_updated.shape[-1]).index_select(0, rows)
         grad_hidden = torch.ops.aten.threshold_backward(grad_delta @ w2, hidden, 0.0)
-        grad_inputs = grad_hidden @ w1
+        grad_inputs = grad_hidden @ w1[:, :-1]      # the bias column has no input to feed
         grad_x = ctx.ops.scatter_perception_grad(grad_updated, rows, grad_inputs, ctx.angle, ctx.torus)
-        return (grad_x, None, grad_hidden.T @ inputs, grad_hidden.sum(0),
-                grad_delta.T @ hidden, grad_delta.sum(0), None, None, None)
+        return (grad_x, None, grad_hidden.T @ inputs, grad_delta.T @ hidden, grad_delta.sum(0),
+                None, None, None)
 
 
-def first_layer(model: CAModel) -> tuple[torch.Tensor, torch.Tensor]:
-    """w1 as a (hidden, 3C) matrix with columns reordered from the model's
-    interleaved 3*c + filter to perceive()'s filter*C + c; and b1."""
+def first_layer(model: CAModel) -> torch.Tensor:
+    """[w1 | b1] as one (hidden, 3C + 1) matrix, w1's columns reordered from the
+    model's interleaved 3*c + filter to perceive()'s filter*C + c."""
     c = model.channels
     order = torch.arange(3 * c).view(c, 3).T.reshape(-1)
-    return model.w1.weight[:, :, 0, 0][:, order], model.w1.bias
+    return torch.cat([model.w1.weight[:, :, 0, 0][:, order], model.w1.bias[:, None]], dim=1)
 
 
 def fire_masks(model: CAModel, shape, generator: torch.Generator | None, device) -> torch.Tensor:
@@ -212,10 +217,10 @@ def run(model: CAModel, x: torch.Tensor, steps: int, generator: torch.Generator 
     differentiable in x and the weights. `fires` optionally gives each step's
     (B, H, W) fire mask; `ops` overrides the backend chosen for x's device."""
     ops = ops or ops_for(x.device)
-    w1, b1 = first_layer(model)
+    w1 = first_layer(model)
     w2, b2 = model.w2.weight[:, :, 0, 0], model.w2.bias
     angle, torus = float(model.angle), bool(model.torus)
     for k in range(steps):
         fire = fires[k] if fires is not None else fire_masks(model, x.shape, generator, x.device)
-        x = _Step.apply(x, fire, w1, b1, w2, b2, angle, torus, ops)
+        x = _Step.apply(x, fire, w1, w2, b2, angle, torus, ops)
     return x
