@@ -5,7 +5,7 @@ pairwise independent events, and every level runs as one batch: each worker
 thread takes a share, gathers perception vectors, runs both layers as float32
 BLAS products (exact on these integers) and writes the results back. The
 synchronous clock runs whole grid steps the same way."""
-import math
+import os
 
 import numba
 import numpy as np
@@ -20,7 +20,7 @@ from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, RNG, STATE, BatchBuffer
                       read_u32, reboot, residual_into, send_state, write_u32)
 from .rng import reboot_seed
 from .rom import GenomeTables, flip_rom_bit
-from .schedule import assign_levels, group_by_level, plan_window
+from .schedule import assign_levels, group_by_level, plan_window, sort_keys
 from .state import LAST_REST, Pending, rest_key
 
 SLOTS = layout.MAILBOX_SLOTS
@@ -32,7 +32,8 @@ MIN_PARALLEL_LEVEL = 48    # smaller levels run on one thread: a fork costs more
 # -- executing a level ---------------------------------------------------------
 
 @njit(cache=True)
-def run_events(first, last, grouped, ev, ram, neighbours, routes, inflight, tables, product, buf):
+def run_events(first, last, grouped, ev, ram, dead, neighbours, routes, inflight, tables, product,
+               buf):
     """Events grouped[first:last] of one level (pairwise independent)."""
     _, kinds, cells, subs, args0, args1, args2, route = ev
     count = 0
@@ -49,16 +50,18 @@ def run_events(first, last, grouped, ev, ram, neighbours, routes, inflight, tabl
                 count += 1
             else:  # the dead-cell shortcut: no live neighbour, state 0, scratch kept
                 row[STATE:STATE + CHANNELS] = 0
-                send_state(ram, cell, neighbours, routes, route[e], inflight)
+                send_state(ram, dead, cell, neighbours, routes, route[e], inflight)
         elif kind == DELIVER:
-            deliver(ram, cell, subs[e], inflight, args0[e])
+            deliver(ram, dead, cell, subs[e], inflight, args0[e])
         elif kind == RAMFLIP:
             flip_bit(row, args0[e])
+            dead[cell] = row[FLAGS] & FLAG_DEAD
         elif kind == KILL:
             row[FLAGS] |= FLAG_DEAD
+            dead[cell] = 1
         elif kind == REBOOT:
             reboot(row, args1[e], args2[e])
-            send_state(ram, cell, neighbours, routes, route[e], inflight)
+            send_state(ram, dead, cell, neighbours, routes, route[e], inflight)
     if count:
         batch_network(ram, count, tables, product, buf)
         for j in range(count):
@@ -66,30 +69,37 @@ def run_events(first, last, grouped, ev, ram, neighbours, routes, inflight, tabl
             residual_into(ram[cell], buf.acc2[j], tables.m2[genome], tables.rounding2[genome],
                           tables.shift2[genome], buf.new_state)
             commit_state(ram[cell], buf.new_state, tables.threshold[genome])
-            send_state(ram, cell, neighbours, routes, route[e], inflight)
+            send_state(ram, dead, cell, neighbours, routes, route[e], inflight)
 
 
 @njit(parallel=True, cache=True)
-def run_levels_parallel(level_start, grouped, ev, ram, neighbours, routes, inflight, tables,
-                        product, workspace):
+def run_levels_parallel(level_start, grouped, ev, ram, dead, neighbours, routes, inflight,
+                        tables, product, workspace):
     """Level after level; a big level is shared by the workers (one per core).
     numba cannot hand tuples of arrays to a parallel loop's body, so they are
     taken apart here and rebuilt inside it."""
     (e_time, e_kind, e_cell, e_sub, e_arg0, e_arg1, e_arg2, e_route) = ev
-    (w1, w2, w1t, w2t, b1, m1, rounding1, shift1, bias_term1, b2, m2, rounding2, shift2,
-     zero_point, threshold, exact) = tables
+    (w1, w2, w1t, w2t, b1, m1, rounding1, shift1, bias_term1, m1_32, shift1_u, shift_bias1,
+     b2, m2, rounding2, shift2, zero_point, threshold, exact) = tables
     (s_events, s_cells, s_genomes, s_order, s_perception, s_dots1, s_hidden, s_dots2, s_acc2,
      s_new_state) = workspace
     workers = s_events.shape[0]
+    ev = (e_time, e_kind, e_cell, e_sub, e_arg0, e_arg1, e_arg2, e_route)
     for level in range(level_start.shape[0] - 1):
         lo, hi = level_start[level], level_start[level + 1]
-        share = workers if hi - lo >= MIN_PARALLEL_LEVEL else 1
-        for w in prange(share):
-            run_events(lo + (hi - lo) * w // share, lo + (hi - lo) * (w + 1) // share, grouped,
-                       (e_time, e_kind, e_cell, e_sub, e_arg0, e_arg1, e_arg2, e_route),
-                       ram, neighbours, routes, inflight,
-                       GenomeTables(w1, w2, w1t, w2t, b1, m1, rounding1, shift1, bias_term1, b2,
-                                    m2, rounding2, shift2, zero_point, threshold, exact),
+        if hi - lo < MIN_PARALLEL_LEVEL:  # not worth waking the other threads
+            run_events(lo, hi, grouped, ev, ram, dead, neighbours, routes, inflight, tables,
+                       product, BatchBuffers(s_events[0], s_cells[0], s_genomes[0], s_order[0],
+                                             s_perception[0], s_dots1[0], s_hidden[0],
+                                             s_dots2[0], s_acc2[0], s_new_state[0]))
+            continue
+        for w in prange(workers):
+            run_events(lo + (hi - lo) * w // workers, lo + (hi - lo) * (w + 1) // workers,
+                       grouped, (e_time, e_kind, e_cell, e_sub, e_arg0, e_arg1, e_arg2, e_route),
+                       ram, dead, neighbours, routes, inflight,
+                       GenomeTables(w1, w2, w1t, w2t, b1, m1, rounding1, shift1, bias_term1,
+                                    m1_32, shift1_u, shift_bias1, b2, m2, rounding2, shift2,
+                                    zero_point, threshold, exact),
                        product,
                        BatchBuffers(s_events[w], s_cells[w], s_genomes[w], s_order[w],
                                     s_perception[w], s_dots1[w], s_hidden[w], s_dots2[w],
@@ -97,14 +107,14 @@ def run_levels_parallel(level_start, grouped, ev, ram, neighbours, routes, infli
 
 
 @njit(cache=True)
-def run_levels_serial(level_start, grouped, ev, ram, neighbours, routes, inflight, tables,
+def run_levels_serial(level_start, grouped, ev, ram, dead, neighbours, routes, inflight, tables,
                       product, workspace):
     buf = BatchBuffers(workspace[0][0], workspace[1][0], workspace[2][0], workspace[3][0],
                        workspace[4][0], workspace[5][0], workspace[6][0], workspace[7][0],
                        workspace[8][0], workspace[9][0])
     for level in range(level_start.shape[0] - 1):
-        run_events(level_start[level], level_start[level + 1], grouped, ev, ram, neighbours,
-                   routes, inflight, tables, product, buf)
+        run_events(level_start[level], level_start[level + 1], grouped, ev, ram, dead,
+                   neighbours, routes, inflight, tables, product, buf)
 
 
 # -- the synchronous clock -----------------------------------------------------
@@ -128,8 +138,8 @@ def sync_updates(cells, ram, genome_of, tables, product, buf, new_states):
 def sync_step(ram, neighbours, genome_of, rate, clock, tables, product, workspace, pre, fired,
               new_states, batch_cells):
     """One training step on RAM (the reference's _sync, batched); returns updates."""
-    (w1, w2, w1t, w2t, b1, m1, rounding1, shift1, bias_term1, b2, m2, rounding2, shift2,
-     zero_point, threshold, exact) = tables
+    (w1, w2, w1t, w2t, b1, m1, rounding1, shift1, bias_term1, m1_32, shift1_u, shift_bias1,
+     b2, m2, rounding2, shift2, zero_point, threshold, exact) = tables
     (s_events, s_cells, s_genomes, s_order, s_perception, s_dots1, s_hidden, s_dots2, s_acc2,
      s_new_state) = workspace
     n = ram.shape[0]
@@ -160,8 +170,9 @@ def sync_step(ram, neighbours, genome_of, rate, clock, tables, product, workspac
             live += 1
     for w in prange(workers):
         sync_updates(batch_cells[live * w // workers:live * (w + 1) // workers], ram, genome_of,
-                     GenomeTables(w1, w2, w1t, w2t, b1, m1, rounding1, shift1, bias_term1, b2,
-                                  m2, rounding2, shift2, zero_point, threshold, exact),
+                     GenomeTables(w1, w2, w1t, w2t, b1, m1, rounding1, shift1, bias_term1,
+                                  m1_32, shift1_u, shift_bias1, b2, m2, rounding2, shift2,
+                                  zero_point, threshold, exact),
                      product,
                      BatchBuffers(s_events[w], s_cells[w], s_genomes[w], s_order[w],
                                   s_perception[w], s_dots1[w], s_hidden[w], s_dots2[w],
@@ -194,7 +205,7 @@ def sync_step(ram, neighbours, genome_of, rate, clock, tables, product, workspac
 
 
 @njit(cache=True)
-def apply_sync_fault(kind, cell, tick, bit, factor, rom_target, seed, ram, rate, genome_of,
+def apply_sync_fault(kind, cell, tick, bit, factor, rom_target, seed, ram, dead, rate, genome_of,
                      neighbours, routes, inflight):
     """A fault between synchronous steps (no message faults in sync mode)."""
     row = ram[cell]
@@ -207,27 +218,48 @@ def apply_sync_fault(kind, cell, tick, bit, factor, rom_target, seed, ram, rate,
             genome_of[cell] = rom_target
     elif kind == RAMFLIP:
         flip_bit(row, bit)
+        dead[cell] = row[FLAGS] & FLAG_DEAD
     elif kind == KILL:
         row[FLAGS] |= FLAG_DEAD
+        dead[cell] = 1
     elif kind == REBOOT:
         reboot(row, reboot_seed(seed, cell, tick), 0)
-        send_state(ram, cell, neighbours, routes, -1, inflight)
+        send_state(ram, dead, cell, neighbours, routes, -1, inflight)
 
 
 # -- the engine ----------------------------------------------------------------
 
+def dead_mirror(ram) -> np.ndarray:
+    """(N,) uint8 copy of each cell's dead bit, kept current by the kernels."""
+    return (ram[:, FLAGS] & FLAG_DEAD).astype(np.uint8)
+
+
+def default_workers() -> int:
+    """numba's threads, minus the cores other processes keep busy: a level is a
+    few tens of microseconds of work, and a worker that has to wait for the OS
+    to give it a core stalls every level (the lesson of a shared machine)."""
+    threads = numba.get_num_threads()
+    try:
+        busy = round(os.getloadavg()[0])
+    except (OSError, AttributeError):
+        busy = 0
+    return max(1, min(threads, (os.cpu_count() or 1) - busy))
+
+
 class FastEngine:
-    """Runs a GridState forward; `workers` threads (default: numba's), BLAS or not."""
+    """Runs a GridState forward; `workers` threads (default: default_workers()),
+    BLAS or not."""
 
     def __init__(self, state, schedule, neighbours, workers=None, blas=True):
         self.state, self.schedule, self.neighbours = state, schedule, neighbours
-        self.workers = max(1, int(workers or numba.get_num_threads()))
+        self.workers = max(1, int(workers or default_workers()))
         self.product = gemm.sgemm(blas)
         self.vector = state.clock.vector()
         self._tables_for = None
         self._workspace = None
-        self.levels_run = 0
-        self.level_events = 0
+        self.levels_run = 0      # statistics: levels, their events, and those
+        self.level_events = 0    # big enough to be shared by the workers
+        self.shared_levels = 0
 
     # The genome tables are rebuilt only when the genome list changed.
     def tables(self):
@@ -326,7 +358,7 @@ class FastEngine:
         inflight = np.zeros((max(n_messages, 1), CHANNELS), pending.payload.dtype)
         inflight[:first_message] = pending.payload[due_idx]
         t0 = max(st.cursor[0], 0)
-        order = np.argsort(pack_keys(ev[0] - t0, ev[1], ev[2], ev[3]), kind="stable")
+        order = sort_keys(pack_keys(ev[0] - t0, ev[1], ev[2], ev[3]))
         return dict(bound=bound, ev=ev, order=order, routes=routes[:n_routes], inflight=inflight,
                     next_fire=next_fire, rate=rate, genome_of=genome_of, link_last=link_last,
                     genomes=genomes, counts=counts, fires=int(counts[FIRE]),
@@ -347,17 +379,19 @@ class FastEngine:
         ev, order = plan["ev"], plan["order"]
         levels = np.zeros(len(order), np.int32)
         top = assign_levels(order, ev[2], self.neighbours, levels)
-        level_start, grouped = group_by_level(order, levels, top)
-        level_start = np.concatenate([[0], level_start]).astype(np.int64)
+        level_start, grouped = group_by_level(order, levels, top, ev[2], st.cells)
+        level_start = level_start[:top + 1]
         biggest = int(np.diff(level_start).max()) if top else 0
         workspace = self.workspace(biggest + 1)
         ram = st.ram.view(np.int8)
         runner = run_levels_parallel if self.workers > 1 else run_levels_serial
         with gemm.single_threaded_blas():
-            runner(level_start, grouped, ev, ram, self.neighbours, plan["routes"],
-                   plan["inflight"], self.tables(), self.product, workspace)
+            runner(level_start, grouped, ev, ram, dead_mirror(st.ram), self.neighbours,
+                   plan["routes"], plan["inflight"], self.tables(), self.product, workspace)
         self.levels_run += top
         self.level_events += len(order)
+        if self.workers > 1:
+            self.shared_levels += int((np.diff(level_start) >= MIN_PARALLEL_LEVEL).sum())
         self._commit(plan)
 
     def _commit(self, plan):
@@ -394,11 +428,23 @@ class FastEngine:
         faults, targets, genomes = self._fault_events(bound)
         st.genomes = genomes
         keys = self._sync_keys(faults, bound)
+        threads = numba.get_num_threads()
+        numba.set_num_threads(min(self.workers, threads))  # the step's cell loops too
+        try:
+            done = self._sync_events(keys, faults, targets, bound, left)
+        finally:
+            numba.set_num_threads(threads)
+        st.counts[FIRE] += done
+        return done
+
+    def _sync_events(self, keys, faults, targets, bound, left) -> int:
+        st = self.state
         n = st.cells
         scratch = (np.zeros(n, bool), np.zeros(n, bool), np.zeros((n, CHANNELS), np.int64),
                    np.zeros(n, np.int64))
         workspace = self.workspace(n // self.workers + 1)
         ram = st.ram.view(np.int8)
+        dead = dead_mirror(st.ram)
         none = np.zeros(0, np.int64)
         inflight = np.zeros((1, CHANNELS), np.int8)
         done = 0
@@ -411,7 +457,7 @@ class FastEngine:
                 else:
                     apply_sync_fault(int(faults.kind[j]), int(faults.cell[j]), int(faults.time[j]),
                                      int(faults.bit[j]), float(faults.factor[j]), int(targets[j]),
-                                     np.uint64(st.seed), ram, st.rate, st.genome_of,
+                                     np.uint64(st.seed), ram, dead, st.rate, st.genome_of,
                                      self.neighbours, none, inflight)
                     st.counts[faults.kind[j]] += 1
                 st.cursor = key
@@ -419,7 +465,6 @@ class FastEngine:
                     break
             else:
                 st.cursor = bound
-        st.counts[FIRE] += done
         return done
 
     def _compact_genomes(self):

@@ -87,16 +87,25 @@ def gather_perception(row, perception):
         perception[2 * CHANNELS + c] = gy
 
 
+SHIFT_BIAS = np.uint64(1 << 62)
+
+
 @njit(cache=True)
-def requantize_hidden(dots, rows, m1, bias_term1, shift1, zero_point, hidden_out):
+def requantize_hidden(dots, rows, m1_32, bias_term1, shift1_u, shift_bias1, zero_point,
+                      hidden_out):
     """First-layer dot products (float32, exact integers) -> (h - zp) as float32.
 
-    acc * m + rounding = dot * m + (b * m + rounding): the same int64 (modulo 2^64
-    too), with the bias product precomputed so the loop vectorises."""
+    The spec's (acc * m + rounding) >> s, rearranged so that AVX2 can run it:
+    acc * m + rounding = dot * m + (b * m + rounding), with the bias product
+    precomputed and dot * m a 32 x 32 -> 64-bit product; the arithmetic shift
+    is a logical one of the value plus 2^62, minus 2^(62 - s). Exact when
+    |acc| < 2^31, which GenomeTables.batchable checks."""
     for i in range(rows):
         for o in range(dots.shape[1]):
-            v = (np.int64(np.int32(dots[i, o])) * m1[o] + bias_term1[o]) >> shift1[o]
-            hidden_out[i, o] = min(127, max(zero_point, v + zero_point)) - zero_point
+            x = np.int64(np.int32(dots[i, o])) * np.int64(m1_32[o]) + bias_term1[o]
+            v = np.int64((np.uint64(x) + SHIFT_BIAS) >> shift1_u[o]) - shift_bias1[o]
+            h = min(np.int64(127), max(zero_point, v + zero_point)) - zero_point
+            hidden_out[i, o] = np.float32(np.int32(h))
 
 
 @njit(cache=True)
@@ -135,9 +144,10 @@ def integer_update(row, w1, b1, m1, rounding1, shift1, zero_point, w2, b2, perce
 
 
 @njit(cache=True)
-def send_state(ram, cell, neighbours, routes, route_base, inflight):
+def send_state(ram, dead, cell, neighbours, routes, route_base, inflight):
     """The cell's state to its 8 neighbours: neighbour k receives in slot 7 - k,
-    unless the link lost the message or holds it in flight. Dead cells hear nothing."""
+    unless the link lost the message or holds it in flight. Dead cells hear
+    nothing (`dead` mirrors the flag bytes, sparing a cache line per receiver)."""
     for k in range(SLOTS):
         receiver = neighbours[cell, k]
         if receiver < 0:
@@ -148,15 +158,15 @@ def send_state(ram, cell, neighbours, routes, route_base, inflight):
         if route >= 0:
             for c in range(CHANNELS):
                 inflight[route, c] = ram[cell, STATE + c]
-        elif not is_dead(ram[receiver]):
+        elif not dead[receiver]:
             slot = (SLOTS - 1 - k) * CHANNELS
             for c in range(CHANNELS):
                 ram[receiver, slot + c] = ram[cell, STATE + c]
 
 
 @njit(cache=True)
-def deliver(ram, cell, slot, inflight, message):
-    if not is_dead(ram[cell]):
+def deliver(ram, dead, cell, slot, inflight, message):
+    if not dead[cell]:
         for c in range(CHANNELS):
             ram[cell, slot * CHANNELS + c] = inflight[message, c]
 
@@ -217,8 +227,9 @@ def batch_network(ram, count, tables, product, buf):
             for j in range(rows):
                 gather_perception(ram[buf.cells[order[start + j]]], buf.perception[j])
             matmul_rows(product, buf.perception, tables.w1t[g], buf.dots1, rows)
-            requantize_hidden(buf.dots1, rows, tables.m1[g], tables.bias_term1[g],
-                              tables.shift1[g], tables.zero_point[g], buf.hidden)
+            requantize_hidden(buf.dots1, rows, tables.m1_32[g], tables.bias_term1[g],
+                              tables.shift1_u[g], tables.shift_bias1[g], tables.zero_point[g],
+                              buf.hidden)
             matmul_rows(product, buf.hidden, tables.w2t[g], buf.dots2, rows)
             for j in range(rows):
                 i = order[start + j]

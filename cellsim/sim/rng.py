@@ -77,10 +77,9 @@ def log2_q16(u):
     Integer-only (firmware-friendly) and exact by definition: every engine gets
     the same bits. The fraction is truncated, so the error is below 2^-16."""
     integer = 0
-    v = u
-    while v >= 2:
-        v >>= 1
-        integer += 1
+    for step in (16, 8, 4, 2, 1):  # floor(log2 u) by binary search
+        if u >> (integer + step):
+            integer += step
     x = np.uint64(u) << np.uint64(31 - integer)  # u / 2^integer in Q31, in [1, 2)
     fraction = 0
     for bit in range(15, -1, -1):

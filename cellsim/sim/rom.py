@@ -44,6 +44,14 @@ def float32_exact(p: IntParams) -> bool:
     return bool(reach1 < FLOAT32_EXACT and reach2 < FLOAT32_EXACT)
 
 
+def batchable(p: IntParams) -> bool:
+    """float32-exact, and the first-layer accumulator inside int32 for every input
+    (the genome file's own rule; a ROM flip can break it), which the batched
+    requantisation needs. Other genomes take the integer path."""
+    reach1 = 128 * np.abs(p.w1.astype(np.int64)).sum(axis=1) + np.abs(p.b1.astype(np.int64))
+    return float32_exact(p) and bool(reach1.max() < 2 ** 31)
+
+
 class GenomeTables(NamedTuple):
     """All genomes of a grid, stacked; index g is genome g of Grid.genomes."""
     w1: np.ndarray          # int8 (G, H, 48)
@@ -55,13 +63,16 @@ class GenomeTables(NamedTuple):
     rounding1: np.ndarray   # 2^(total shift - 1)
     shift1: np.ndarray      # total right shift 31 - shift, in [1, 62]
     bias_term1: np.ndarray  # b1 * m1 + rounding1 (int64, wraps like the spec's int64)
+    m1_32: np.ndarray       # m1 as int32, shift1 as uint64 and 2^(62 - shift1):
+    shift1_u: np.ndarray    # the batched requantisation's operands
+    shift_bias1: np.ndarray
     b2: np.ndarray          # int64 (G, C)
     m2: np.ndarray
     rounding2: np.ndarray
     shift2: np.ndarray
     zero_point: np.ndarray  # int64 (G,)
     threshold: np.ndarray   # int64 (G,)
-    exact: np.ndarray       # bool (G,): float32 batch allowed
+    exact: np.ndarray       # bool (G,): the float32 batch may take this genome
 
     @classmethod
     def build(cls, genomes) -> "GenomeTables":
@@ -88,8 +99,10 @@ class GenomeTables(NamedTuple):
                    w1t=np.ascontiguousarray(w1.transpose(0, 2, 1), dtype=np.float32),
                    w2t=np.ascontiguousarray(w2.transpose(0, 2, 1), dtype=np.float32),
                    b1=b1, m1=m1, rounding1=rounding1, shift1=shift1, bias_term1=bias_term1,
+                   m1_32=m1.astype(np.int32), shift1_u=shift1.astype(np.uint64),
+                   shift_bias1=np.right_shift(np.int64(1 << 62), shift1),
                    b2=stack("b2", np.int64), m2=stack("m2", np.int64),
                    rounding2=np.left_shift(np.int64(1), shift2 - 1), shift2=shift2,
                    zero_point=np.array([p.hidden_zero_point for p in genomes], np.int64),
                    threshold=np.array([p.alive_threshold for p in genomes], np.int64),
-                   exact=np.array([float32_exact(p) for p in genomes], bool))
+                   exact=np.array([batchable(p) for p in genomes], bool))

@@ -164,17 +164,54 @@ def assign_levels(order, cells, neighbours, levels):
 
 
 @njit(cache=True)
-def group_by_level(order, levels, top):
-    """Counting sort: (start offsets per level (top + 2), events level by level)."""
-    start = np.zeros(top + 2, np.int64)
+def sort_keys(keys):
+    """Stable argsort of non-negative int64 keys: LSD radix sort, 16 bits a pass,
+    as many passes as the largest key needs (a window's keys use about 50 bits)."""
+    n = keys.shape[0]
+    order = np.arange(n)
+    spare = np.empty(n, np.int64)
+    top = keys.max() if n else 0
+    shift = 0
+    while shift < 64 and (top >> shift) > 0:
+        counts = np.zeros(65537, np.int64)
+        for i in range(n):
+            counts[((keys[order[i]] >> shift) & 0xFFFF) + 1] += 1
+        for d in range(1, 65537):
+            counts[d] += counts[d - 1]
+        for i in range(n):
+            digit = (keys[order[i]] >> shift) & 0xFFFF
+            spare[counts[digit]] = order[i]
+            counts[digit] += 1
+        order, spare = spare, order
+        shift += 16
+    return order
+
+
+@njit(cache=True)
+def group_by_level(order, levels, top, cells, n_cells):
+    """Counting sorts: events level by level, each level in cell order (neighbouring
+    updates then touch neighbouring RAM). Returns (start offset of each level plus
+    the end, events)."""
+    by_cell = np.empty(order.shape[0], np.int64)
+    start = np.zeros(n_cells + 1, np.int64)
     for i in range(order.shape[0]):
-        start[levels[order[i]] + 1] += 1
-    for level in range(1, top + 2):
-        start[level] += start[level - 1]
-    fill = start.copy()
-    grouped = np.empty(order.shape[0], np.int64)
+        start[cells[order[i]] + 1] += 1
+    for c in range(n_cells):
+        start[c + 1] += start[c]
     for i in range(order.shape[0]):
         e = order[i]
+        by_cell[start[cells[e]]] = e
+        start[cells[e]] += 1
+    level_start = np.zeros(top + 2, np.int64)
+    for i in range(order.shape[0]):
+        level_start[levels[order[i]]] += 1
+    for level in range(1, top + 2):
+        level_start[level] += level_start[level - 1]
+    fill = np.zeros(top + 2, np.int64)
+    fill[1:] = level_start[:-1]
+    grouped = np.empty(order.shape[0], np.int64)
+    for i in range(by_cell.shape[0]):
+        e = by_cell[i]
         grouped[fill[levels[e]]] = e
         fill[levels[e]] += 1
-    return start[1:], grouped
+    return level_start, grouped

@@ -1,0 +1,252 @@
+"""Cell updates per second of the exact asynchronous int8 engine (cellsim.sim,
+Poisson clocks, every event in exact order, both cores) against ONNX Runtime
+fp32 running synchronous batched steps of the same model (SPEC.md section 4:
+6.3-6.7 M/s on this machine), on one 72x72 grid where every cell is alive.
+
+    python benchmarks/sim_speed.py [--genome G] [--size 72] [--units 40] [--repeats 5]
+                                   [--json runs/sim_speed.json]
+
+"grown" runs start from random live states over the whole grid, so every
+update runs the network (the dead-cell shortcut cannot flatter the number);
+"growth" starts from the seed, where most updates take the shortcut, and is
+reported separately. numba's compile time is measured in a fresh process with
+an empty cache. The machine is shared: the load average is printed with the
+numbers and the best of --repeats runs is reported."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HIDDEN, CHANNELS = 128, 16
+
+
+def load_average() -> list:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def random_params(seed: int = 0):
+    """A fixed random int8 genome with realistic requantisation (speed does not
+    depend on training)."""
+    from cellsim.intspec import IntParams, quantize_multiplier
+
+    rng = np.random.default_rng(seed)
+    pairs1 = [quantize_multiplier(2.0 ** rng.uniform(-12, -8)) for _ in range(HIDDEN)]
+    pairs2 = [quantize_multiplier(2.0 ** rng.uniform(-16, -12)) for _ in range(CHANNELS)]
+    return IntParams(w1=rng.integers(-127, 128, (HIDDEN, 3 * CHANNELS)),
+                     b1=rng.integers(-20000, 20000, HIDDEN), m1=[m for m, _ in pairs1],
+                     shift1=[s for _, s in pairs1], w2=rng.integers(-127, 128, (CHANNELS, HIDDEN)),
+                     b2=rng.integers(-5000, 5000, CHANNELS), m2=[m for m, _ in pairs2],
+                     shift2=[s for _, s in pairs2], hidden_zero_point=-128, alive_threshold=12,
+                     state_scale=np.full(CHANNELS, 1 / 127), hidden_scale=0.05)
+
+
+def live_states(size: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    states = rng.integers(-128, 128, (size, size, CHANNELS)).astype(np.int8)
+    states[..., 3] = rng.integers(20, 128, (size, size))  # every cell alive
+    return states
+
+
+def best_rate(make_grid, units: float, repeats: int):
+    """Best updates/s over `repeats` fresh grids run for `units` time units."""
+    rates, updates = [], 0
+    for _ in range(repeats):
+        grid = make_grid()
+        start = time.perf_counter()
+        grid.run(until=grid.time + units)
+        seconds = time.perf_counter() - start
+        updates = grid.updates
+        rates.append(updates / seconds)
+    return max(rates), updates
+
+
+def bench_async(params, size, units, repeats, workers, clock="poisson", grown=True):
+    from cellsim.sim import Grid
+
+    def make():
+        grid = Grid(params, size, clock=clock, seed=3, workers=workers)
+        if grown:
+            grid.set_states(live_states(size))
+        else:
+            grid.plant_seed()
+        return grid
+
+    make().run(until=1)  # compile or load the kernels
+    grid = make()
+    grid.run(until=units)
+    rate, updates = best_rate(make, units, repeats)
+    engine = grid.engine
+    return {"updates_per_s": rate, "updates": updates, "workers": workers,
+            "events_per_level": engine.level_events / max(engine.levels_run, 1)}
+
+
+def onnx_model(w1, b1, w2, b2, angle=0.0):
+    """The float step as ONNX: depthwise 3x3 perception (identity, Sobel x / 8,
+    Sobel y / 8, interleaved), 1x1 conv 48->128, ReLU, 1x1 conv 128->16, the
+    masked residual and the before/after alive masks (max-pool of alpha > 0.1)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    c, s = np.cos(angle), np.sin(angle)
+    sobel = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], np.float32) / 8
+    identity = np.zeros((3, 3), np.float32)
+    identity[1, 1] = 1
+    filters = np.stack([identity, c * sobel - s * sobel.T, s * sobel + c * sobel.T])
+    perception = np.tile(filters, (CHANNELS, 1, 1))[:, None].astype(np.float32)  # (48, 1, 3, 3)
+    inits = [numpy_helper.from_array(a, n) for a, n in (
+        (perception, "perception"), (w1[:, :, None, None], "w1"), (b1, "b1"),
+        (w2[:, :, None, None], "w2"), (b2, "b2"), (np.array(0.1, np.float32), "threshold"),
+        (np.array([0, 3, 0, 0], np.int64), "a0"), (np.array([1, 4, 1 << 30, 1 << 30], np.int64), "a1"))]
+    nodes = [
+        helper.make_node("Conv", ["x", "perception"], ["p"], group=CHANNELS, pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["p", "w1", "b1"], ["h0"]),
+        helper.make_node("Relu", ["h0"], ["h"]),
+        helper.make_node("Conv", ["h", "w2", "b2"], ["dx"]),
+        helper.make_node("Mul", ["dx", "mask"], ["dxm"]),
+        helper.make_node("Add", ["x", "dxm"], ["x1"]),
+    ]
+    for tag, src in (("pre", "x"), ("post", "x1")):
+        nodes += [helper.make_node("Slice", [src, "a0", "a1"], [f"{tag}_a"]),
+                  helper.make_node("MaxPool", [f"{tag}_a"], [f"{tag}_m"], kernel_shape=[3, 3],
+                                   pads=[1, 1, 1, 1]),
+                  helper.make_node("Greater", [f"{tag}_m", "threshold"], [f"{tag}_alive"])]
+    nodes += [helper.make_node("And", ["pre_alive", "post_alive"], ["alive"]),
+              helper.make_node("Cast", ["alive"], ["alive_f"], to=TensorProto.FLOAT),
+              helper.make_node("Mul", ["x1", "alive_f"], ["y"])]
+    shape = ["batch", CHANNELS, "height", "width"]
+    graph = helper.make_graph(
+        nodes, "nca_step",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape),
+         helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", 1, "height", "width"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    return model
+
+
+def bench_onnx(size, batch, repeats, threads=2, min_seconds=0.5):
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(0)
+    w1 = (rng.standard_normal((HIDDEN, 3 * CHANNELS)) * 0.1).astype(np.float32)
+    w2 = (rng.standard_normal((CHANNELS, HIDDEN)) * 0.02).astype(np.float32)
+    model = onnx_model(w1, np.zeros(HIDDEN, np.float32), w2, np.zeros(CHANNELS, np.float32))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+    x = rng.random((batch, CHANNELS, size, size)).astype(np.float32)
+    mask = (rng.random((batch, 1, size, size)) < 0.5).astype(np.float32)
+    for _ in range(3):
+        x = session.run(None, {"x": x, "mask": mask})[0]
+    rates = []
+    for _ in range(repeats):
+        steps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < min_seconds:
+            session.run(None, {"x": x, "mask": mask})
+            steps += 1
+        rates.append(steps * batch * size * size / (time.perf_counter() - start))
+    return {"updates_per_s": max(rates), "batch": batch, "threads": threads}
+
+
+COMPILE_PROBE = """
+import sys, time
+sys.path.insert(0, {root!r})
+start = time.perf_counter()
+import cellsim.sim
+from benchmarks.sim_speed import random_params, live_states
+imported = time.perf_counter()
+grid = cellsim.sim.Grid(random_params(), 12, clock="{clock}", seed=1)
+grid.set_states(live_states(12))
+grid.run(until=2)
+print(imported - start, time.perf_counter() - imported)
+"""
+
+
+def compile_seconds(clock: str, cold: bool) -> dict:
+    """First use of the simulator in a fresh process: with an empty numba cache
+    (compilation) or with the cache this checkout already has (loading)."""
+    env = dict(os.environ)
+    with tempfile.TemporaryDirectory() as cache:
+        if cold:
+            env["NUMBA_CACHE_DIR"] = cache
+        code = COMPILE_PROBE.format(root=str(Path(__file__).resolve().parent.parent), clock=clock)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                             check=True).stdout.split()
+    return {"import_s": float(out[0]), "first_run_s": float(out[1])}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--genome", help="genome file (default: a fixed random genome)")
+    parser.add_argument("--size", type=int, default=72)
+    parser.add_argument("--units", type=float, default=40.0, help="simulated time per run")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--batches", default="1,8", help="ONNX Runtime batch sizes")
+    parser.add_argument("--skip-compile", action="store_true", help="no cold-cache compile probe")
+    parser.add_argument("--json", default="runs/sim_speed.json", help="where to write the numbers")
+    args = parser.parse_args(argv)
+
+    import numba
+
+    from cellsim.sim import gemm
+
+    if args.genome:
+        from cellsim.genome import load_genome
+        params = load_genome(args.genome).params
+    else:
+        params = random_params()
+    load_before = load_average()
+    cores = numba.get_num_threads()
+    rows = {}
+    rows["async int8, grown, %d workers" % cores] = bench_async(params, args.size, args.units,
+                                                                args.repeats, cores)
+    rows["async int8, grown, 1 worker"] = bench_async(params, args.size, args.units, args.repeats, 1)
+    rows["sync int8, grown, %d workers" % cores] = bench_async(params, args.size, args.units,
+                                                               args.repeats, cores, clock="sync")
+    rows["async int8, growth from the seed"] = bench_async(params, args.size, args.units,
+                                                           args.repeats, cores, grown=False)
+    for batch in [int(b) for b in args.batches.split(",")]:
+        rows[f"onnxruntime fp32 sync, batch {batch}"] = bench_onnx(args.size, batch, args.repeats)
+    onnx_best = max(v["updates_per_s"] for k, v in rows.items() if k.startswith("onnxruntime"))
+    exact = rows["async int8, grown, %d workers" % cores]["updates_per_s"]
+    compile_time = {} if args.skip_compile else {
+        clock: {"cold": compile_seconds(clock, True), "warm": compile_seconds(clock, False)}
+        for clock in ("poisson", "sync")}
+    load_after = load_average()
+
+    print(f"\n{args.size}x{args.size} grid, {args.units:g} time units per run, best of "
+          f"{args.repeats}; products: {gemm.backend()}; numba threads {cores} "
+          f"({numba.threading_layer()})")
+    print(f"{'engine':45s} {'M updates/s':>12s}")
+    for name, row in rows.items():
+        print(f"{name:45s} {row['updates_per_s'] / 1e6:12.2f}")
+    print(f"{'ratio exact async / best ONNX Runtime':45s} {exact / onnx_best:12.2f}")
+    for clock, t in compile_time.items():
+        print(f"numba first use ({clock}): {t['cold']['first_run_s']:.1f} s compiling with an empty "
+              f"cache, {t['warm']['first_run_s']:.1f} s loading the cache (import "
+              f"{t['warm']['import_s']:.1f} s)")
+    print(f"load average before {load_before}, after {load_after} (shared machine)")
+
+    from cellsim.atomic import write_text
+
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    record = {"grid": args.size, "units": args.units, "repeats": args.repeats,
+              "genome": args.genome or "random (seed 0)", "products": gemm.backend(),
+              "numba_threads": cores, "rows": rows, "ratio_async_vs_onnx": exact / onnx_best,
+              "compile": compile_time, "load_before": load_before, "load_after": load_after}
+    write_text(out, json.dumps(record, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""`cellsim simulate GENOME --size 72 --until 300 --clock poisson --damage half@150
+--out DIR`: run a genome on the asynchronous grid and write DIR/run.gif,
+DIR/metrics.csv and DIR/final.png. A float-weights .npz (`cellsim export --npz`)
+in place of the genome runs the float32 model on the same grid.
+Everything is checked before the run; the files are written only at the end."""
+import math
+
+from ..errors import ConfigError
+
+CLOCKS = ("poisson", "periodic", "sync")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("genome", metavar="GENOME",
+                        help="genome file (cellsim quantize), or float weights .npz")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    parser.add_argument("--size", type=int, help="grid side (default: the genome's, 72)")
+    parser.add_argument("--until", type=float, default=300.0,
+                        help="time to run to, in training steps at fire rate 0.5 (default 300)")
+    parser.add_argument("--clock", choices=CLOCKS, default="poisson",
+                        help="poisson (default), periodic or sync (the training step)")
+    parser.add_argument("--fire-rate", type=float,
+                        help="mean updates per cell per time unit (default: the genome's)")
+    parser.add_argument("--skew", type=float, default=0.0,
+                        help="oscillator rates uniform in [1-skew, 1+skew] (default 0)")
+    parser.add_argument("--jitter", type=float, default=0.0,
+                        help="periodic clock: each wait +- jitter * period (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of clocks and faults (default 0)")
+    torus = parser.add_mutually_exclusive_group()
+    torus.add_argument("--torus", dest="torus", action="store_true", default=None,
+                       help="wrap the edges (default: as the genome was trained)")
+    torus.add_argument("--no-torus", dest="torus", action="store_false")
+    parser.add_argument("--damage", action="append", default=[], metavar="SHAPE@T",
+                        help="erase a shape at time T: half[:left|right|top|bottom], "
+                             "circle:X,Y,R, rect:X0,Y0,X1,Y1, cell:X,Y, all (repeatable)")
+    parser.add_argument("--fault", action="append", default=[], metavar="SPEC",
+                        help="KIND[=VALUE][:SHAPE][@START[-END]]: erase, kill, reboot, stuck, "
+                             "drift=F, ramflip=RATE, romflip=RATE, loss=P, delay=UNITS (repeatable)")
+    parser.add_argument("--faults", metavar="FILE", help="fault plan, .toml or .json")
+    parser.add_argument("--frames", type=int, default=150,
+                        help="GIF frames (and metric rows) over the run (default 150)")
+    parser.add_argument("--scale", type=int, help="pixels per cell in the images "
+                                                  "(default: about 288 pixels wide)")
+    parser.add_argument("--target", help="emoji target for the loss column (default: the "
+                                          "genome's; needed for float weights)")
+    parser.add_argument("--engine", choices=("fast", "reference"), default="fast",
+                        help="fast (default) or the slow one-event-at-a-time reference")
+    parser.add_argument("--workers", type=int, help="threads (default: numba's, all cores)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def check_options(args) -> None:
+    if not (math.isfinite(args.until) and 0 < args.until <= 1e6):
+        raise ConfigError(f"--until must lie in (0, 1e6], got {args.until}")
+    if not 1 <= args.frames <= 10000:
+        raise ConfigError(f"--frames must lie in [1, 10000], got {args.frames}")
+    if args.size is not None and not 3 <= args.size <= 4096:
+        raise ConfigError(f"--size must lie in [3, 4096], got {args.size}")
+    if args.scale is not None and not 1 <= args.scale <= 64:
+        raise ConfigError(f"--scale must lie in [1, 64], got {args.scale}")
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+
+
+def load_model(path):
+    """A genome file, or float weights if the file is an .npz."""
+    from pathlib import Path
+
+    if Path(path).suffix.lower() == ".npz":
+        from ..sim.floatmodel import FloatParams
+        return FloatParams.load(path)
+    from ..genome import load_genome
+    return load_genome(path)
+
+
+def build_grid(args, model):
+    from ..sim import ClockSpec, Grid, load_fault_plan, parse_damage, parse_fault
+
+    faults = [parse_damage(d) for d in args.damage] + [parse_fault(f) for f in args.fault]
+    if args.faults:
+        faults += list(load_fault_plan(args.faults))
+    fire_rate = args.fire_rate if args.fire_rate is not None else model.fire_rate
+    clock = ClockSpec(args.clock, fire_rate, args.skew, args.jitter)
+    grid = Grid(model, args.size, clock=clock, torus=args.torus, seed=args.seed,
+                engine=args.engine, workers=args.workers)
+    grid.plant_seed()
+    grid.add_faults(faults)
+    too_late = [f for f in faults if f.start >= args.until]
+    if too_late:
+        raise ConfigError(f"fault {too_late[0]} starts at or after --until {args.until:g}")
+    return grid
+
+
+def run(args) -> int:
+    check_options(args)
+    from pathlib import Path
+
+    from .. import atomic
+    from ..sim import render
+
+    model = load_model(args.genome)
+    grid = build_grid(args, model)
+    target_name = args.target if args.target is not None else getattr(model, "target", "")
+    target = render.target_for(target_name, grid.height, grid.width) if target_name else None
+    out = atomic.prepare_output_dir(args.out)
+    scale = args.scale or render.default_scale(grid.height, grid.width)
+    every = args.until / args.frames
+
+    from tqdm import tqdm
+
+    frames, rows = [], []
+    bar = tqdm(total=args.frames + 1, unit="frame", disable=args.no_progress,
+               desc=f"simulate {grid.width}x{grid.height} {args.clock}")
+    for g in grid.frames(args.until, every):
+        frames.append(render.frame_rgb(g, scale))
+        loss = f"{render.loss(g, target):.6f}" if target is not None else ""
+        rows.append(f"{g.time:.4f},{loss},{render.alive_fraction(g):.6f},"
+                    f"{float(g.dead().mean()):.6f},{g.updates}")
+        bar.set_postfix(t=f"{g.time:.1f}", updates=f"{g.updates:,}")
+        bar.update(1)
+    bar.close()
+    csv = "time,loss,alive,dead,updates\n" + "\n".join(rows) + "\n"
+    gif, png = render.gif_bytes(frames), render.png_bytes(frames[-1])
+    atomic.write_bytes(Path(out) / "run.gif", gif)
+    atomic.write_text(Path(out) / "metrics.csv", csv)
+    atomic.write_bytes(Path(out) / "final.png", png)
+    counts = grid.counts()
+    print(f"wrote {out}/run.gif, metrics.csv, final.png: {grid.updates:,} cell updates to "
+          f"t = {grid.time:g}, {sum(counts.values()) - counts['fire']:,} other events"
+          + (f", final loss {render.loss(grid, target):.4f}" if target is not None else ""))
+    return 0

@@ -1,0 +1,74 @@
+"""Pictures and numbers of a running grid: RGB frames as the paper renders
+them (rgb on white, 1 - alpha + rgb), upscaled; the loss against a target and
+the living fraction; GIF and PNG bytes ready for an atomic write."""
+import io
+
+import numpy as np
+
+from ..intspec.layout import ALPHA
+from ..targets import TARGET_PADDING, TARGET_SIZE, load_target, to_rgb
+
+DEAD_RGB = np.array([150, 150, 150], np.uint8)  # failed hardware shows as grey
+ALIVE_THRESHOLD = 0.1
+
+
+def frame_rgb(grid, scale: int = 1) -> np.ndarray:
+    """(H*scale, W*scale, 3) uint8 of what the grid shows; dead cells grey."""
+    rgb = to_rgb(grid.displayed_states().transpose(2, 0, 1))
+    rgb[grid.dead()] = DEAD_RGB
+    return np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1) if scale > 1 else rgb
+
+
+def default_scale(height: int, width: int) -> int:
+    """Upscale small grids to about 288 pixels, nearest neighbour."""
+    return max(1, -(-288 // max(height, width)))
+
+
+def target_for(name: str, height: int, width: int):
+    """The emoji target (4, H, W) placed as the paper does on 72x72 (40 pixels plus
+    16 of padding), centred on other grid sizes; None if the grid is too small."""
+    if not name or min(height, width) < TARGET_SIZE:
+        return None
+    side = TARGET_SIZE + 2 * TARGET_PADDING
+    image = load_target(name)
+    canvas = np.zeros((4, max(height, side), max(width, side)), np.float32)
+    top, left = (canvas.shape[1] - side) // 2, (canvas.shape[2] - side) // 2
+    canvas[:, top:top + side, left:left + side] = image
+    top, left = (canvas.shape[1] - height) // 2, (canvas.shape[2] - width) // 2
+    return canvas[:, top:top + height, left:left + width]
+
+
+def loss(grid, target) -> float:
+    """Mean squared error of the RGBA channels against the target (SPEC.md section 1)."""
+    x = grid.displayed_states()[..., :4].transpose(2, 0, 1)
+    return float(np.mean((x - target) ** 2))
+
+
+def alive_fraction(grid) -> float:
+    """Fraction of cells inside the living pattern: some alpha > 0.1 in their 3x3."""
+    alpha = grid.displayed_states()[..., ALPHA] > ALIVE_THRESHOLD
+    padded = np.pad(alpha, 1, mode="wrap" if grid.torus else "constant")
+    h, w = alpha.shape
+    near = np.zeros_like(alpha)
+    for dy in range(3):
+        for dx in range(3):
+            near |= padded[dy:dy + h, dx:dx + w]
+    return float(near.mean())
+
+
+def gif_bytes(frames, seconds_per_frame: float = 0.08) -> bytes:
+    from PIL import Image
+
+    images = [Image.fromarray(f) for f in frames]
+    out = io.BytesIO()
+    images[0].save(out, format="GIF", save_all=True, append_images=images[1:],
+                   duration=max(20, int(seconds_per_frame * 1000)), loop=0)
+    return out.getvalue()
+
+
+def png_bytes(frame) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(frame).save(out, format="PNG")
+    return out.getvalue()
