@@ -167,10 +167,11 @@ def ops_for(device: torch.device):
 class _Step(torch.autograd.Function):
     """One masked stochastic step on channels-last states.
 
-    A cell's update only reaches the output where it fired and some neighbour
-    was alive before the step (otherwise the pre-life mask zeroes the cell and
-    all its neighbours); only those rows go through the MLP. The backward pass
-    needs just the saved perception rows and hidden activations of those cells."""
+    A cell's update can only reach the output if it fired and a cell of its 3x3
+    neighbourhood (itself included) is alive before the step: otherwise the
+    pre-life mask zeroes it and every neighbour whose post-life it could decide.
+    Only those rows go through the MLP. The backward pass needs just the saved
+    perception rows and hidden activations of those cells."""
 
     @staticmethod
     def forward(ctx, x, fire, w1, w2, b2, angle, torus, ops):
