@@ -139,6 +139,24 @@ def test_fast_engine_equals_the_model_in_values_and_gradients(seed, angle, torus
         assert torch.allclose(a, b, rtol=1e-3, atol=1e-4 * float(b.abs().max()) + 1e-9)
 
 
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000), rows_per_block=st.integers(1, 40))
+def test_gradients_do_not_depend_on_the_backward_block_size(seed, rows_per_block):
+    model = trained_like(seed, scale=0.1)
+    x = random_state(seed, 2, 9, 10)
+    g = torch.Generator().manual_seed(seed + 1)
+    masks = [torch.rand(2, 1, 9, 10, generator=g) <= 0.5 for _ in range(3)]
+    _, grads_ref = _rollout_and_gradients(model, x, masks)
+    saved = fast.BACKWARD_ROWS_PER_BLOCK
+    try:
+        fast.BACKWARD_ROWS_PER_BLOCK = rows_per_block
+        _, grads_blocked = _rollout_and_gradients(model, x, masks, fast.NumbaOps)
+    finally:
+        fast.BACKWARD_ROWS_PER_BLOCK = saved
+    for a, b in zip(grads_blocked, grads_ref):
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-4 * float(b.abs().max()) + 1e-9)
+
+
 @SETTINGS
 @given(seed=st.integers(0, 10_000), steps=st.integers(1, 6), ops=BACKENDS)
 def test_fast_run_draws_the_same_fire_masks_as_the_model(seed, steps, ops):

@@ -190,11 +190,27 @@ class _Step(torch.autograd.Function):
         rows, inputs, hidden, life, w1, w2 = ctx.saved_tensors
         grad_updated = (grad_out * life[..., None]).contiguous()
         grad_delta = grad_updated.view(-1, grad_updated.shape[-1]).index_select(0, rows)
-        grad_hidden = torch.ops.aten.threshold_backward(grad_delta @ w2, hidden, 0.0)
-        grad_inputs = grad_hidden @ w1[:, :-1]      # the bias column has no input to feed
+        grad_inputs, grad_w1 = _first_layer_backward(grad_delta, w2, hidden, inputs, w1)
         grad_x = ctx.ops.scatter_perception_grad(grad_updated, rows, grad_inputs, ctx.angle, ctx.torus)
-        return (grad_x, None, grad_hidden.T @ inputs, grad_delta.T @ hidden, grad_delta.sum(0),
-                None, None, None)
+        return (grad_x, None, grad_w1, grad_delta.T @ hidden, grad_delta.sum(0), None, None, None)
+
+
+BACKWARD_ROWS_PER_BLOCK = 2048  # a block's hidden gradient (1 MB) stays in cache for its three uses
+
+
+def _first_layer_backward(grad_delta, w2, hidden, inputs, w1):
+    """Gradients of the first layer's inputs (without the bias column) and of
+    [w1 | b1], block by block of cells: the hidden-layer gradient is made,
+    masked by the ReLU and used twice while in cache, instead of making three
+    passes over memory."""
+    grad_inputs = inputs.new_empty(inputs.shape[0], w1.shape[1] - 1)
+    grad_w1 = torch.zeros_like(w1)
+    for first in range(0, inputs.shape[0], BACKWARD_ROWS_PER_BLOCK):
+        block = slice(first, first + BACKWARD_ROWS_PER_BLOCK)
+        grad_hidden = torch.ops.aten.threshold_backward(grad_delta[block] @ w2, hidden[block], 0.0)
+        torch.mm(grad_hidden, w1[:, :-1], out=grad_inputs[block])   # the bias column has no input
+        grad_w1.addmm_(grad_hidden.T, inputs[block])
+    return grad_inputs, grad_w1
 
 
 def first_layer(model: CAModel) -> torch.Tensor:
