@@ -282,8 +282,11 @@ class Grid:
     def _quiet_forever(self) -> bool:
         """No cell will fire, no message is on a wire and no fault is still to come."""
         st = self.state
-        return (not st.clock.synchronous and (st.next_fire >= clocks.NEVER).all()
-                and len(st.pending) == 0 and self.schedule.horizon() <= self.now)
+        if st.clock.synchronous:
+            silent = (self.dead().ravel() | (st.rate <= 0)).all()
+        else:
+            silent = (st.next_fire >= clocks.NEVER).all() and len(st.pending) == 0
+        return bool(silent) and self.schedule.horizon() <= self.now
 
     def frames(self, until, every=1.0):
         """Yield the grid at times now, now + every, ... up to `until` (inclusive)."""
