@@ -109,7 +109,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     frames, rows = [], []
-    bar = tqdm(total=args.frames + 1, unit="frame", disable=args.no_progress,
+    bar = tqdm(total=args.frames + 1, unit="frame", disable=args.no_progress, mininterval=0.5,
                desc=f"simulate {grid.width}x{grid.height} {args.clock}")
     for g in grid.frames(args.until, every):
         frames.append(render.frame_rgb(g, scale))
