@@ -13,14 +13,13 @@ from numba import njit, prange
 
 from ..intspec import layout
 from . import clocks, gemm
-from .events import (CLOCK, DELIVER, FIRE, KILL, MAX_WINDOW_TICKS, RAMFLIP, REBOOT, ROMFLIP, SYNC,
-                     pack_keys)
+from .events import CLOCK, DELIVER, FIRE, KILL, MAX_WINDOW_TICKS, RAMFLIP, REBOOT, ROMFLIP, SYNC
 from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, RNG, STATE, BatchBuffers, batch_network,
                       begin_update, commit_state, deliver, flip_bit, is_dead, mailbox_alive,
                       read_u32, reboot, residual_into, send_state, write_u32)
 from .rng import reboot_seed
 from .rom import GenomeTables, flip_rom_bit
-from .schedule import assign_levels, group_by_level, plan_window, sort_keys
+from .schedule import assign_levels, group_by_level, permute, plan_window, sort_events
 from .state import LAST_REST, Pending, rest_key
 
 SLOTS = layout.MAILBOX_SLOTS
@@ -32,13 +31,11 @@ MIN_PARALLEL_LEVEL = 48    # smaller levels run on one thread: a fork costs more
 # -- executing a level ---------------------------------------------------------
 
 @njit(cache=True)
-def run_events(first, last, grouped, ev, ram, dead, neighbours, routes, inflight, tables, product,
-               buf):
-    """Events grouped[first:last] of one level (pairwise independent)."""
+def run_events(first, last, ev, ram, dead, neighbours, routes, inflight, tables, product, buf):
+    """Events first..last-1 (in level order: pairwise independent)."""
     _, kinds, cells, subs, args0, args1, args2, route = ev
     count = 0
-    for i in range(first, last):
-        e = grouped[i]
+    for e in range(first, last):
         kind, cell = kinds[e], cells[e]
         row = ram[cell]
         if kind == FIRE:
@@ -73,8 +70,8 @@ def run_events(first, last, grouped, ev, ram, dead, neighbours, routes, inflight
 
 
 @njit(parallel=True, cache=True)
-def run_levels_parallel(level_start, grouped, ev, ram, dead, neighbours, routes, inflight,
-                        tables, product, workspace):
+def run_levels_parallel(level_start, ev, ram, dead, neighbours, routes, inflight, tables, product,
+                        workspace):
     """Level after level; a big level is shared by the workers (one per core).
     numba cannot hand tuples of arrays to a parallel loop's body, so they are
     taken apart here and rebuilt inside it."""
@@ -88,14 +85,14 @@ def run_levels_parallel(level_start, grouped, ev, ram, dead, neighbours, routes,
     for level in range(level_start.shape[0] - 1):
         lo, hi = level_start[level], level_start[level + 1]
         if hi - lo < MIN_PARALLEL_LEVEL:  # not worth waking the other threads
-            run_events(lo, hi, grouped, ev, ram, dead, neighbours, routes, inflight, tables,
+            run_events(lo, hi, ev, ram, dead, neighbours, routes, inflight, tables,
                        product, BatchBuffers(s_events[0], s_cells[0], s_genomes[0], s_order[0],
                                              s_perception[0], s_dots1[0], s_hidden[0],
                                              s_dots2[0], s_acc2[0], s_new_state[0]))
             continue
         for w in prange(workers):
             run_events(lo + (hi - lo) * w // workers, lo + (hi - lo) * (w + 1) // workers,
-                       grouped, (e_time, e_kind, e_cell, e_sub, e_arg0, e_arg1, e_arg2, e_route),
+                       (e_time, e_kind, e_cell, e_sub, e_arg0, e_arg1, e_arg2, e_route),
                        ram, dead, neighbours, routes, inflight,
                        GenomeTables(w1, w2, w1t, w2t, b1, m1, rounding1, shift1, bias_term1,
                                     m1_32, shift1_u, shift_bias1, b2, m2, rounding2, shift2,
@@ -107,14 +104,14 @@ def run_levels_parallel(level_start, grouped, ev, ram, dead, neighbours, routes,
 
 
 @njit(cache=True)
-def run_levels_serial(level_start, grouped, ev, ram, dead, neighbours, routes, inflight, tables,
-                      product, workspace):
+def run_levels_serial(level_start, ev, ram, dead, neighbours, routes, inflight, tables, product,
+                      workspace):
     buf = BatchBuffers(workspace[0][0], workspace[1][0], workspace[2][0], workspace[3][0],
                        workspace[4][0], workspace[5][0], workspace[6][0], workspace[7][0],
                        workspace[8][0], workspace[9][0])
     for level in range(level_start.shape[0] - 1):
-        run_events(level_start[level], level_start[level + 1], grouped, ev, ram, dead,
-                   neighbours, routes, inflight, tables, product, buf)
+        run_events(level_start[level], level_start[level + 1], ev, ram, dead, neighbours, routes,
+                   inflight, tables, product, buf)
 
 
 # -- the synchronous clock -----------------------------------------------------
@@ -327,10 +324,13 @@ class FastEngine:
         p_rest = (DELIVER << 34) | (pending.cell << 10) | pending.slot
         due = (pending.time < bound[0]) | ((pending.time == bound[0]) & (p_rest <= bound[1]))
         first_message = int(due.sum())
+        pending = Pending(*(np.ascontiguousarray(a) for a in (pending.time, pending.cell,
+                                                              pending.slot, pending.payload)))
         links = (sched.has_links, sched.link_mask, sched.link_start, sched.link_end,
                  sched.link_loss, sched.link_delay)
         span = (bound[0] - max(st.cursor[0], 0) + 1) / clocks.TICKS_PER_UNIT
-        capacity = int(st.cells * span * st.clock.fire_rate * 1.3) + 16 * len(faults) + 64
+        capacity = int(st.cells * span * st.clock.fire_rate * 1.3) + 16 * len(faults) + 64 + \
+            first_message
         while True:
             next_fire, rate, genome_of = st.next_fire.copy(), st.rate.copy(), st.genome_of.copy()
             link_last = st.link_last.copy()
@@ -343,22 +343,16 @@ class FastEngine:
                 bound[0], bound[1], np.uint64(st.seed), self.vector, st.ram, next_fire, rate,
                 genome_of, (faults.time, faults.kind, faults.sub, faults.bit, faults.factor,
                             targets), cell_start, by_cell, self.neighbours, links, link_last,
-                first_message, out, routes, pending_out, counts)
+                (pending.time[due], pending.cell[due], pending.slot[due]), out, routes,
+                pending_out, counts)
             if n >= 0:
                 break
             capacity *= 2
-        # deliveries of messages sent in earlier windows join as events 0..first_message-1
-        due_idx = np.flatnonzero(due)
-        ev = [np.concatenate([a[:n], extra]) for a, extra in zip(out, (
-            pending.time[due_idx], np.full(len(due_idx), DELIVER), pending.cell[due_idx],
-            pending.slot[due_idx], np.arange(len(due_idx)), np.zeros(len(due_idx)),
-            np.zeros(len(due_idx)), np.full(len(due_idx), -1)))]
-        ev = tuple(np.ascontiguousarray(a, np.int64) for a in ev)
-        counts[DELIVER] += len(due_idx)
+        ev = tuple(a[:n] for a in out)
+        counts[DELIVER] += first_message
         inflight = np.zeros((max(n_messages, 1), CHANNELS), pending.payload.dtype)
-        inflight[:first_message] = pending.payload[due_idx]
-        t0 = max(st.cursor[0], 0)
-        order = sort_keys(pack_keys(ev[0] - t0, ev[1], ev[2], ev[3]))
+        inflight[:first_message] = pending.payload[due]
+        order = sort_events(ev[0], ev[1], ev[2], ev[3], max(st.cursor[0], 0))
         return dict(bound=bound, ev=ev, order=order, routes=routes[:n_routes], inflight=inflight,
                     next_fire=next_fire, rate=rate, genome_of=genome_of, link_last=link_last,
                     genomes=genomes, counts=counts, fires=int(counts[FIRE]),
@@ -381,12 +375,13 @@ class FastEngine:
         top = assign_levels(order, ev[2], self.neighbours, levels)
         level_start, grouped = group_by_level(order, levels, top, ev[2], st.cells)
         level_start = level_start[:top + 1]
+        ev = permute(ev, grouped)  # level order, so the workers read their events in sequence
         biggest = int(np.diff(level_start).max()) if top else 0
         workspace = self.workspace(biggest + 1)
         ram = st.ram.view(np.int8)
         runner = run_levels_parallel if self.workers > 1 else run_levels_serial
         with gemm.single_threaded_blas():
-            runner(level_start, grouped, ev, ram, dead_mirror(st.ram), self.neighbours,
+            runner(level_start, ev, ram, dead_mirror(st.ram), self.neighbours,
                    plan["routes"], plan["inflight"], self.tables(), self.product, workspace)
         self.levels_run += top
         self.level_events += len(order)

@@ -84,9 +84,9 @@ def log2_q16(u):
     fraction = 0
     for bit in range(15, -1, -1):
         x = (x * x) >> np.uint64(31)
-        if x >= np.uint64(1 << 32):  # the square reached [2, 4): the next bit is 1
-            x >>= np.uint64(1)
-            fraction |= 1 << bit
+        top = x >> np.uint64(32)  # 1 when the square reached [2, 4): the next bit is 1
+        x >>= top                 # (branch-free: these bits are random)
+        fraction |= np.int64(top) << bit
     return (integer << 16) | fraction
 
 

@@ -11,12 +11,14 @@ from numba import njit
 
 from ..intspec import layout
 from . import clocks
-from .events import DELIVER, FIRE, KEY_SUB_BITS, KILL, RAMFLIP, REBOOT, ROMFLIP, CLOCK
+from .events import (CLOCK, DELIVER, FIRE, KEY_CELL_BITS, KEY_KIND_BITS, KEY_SUB_BITS, KILL,
+                     MAX_SUB, RAMFLIP, REBOOT, ROMFLIP)
 from .kernels import ROUTE_IMMEDIATE, ROUTE_LOST, read_u32
 from .links import LOST, message_arrival
 from .rng import reboot_seed
 
-REST_SHIFT = 34  # rest key = kind << 34 | cell << 10 | sub (events.py)
+REST_SHIFT = KEY_CELL_BITS + KEY_SUB_BITS  # rest key = kind << 34 | cell << 10 | sub
+TIME_SHIFT = REST_SHIFT + KEY_KIND_BITS
 RNG_BITS = (layout.RNG * 8, layout.RNG * 8 + 32)
 DEAD_BIT = layout.FLAGS * 8  # bit 0 of the flags byte
 SLOTS = layout.MAILBOX_SLOTS
@@ -37,9 +39,11 @@ def _emit(out, n, tick, kind, cell, sub, arg0, arg1, arg2, route):
 
 @njit(cache=True)
 def plan_window(bound_tick, bound_rest, seed, clock, ram, next_fire, rate, genome_of,
-                faults, cell_start, cell_faults, neighbours, links, link_last, first_message,
-                out, routes, pending_out, counts):
-    """List the events of every cell up to the bound, in per-cell time order.
+                faults, cell_start, cell_faults, neighbours, links, link_last, due, out, routes,
+                pending_out, counts):
+    """List the events of every cell up to the bound, in per-cell time order,
+    after the deliveries `due` = (tick, cell, slot) of messages sent in earlier
+    windows (their messages are 0, 1, ...).
 
     next_fire, rate, genome_of and link_last are advanced in place (the caller
     passes copies). faults = (time, kind, sub, bit, factor, rom_target) arrays,
@@ -50,9 +54,14 @@ def plan_window(bound_tick, bound_rest, seed, clock, ram, next_fire, rate, genom
     has_links, l_mask, l_start, l_end, l_loss, l_delay = links
     p_time, p_cell, p_slot, p_message = pending_out
     capacity, route_capacity, pending_capacity = out[0].shape[0], routes.shape[0], p_time.shape[0]
+    d_time, d_cell, d_slot = due
+    if d_time.shape[0] + SLOTS + 1 > capacity:
+        return -1, 0, 0, 0
     n = 0
+    for i in range(d_time.shape[0]):
+        n = _emit(out, n, d_time[i], DELIVER, d_cell[i], d_slot[i], i, 0, 0, -1)
     n_routes = 0
-    n_messages = first_message
+    n_messages = d_time.shape[0]
     n_pending = 0
     for cell in range(ram.shape[0]):
         row = ram[cell]
@@ -161,6 +170,23 @@ def assign_levels(order, cells, neighbours, levels):
         last[c] = level
         top = max(top, level)
     return top
+
+
+@njit(cache=True)
+def sort_events(time, kind, cell, sub, start):
+    """Event indices in key order: the packed keys (events.pack_keys) radix-sorted."""
+    keys = np.empty(time.shape[0], np.int64)
+    for i in range(time.shape[0]):
+        keys[i] = ((time[i] - start) << TIME_SHIFT) | (kind[i] << REST_SHIFT) | \
+            (cell[i] << KEY_SUB_BITS) | min(sub[i], MAX_SUB)
+    return sort_keys(keys)
+
+
+@njit(cache=True)
+def permute(ev, order):
+    """The event arrays reordered: a tuple of new arrays, element i from order[i]."""
+    return (ev[0][order], ev[1][order], ev[2][order], ev[3][order], ev[4][order], ev[5][order],
+            ev[6][order], ev[7][order])
 
 
 @njit(cache=True)
