@@ -102,7 +102,8 @@ def onnx_model(w1, b1, w2, b2, angle=0.0):
     inits = [numpy_helper.from_array(a, n) for a, n in (
         (perception, "perception"), (w1[:, :, None, None], "w1"), (b1, "b1"),
         (w2[:, :, None, None], "w2"), (b2, "b2"), (np.array(0.1, np.float32), "threshold"),
-        (np.array([0, 3, 0, 0], np.int64), "a0"), (np.array([1, 4, 1 << 30, 1 << 30], np.int64), "a1"))]
+        (np.array([0, 3, 0, 0], np.int64), "a0"),
+        (np.array([1, 4, 1 << 30, 1 << 30], np.int64), "a1"))]
     nodes = [
         helper.make_node("Conv", ["x", "perception"], ["p"], group=CHANNELS, pads=[1, 1, 1, 1]),
         helper.make_node("Conv", ["p", "w1", "b1"], ["h0"]),
@@ -208,7 +209,8 @@ def main(argv=None) -> int:
     rows = {}
     rows["async int8, grown, %d workers" % cores] = bench_async(params, args.size, args.units,
                                                                 args.repeats, cores)
-    rows["async int8, grown, 1 worker"] = bench_async(params, args.size, args.units, args.repeats, 1)
+    rows["async int8, grown, 1 worker"] = bench_async(params, args.size, args.units,
+                                                      args.repeats, 1)
     rows["sync int8, grown, %d workers" % cores] = bench_async(params, args.size, args.units,
                                                                args.repeats, cores, clock="sync")
     rows["async int8, growth from the seed"] = bench_async(params, args.size, args.units,
@@ -230,8 +232,8 @@ def main(argv=None) -> int:
         print(f"{name:45s} {row['updates_per_s'] / 1e6:12.2f}")
     print(f"{'ratio exact async / best ONNX Runtime':45s} {exact / onnx_best:12.2f}")
     for clock, t in compile_time.items():
-        print(f"numba first use ({clock}): {t['cold']['first_run_s']:.1f} s compiling with an empty "
-              f"cache, {t['warm']['first_run_s']:.1f} s loading the cache (import "
+        print(f"numba first use ({clock}): {t['cold']['first_run_s']:.1f} s compiling with an "
+              f"empty cache, {t['warm']['first_run_s']:.1f} s loading the cache (import "
               f"{t['warm']['import_s']:.1f} s)")
     print(f"load average before {load_before}, after {load_after} (shared machine)")
 

@@ -19,7 +19,8 @@ from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, RNG, STATE, BatchBuffer
                       read_u32, reboot, residual_into, send_state, write_u32)
 from .rng import reboot_seed
 from .rom import GenomeTables, flip_rom_bit
-from .schedule import assign_levels, group_by_level, permute, plan_window, sort_events
+from .schedule import (assign_levels, emit_due, group_by_level, permute, plan_parallel,
+                       plan_window, sort_events)
 from .state import LAST_REST, Pending, rest_key
 
 SLOTS = layout.MAILBOX_SLOTS
@@ -299,7 +300,8 @@ class FastEngine:
         st = self.state
         events = self.schedule.events(max(st.cursor[0], 0), bound[0] + 1)
         rest = ((events.kind << 34) | (events.cell << 10) | np.minimum(events.sub, 1023))
-        after = (events.time > st.cursor[0]) | ((events.time == st.cursor[0]) & (rest > st.cursor[1]))
+        after = (events.time > st.cursor[0]) | ((events.time == st.cursor[0])
+                                                & (rest > st.cursor[1]))
         within = (events.time < bound[0]) | ((events.time == bound[0]) & (rest <= bound[1]))
         keep = after & within
         events = type(events)(*[getattr(events, f)[keep] for f in
@@ -328,37 +330,55 @@ class FastEngine:
                                                               pending.slot, pending.payload)))
         links = (sched.has_links, sched.link_mask, sched.link_start, sched.link_end,
                  sched.link_loss, sched.link_delay)
+        # Each worker plans a band of cells into its own regions of the outputs.
+        workers = min(self.workers, st.cells)
+        bands = np.array([[st.cells * w // workers, st.cells * (w + 1) // workers]
+                          for w in range(workers)], np.int64)
         span = (bound[0] - max(st.cursor[0], 0) + 1) / clocks.TICKS_PER_UNIT
-        capacity = int(st.cells * span * st.clock.fire_rate * 1.3) + 16 * len(faults) + 64 + \
-            first_message
+        per_band = int(st.cells / workers * span * st.clock.fire_rate * 1.3) + 16 * len(faults) + 64
+        due_events = (pending.time[due], pending.cell[due], pending.slot[due])
         while True:
             next_fire, rate, genome_of = st.next_fire.copy(), st.rate.copy(), st.genome_of.copy()
             link_last = st.link_last.copy()
-            out = tuple(np.empty(capacity, np.int64) for _ in range(8))
-            route_capacity = SLOTS * capacity if sched.has_links else 0
-            routes = np.empty(route_capacity, np.int64)
-            pending_out = tuple(np.empty(route_capacity, np.int64) for _ in range(4))
-            counts = np.zeros(len(st.counts), np.int64)
-            n, n_routes, n_messages, n_pending = plan_window(
-                bound[0], bound[1], np.uint64(st.seed), self.vector, st.ram, next_fire, rate,
-                genome_of, (faults.time, faults.kind, faults.sub, faults.bit, faults.factor,
-                            targets), cell_start, by_cell, self.neighbours, links, link_last,
-                (pending.time[due], pending.cell[due], pending.slot[due]), out, routes,
-                pending_out, counts)
-            if n >= 0:
+            band_routes = SLOTS * per_band if sched.has_links else 0
+            out = tuple(np.empty(first_message + workers * per_band, np.int64) for _ in range(8))
+            routes = np.empty(workers * band_routes, np.int64)
+            pending_out = tuple(np.empty(workers * band_routes, np.int64) for _ in range(4))
+            regions = np.array([[first_message + w * per_band, first_message + (w + 1) * per_band,
+                                 w * band_routes, (w + 1) * band_routes, w * band_routes,
+                                 (w + 1) * band_routes, first_message + w * band_routes]
+                                for w in range(workers)], np.int64)
+            counts = np.zeros((workers, len(st.counts)), np.int64)
+            emit_due(out, due_events)
+            plan_args = (bound[0], bound[1], np.uint64(st.seed), self.vector, st.ram, next_fire,
+                         rate, genome_of, (faults.time, faults.kind, faults.sub, faults.bit,
+                                           faults.factor, targets), cell_start, by_cell,
+                         self.neighbours, links, link_last, out, routes, pending_out)
+            if workers > 1:
+                results = plan_parallel(bands, *plan_args, regions, counts)
+            else:
+                results = np.array([plan_window(bands[0], *plan_args, tuple(regions[0]),
+                                                counts[0])], np.int64)
+            if (results[:, 0] >= 0).all():
                 break
-            capacity *= 2
-        ev = tuple(a[:n] for a in out)
+            per_band *= 2
+        ev = out
+        counts = counts.sum(axis=0)
         counts[DELIVER] += first_message
-        inflight = np.zeros((max(n_messages, 1), CHANNELS), pending.payload.dtype)
+        valid = np.concatenate([np.arange(first_message)] + [
+            np.arange(regions[w, 0], regions[w, 0] + results[w, 0]) for w in range(workers)])
+        inflight = np.zeros((max(first_message + workers * band_routes, 1), CHANNELS),
+                            pending.payload.dtype)
         inflight[:first_message] = pending.payload[due]
-        order = sort_events(ev[0], ev[1], ev[2], ev[3], max(st.cursor[0], 0))
-        return dict(bound=bound, ev=ev, order=order, routes=routes[:n_routes], inflight=inflight,
+        order = sort_events(valid, ev[0], ev[1], ev[2], ev[3], max(st.cursor[0], 0))
+        new_pending = tuple(np.concatenate([a[regions[w, 4]:regions[w, 4] + results[w, 3]]
+                                            for w in range(workers)]) for a in pending_out)
+        return dict(bound=bound, ev=ev, order=order, routes=routes, inflight=inflight,
                     next_fire=next_fire, rate=rate, genome_of=genome_of, link_last=link_last,
                     genomes=genomes, counts=counts, fires=int(counts[FIRE]),
                     carried=Pending(*(a[~due] for a in (pending.time, pending.cell, pending.slot,
                                                         pending.payload))),
-                    new_pending=tuple(a[:n_pending] for a in pending_out))
+                    new_pending=new_pending)
 
     def _key_of_fire(self, plan, nth):
         """The key of the nth (1-based) update of a plan: the bound that stops there."""
@@ -371,7 +391,7 @@ class FastEngine:
         st = self.state
         st.genomes = plan["genomes"]
         ev, order = plan["ev"], plan["order"]
-        levels = np.zeros(len(order), np.int32)
+        levels = np.zeros(len(ev[0]), np.int32)  # by event index (the bands leave gaps)
         top = assign_levels(order, ev[2], self.neighbours, levels)
         level_start, grouped = group_by_level(order, levels, top, ev[2], st.cells)
         level_start = level_start[:top + 1]

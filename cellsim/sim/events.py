@@ -10,21 +10,13 @@ from ..intspec.layout import NEIGHBOUR_OFFSETS
 # Kinds, in processing order at equal times.
 CLOCK, ROMFLIP, RAMFLIP, KILL, REBOOT, DELIVER, FIRE, SYNC = range(8)
 KIND_NAMES = ("clock", "romflip", "ramflip", "kill", "reboot", "deliver", "fire", "sync")
-FAULT_KINDS = (CLOCK, ROMFLIP, RAMFLIP, KILL, REBOOT)
 
-# Packed sort key of the fast engine: (time - window start, kind, cell, sub).
+# Packed sort key of the fast engine (schedule.sort_events): bits of
+# (time - window start, kind, cell, sub), most significant first.
 KEY_TIME_BITS, KEY_KIND_BITS, KEY_CELL_BITS, KEY_SUB_BITS = 26, 3, 24, 10
 MAX_WINDOW_TICKS = 1 << KEY_TIME_BITS
 MAX_CELLS = 1 << KEY_CELL_BITS
 MAX_SUB = (1 << KEY_SUB_BITS) - 1
-
-
-def pack_keys(dt, kind, cell, sub) -> np.ndarray:
-    """Vectorised packing; dt, kind, cell, sub are int arrays within their bit ranges."""
-    return ((np.asarray(dt, np.int64) << (KEY_KIND_BITS + KEY_CELL_BITS + KEY_SUB_BITS))
-            | (np.asarray(kind, np.int64) << (KEY_CELL_BITS + KEY_SUB_BITS))
-            | (np.asarray(cell, np.int64) << KEY_SUB_BITS)
-            | np.minimum(np.asarray(sub, np.int64), MAX_SUB))
 
 
 def neighbour_table(height: int, width: int, torus: bool) -> np.ndarray:

@@ -263,14 +263,16 @@ class FaultSchedule:
         self.cells = [np.flatnonzero(f.shape.mask(height, width)) for f in self.faults]
         links = [i for i, f in enumerate(self.faults) if f.kind in LINK]
         if len(links) > MAX_LINK_FAULTS:
-            raise ConfigError(f"{len(links)} message faults; at most {MAX_LINK_FAULTS} are supported")
+            raise ConfigError(f"{len(links)} message faults; at most {MAX_LINK_FAULTS} are "
+                              "supported")
         # Message faults as arrays for the numba scheduler: each cell has a bit
         # mask of the faults acting on the messages it sends.
         self.link_index = np.array(links, np.int64)
         self.link_start = np.array([ticks(self.faults[i].start) for i in links], np.int64)
         self.link_end = np.array([ticks(self.faults[i].end) for i in links], np.int64)
         self.link_loss = np.array([min(1 << 32, round(self.faults[i].value * (1 << 32)))
-                                   if self.faults[i].kind == "loss" else 0 for i in links], np.int64)
+                                   if self.faults[i].kind == "loss" else 0 for i in links],
+                                  np.int64)
         self.link_delay = np.array([ticks(self.faults[i].value) if self.faults[i].kind == "delay"
                                     else 0 for i in links], np.int64)
         self.link_mask = np.zeros(height * width, np.int64)
@@ -287,9 +289,6 @@ class FaultSchedule:
         for f in self.faults:
             last = max(last, ticks(f.start) + 1 if f.kind in ONE_SHOT else ticks(f.end))
         return last
-
-    def kinds(self) -> set:
-        return {f.kind for f in self.faults}
 
     def events(self, t0: int, t1: int) -> FaultEvents:
         """Fault events with t0 <= time < t1 (ticks), sorted by (time, kind, cell, sub)."""

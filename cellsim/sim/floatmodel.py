@@ -11,15 +11,14 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError
 from ..intspec import layout
 from . import clocks
 from .engine import FastEngine
-from .events import CLOCK, DELIVER, FIRE, KILL, RAMFLIP, REBOOT, ROMFLIP, SYNC
+from .events import CLOCK, DELIVER, FIRE, KILL, REBOOT, SYNC
 from .kernels import ROUTE_IMMEDIATE, ROUTE_LOST, begin_update, is_dead, read_u32, reboot, \
     write_u32
 from .rng import reboot_seed
-from .state import rest_key
 
 CHANNELS, SLOTS, ALPHA = layout.CHANNELS, layout.MAILBOX_SLOTS, layout.ALPHA
 ALIVE_THRESHOLD = 0.1
@@ -47,8 +46,9 @@ class FloatParams:
                   "b2": (CHANNELS,)}
         for name, shape in expect.items():
             if getattr(self, name).shape != shape:
-                raise CheckpointError(f"float weights: {name} has shape {getattr(self, name).shape}, "
-                                      f"expected {shape} ({CHANNELS} channels)")
+                raise CheckpointError(f"float weights: {name} has shape "
+                                      f"{getattr(self, name).shape}, expected {shape} "
+                                      f"({CHANNELS} channels)")
         if not math.isfinite(self.angle):
             raise CheckpointError("float weights: angle is not finite")
         if not 0.0 < self.fire_rate <= 1.0:

@@ -32,7 +32,8 @@ CHANNELS = layout.CHANNELS
 def _int_params(genome) -> IntParams:
     params = getattr(genome, "params", genome)
     if not isinstance(params, IntParams):
-        raise ConfigError(f"expected a Genome, IntParams or FloatParams, got {type(genome).__name__}")
+        raise ConfigError(f"expected a Genome, IntParams or FloatParams, got "
+                          f"{type(genome).__name__}")
     return params
 
 
@@ -47,7 +48,8 @@ def _grid_shape(size, default: int) -> tuple:
     for side in (h, w):
         if isinstance(side, bool) or not isinstance(side, (int, np.integer)) or \
                 not 1 <= side <= MAX_SIDE:
-            raise ConfigError(f"grid size {size!r}: each side must be an integer in [1, {MAX_SIDE}]")
+            raise ConfigError(f"grid size {size!r}: each side must be an integer in "
+                              f"[1, {MAX_SIDE}]")
     if h * w > MAX_CELLS:
         raise ConfigError(f"a {w}x{h} grid has more than {MAX_CELLS} cells")
     return int(h), int(w)
@@ -156,7 +158,8 @@ class Grid:
         x = self.width // 2 if x is None else x
         y = self.height // 2 if y is None else y
         if not (0 <= x < self.width and 0 <= y < self.height):
-            raise ConfigError(f"seed position ({x}, {y}) is outside the {self.width}x{self.height} grid")
+            raise ConfigError(f"seed position ({x}, {y}) is outside the "
+                              f"{self.width}x{self.height} grid")
         states = self.states()
         cell = y * self.width + x
         states[y, x] = self.genome.seed_state() if self.float_mode else \

@@ -22,9 +22,8 @@ def rom_bits(p: IntParams) -> int:
 
 def flip_rom_bit(p: IntParams, bit: int):
     """The genome with one ROM bit flipped, or None if the flip is masked."""
-    arrays = {"w1": p.w1.copy(), "w2": p.w2.copy(), "b1": p.b1.copy(), "b2": p.b2.copy()}
-    raw = np.concatenate([arrays["w1"].view(np.uint8).ravel(), arrays["w2"].view(np.uint8).ravel(),
-                          arrays["b1"].astype("<i4").view(np.uint8), arrays["b2"].astype("<i4").view(np.uint8)])
+    raw = np.concatenate([np.ascontiguousarray(getattr(p, k), "<i4" if k[0] == "b" else np.int8)
+                          .view(np.uint8).ravel() for k in ("w1", "w2", "b1", "b2")])
     raw[bit >> 3] ^= np.uint8(1 << (bit & 7))
     n1, n2, nb1 = p.w1.size, p.w2.size, 4 * p.b1.size
     w1 = raw[:n1].view(np.int8).reshape(p.w1.shape)

@@ -7,7 +7,7 @@ sorted into key order and given levels: 1 + the highest level among earlier
 events in the 3x3 neighbourhood. Events of one level touch disjoint RAM and
 commute (SPEC.md section 3), so a level runs as one batch."""
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ..intspec import layout
 from . import clocks
@@ -38,32 +38,33 @@ def _emit(out, n, tick, kind, cell, sub, arg0, arg1, arg2, route):
 
 
 @njit(cache=True)
-def plan_window(bound_tick, bound_rest, seed, clock, ram, next_fire, rate, genome_of,
-                faults, cell_start, cell_faults, neighbours, links, link_last, due, out, routes,
-                pending_out, counts):
-    """List the events of every cell up to the bound, in per-cell time order,
-    after the deliveries `due` = (tick, cell, slot) of messages sent in earlier
-    windows (their messages are 0, 1, ...).
+def emit_due(out, due):
+    """The deliveries `due` = (tick, cell, slot) of messages sent in earlier
+    windows, as events 0, 1, ... (their messages are 0, 1, ... too)."""
+    d_time, d_cell, d_slot = due
+    for i in range(d_time.shape[0]):
+        _emit(out, i, d_time[i], DELIVER, d_cell[i], d_slot[i], i, 0, 0, -1)
+
+
+@njit(cache=True)
+def plan_window(cells, bound_tick, bound_rest, seed, clock, ram, next_fire, rate, genome_of,
+                faults, cell_start, cell_faults, neighbours, links, link_last, out, routes,
+                pending_out, regions, counts):
+    """List the events of cells[0] <= cell < cells[1] up to the bound, in per-cell
+    time order, into the output regions [start, end) given by `regions` = (events,
+    routes, pending; 2 each) and message ids from regions[6].
 
     next_fire, rate, genome_of and link_last are advanced in place (the caller
     passes copies). faults = (time, kind, sub, bit, factor, rom_target) arrays,
     listed per cell by cell_start/cell_faults. links = (has_links, mask, start,
-    end, loss, delay). Returns (events, route entries, messages, pending), or
-    (-1, ...) when an output array is full."""
+    end, loss, delay). Returns (events, route entries, messages, pending) written,
+    or (-1, ...) when a region is full."""
     f_time, f_kind, f_sub, f_bit, f_factor, f_target = faults
     has_links, l_mask, l_start, l_end, l_loss, l_delay = links
     p_time, p_cell, p_slot, p_message = pending_out
-    capacity, route_capacity, pending_capacity = out[0].shape[0], routes.shape[0], p_time.shape[0]
-    d_time, d_cell, d_slot = due
-    if d_time.shape[0] + SLOTS + 1 > capacity:
-        return -1, 0, 0, 0
-    n = 0
-    for i in range(d_time.shape[0]):
-        n = _emit(out, n, d_time[i], DELIVER, d_cell[i], d_slot[i], i, 0, 0, -1)
-    n_routes = 0
-    n_messages = d_time.shape[0]
-    n_pending = 0
-    for cell in range(ram.shape[0]):
+    n, capacity, n_routes, route_capacity, n_pending, pending_capacity, n_messages = regions
+    first_event, first_route, first_message, first_pending = n, n_routes, n_messages, n_pending
+    for cell in range(cells[0], cells[1]):
         row = ram[cell]
         rng = read_u32(row, layout.RNG)
         dead = (row[layout.FLAGS] & layout.FLAG_DEAD) != 0
@@ -149,7 +150,33 @@ def plan_window(bound_tick, bound_rest, seed, clock, ram, next_fire, rate, genom
             n = _emit(out, n, tick, kind_sent, cell, sub_sent, arg0, rng, wait, route_base)
         next_fire[cell] = fire_tick
         genome_of[cell] = genome
-    return n, n_routes, n_messages, n_pending
+    return (n - first_event, n_routes - first_route, n_messages - first_message,
+            n_pending - first_pending)
+
+
+@njit(parallel=True, cache=True)
+def plan_parallel(segments, bound_tick, bound_rest, seed, clock, ram, next_fire, rate, genome_of,
+                  faults, cell_start, cell_faults, neighbours, links, link_last, out, routes,
+                  pending_out, regions, counts):
+    """plan_window for each row of `segments` (cells lo, hi) at once, each with its
+    own output regions (rows of `regions`) and count row. Returns one result row
+    per segment. The tuples are taken apart for numba's parallel loop."""
+    f_time, f_kind, f_sub, f_bit, f_factor, f_target = faults
+    has_links, l_mask, l_start, l_end, l_loss, l_delay = links
+    o_time, o_kind, o_cell, o_sub, o_arg0, o_arg1, o_arg2, o_route = out
+    p_time, p_cell, p_slot, p_message = pending_out
+    results = np.zeros((segments.shape[0], 4), np.int64)
+    for w in prange(segments.shape[0]):
+        r = plan_window(segments[w], bound_tick, bound_rest, seed, clock, ram, next_fire, rate,
+                        genome_of, (f_time, f_kind, f_sub, f_bit, f_factor, f_target),
+                        cell_start, cell_faults, neighbours,
+                        (has_links, l_mask, l_start, l_end, l_loss, l_delay), link_last,
+                        (o_time, o_kind, o_cell, o_sub, o_arg0, o_arg1, o_arg2, o_route),
+                        routes, (p_time, p_cell, p_slot, p_message),
+                        (regions[w, 0], regions[w, 1], regions[w, 2], regions[w, 3],
+                         regions[w, 4], regions[w, 5], regions[w, 6]), counts[w])
+        results[w, 0], results[w, 1], results[w, 2], results[w, 3] = r
+    return results
 
 
 @njit(cache=True)
@@ -173,13 +200,15 @@ def assign_levels(order, cells, neighbours, levels):
 
 
 @njit(cache=True)
-def sort_events(time, kind, cell, sub, start):
-    """Event indices in key order: the packed keys (events.pack_keys) radix-sorted."""
-    keys = np.empty(time.shape[0], np.int64)
-    for i in range(time.shape[0]):
-        keys[i] = ((time[i] - start) << TIME_SHIFT) | (kind[i] << REST_SHIFT) | \
+def sort_events(valid, time, kind, cell, sub, start):
+    """The event indices `valid` in key order: (tick - start, kind, cell, sub)
+    packed into one int64 (bit widths in events.py) and radix-sorted."""
+    keys = np.empty(valid.shape[0], np.int64)
+    for j in range(valid.shape[0]):
+        i = valid[j]
+        keys[j] = ((time[i] - start) << TIME_SHIFT) | (kind[i] << REST_SHIFT) | \
             (cell[i] << KEY_SUB_BITS) | min(sub[i], MAX_SUB)
-    return sort_keys(keys)
+    return valid[sort_keys(keys)]
 
 
 @njit(cache=True)
