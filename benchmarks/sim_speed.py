@@ -164,7 +164,7 @@ start = time.perf_counter()
 import cellsim.sim
 from benchmarks.sim_speed import random_params, live_states
 imported = time.perf_counter()
-grid = cellsim.sim.Grid(random_params(), 12, clock="{clock}", seed=1)
+grid = cellsim.sim.Grid(random_params(), 12, clock="{clock}", seed=1, workers=2)
 grid.set_states(live_states(12))
 grid.run(until=2)
 print(imported - start, time.perf_counter() - imported)
