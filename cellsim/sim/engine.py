@@ -179,7 +179,7 @@ class FastEngine:
     # -- asynchronous clocks ---------------------------------------------------
     def _run_async(self, bound, left) -> int:
         plan = self._plan(bound)
-        if left is not None and plan["fires"] > left:
+        if left is not None and plan["fires"] >= left > 0:
             plan = self._plan(self._key_of_fire(plan, left))
         self._execute(plan)
         return plan["fires"]
