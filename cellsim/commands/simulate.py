@@ -35,7 +35,8 @@ def add_arguments(parser) -> None:
                              "circle:X,Y,R, rect:X0,Y0,X1,Y1, cell:X,Y, all (repeatable)")
     parser.add_argument("--fault", action="append", default=[], metavar="SPEC",
                         help="KIND[=VALUE][:SHAPE][@START[-END]]: erase, kill, reboot, stuck, "
-                             "drift=F, ramflip=RATE, romflip=RATE, loss=P, delay=UNITS (repeatable)")
+                             "drift=F, ramflip=RATE, romflip=RATE, loss=P, delay=UNITS "
+                             "(repeatable)")
     parser.add_argument("--faults", metavar="FILE", help="fault plan, .toml or .json")
     parser.add_argument("--frames", type=int, default=150,
                         help="GIF frames (and metric rows) over the run (default 150)")
