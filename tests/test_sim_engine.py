@@ -166,3 +166,18 @@ def test_mixed_genomes_equal_the_reference():
         grid.run(until=5)
         grids.append(grid)
     assert_same(*grids)
+
+
+@pytest.mark.parametrize("engine", ["fast", "reference"])
+def test_a_restored_snapshot_replays_exactly(engine):
+    grid = Grid(random_int_params(4, 16, 12), 8, seed=3, engine=engine)
+    grid.plant_seed()
+    grid.add_faults([Fault("delay", Shape(), 1.0, 9.0, 1.0), Fault("erase", Shape("half"), 6.0)])
+    grid.run(until=5)
+    snap = grid.snapshot()
+    grid.run(until=10)
+    first = (grid.ram.copy(), grid.counts(), grid.time)
+    grid.restore(snap)
+    assert grid.time == 5
+    grid.run(until=10)
+    assert np.array_equal(grid.ram, first[0]) and (grid.counts(), grid.time) == first[1:]

@@ -47,6 +47,18 @@ class Shape:
     kind: str = "all"
     args: tuple = ()
 
+    def __post_init__(self):
+        if self.kind not in SHAPE_ARITY:
+            raise ConfigError(f"unknown shape {self.kind!r}; use {', '.join(SHAPE_ARITY)}")
+        args = tuple(self.args)
+        if self.kind == "half":
+            args = args or ("right",)
+            if len(args) != 1 or args[0] not in HALVES:
+                raise ConfigError(f"half: the side must be one of {', '.join(HALVES)}")
+        elif len(args) != SHAPE_ARITY[self.kind]:
+            raise ConfigError(f"shape {self.kind} takes {SHAPE_ARITY[self.kind]} numbers")
+        object.__setattr__(self, "args", args)
+
     @classmethod
     def parse(cls, text: str) -> "Shape":
         name, _, rest = str(text).strip().partition(":")
