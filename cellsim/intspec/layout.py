@@ -7,7 +7,9 @@
    160     16   gradient y: int8[16] (scratch)       } column order
    176     64   second-layer accumulators: int32[16] little-endian (scratch)
    240      4   rng: uint32 xorshift32 state (clock jitter and Poisson waits)
-   244      4   clock: uint32 ticks until the cell next fires (clock model's)
+   244      4   clock: uint32 the wait (local ticks) the clock model last drew: at
+                the cell's last firing, or its start delay after power-up or reboot;
+                0 under the sync clock. The countdown runs in the timer, not here
    248      4   update count: uint32, +1 per update, wraps
    252      1   flags: bit 0 = dead (permanent fault, never fires again)
    253      3   reserved, zero

@@ -47,7 +47,7 @@ typedef struct nca_cell_ram {
     int8_t   grad_y[NCA_CHANNELS];                     /* 160: scratch, Sobel y / 8 */
     int32_t  acc[NCA_CHANNELS];                        /* 176: scratch, layer-2 accumulators */
     uint32_t rng;                                      /* 240: xorshift32 of the clock model */
-    uint32_t clock;                                    /* 244: ticks until the next update */
+    uint32_t clock;                                    /* 244: last wait drawn, in local ticks */
     uint32_t count;                                    /* 248: updates so far, wraps */
     uint8_t  flags;                                    /* 252: NCA_FLAG_DEAD */
     uint8_t  reserved[3];                              /* 253: zero */
