@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..intspec import layout
-from . import clocks, gemm
+from . import clocks, gemm, team
 from .events import DELIVER, FIRE, KILL, MAX_WINDOW_TICKS, RAMFLIP, REBOOT, ROMFLIP, SYNC
 from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, STATE, BatchBuffers, batch_network,
                       begin_update, commit_state, deliver, flip_bit, mailbox_alive, reboot,
@@ -22,10 +22,10 @@ from .schedule import (assign_levels, emit_due, group_by_level, permute, plan_pa
                        plan_window, sort_events)
 from .state import LAST_REST, Pending, rest_key
 from .sync import apply_sync_fault, sync_step
+from .team import meet
 
 SLOTS = layout.MAILBOX_SLOTS
 WINDOW_UNITS = 16          # events planned at a time
-MIN_PARALLEL_LEVEL = 48    # smaller levels run on one thread: a fork costs more
 
 
 # -- executing a level ---------------------------------------------------------
@@ -71,8 +71,9 @@ def run_events(first, last, ev, ram, dead, neighbours, routes, inflight, tables,
 
 @njit(parallel=True, cache=True)
 def run_levels_parallel(level_start, ev, ram, dead, neighbours, routes, inflight, tables, product,
-                        workspace):
-    """Level after level; a big level is shared by the workers (one per core).
+                        workspace, give_way):
+    """Level after level, each shared by the workers (one per thread), who stay
+    in this one parallel region and meet at a barrier after every level.
     numba cannot hand tuples of arrays to a parallel loop's body, so they are
     taken apart here and rebuilt inside it."""
     (e_time, e_kind, e_cell, e_sub, e_arg0, e_arg1, e_arg2, e_route) = ev
@@ -81,26 +82,19 @@ def run_levels_parallel(level_start, ev, ram, dead, neighbours, routes, inflight
     (s_events, s_cells, s_genomes, s_order, s_perception, s_dots1, s_hidden, s_dots2, s_acc2,
      s_new_state) = workspace
     workers = s_events.shape[0]
-    ev = (e_time, e_kind, e_cell, e_sub, e_arg0, e_arg1, e_arg2, e_route)
-    for level in range(level_start.shape[0] - 1):
-        lo, hi = level_start[level], level_start[level + 1]
-        if hi - lo < MIN_PARALLEL_LEVEL:  # not worth waking the other threads
-            run_events(lo, hi, ev, ram, dead, neighbours, routes, inflight, tables,
-                       product, BatchBuffers(s_events[0], s_cells[0], s_genomes[0], s_order[0],
-                                             s_perception[0], s_dots1[0], s_hidden[0],
-                                             s_dots2[0], s_acc2[0], s_new_state[0]))
-            continue
-        for w in prange(workers):
-            run_events(lo + (hi - lo) * w // workers, lo + (hi - lo) * (w + 1) // workers,
-                       (e_time, e_kind, e_cell, e_sub, e_arg0, e_arg1, e_arg2, e_route),
-                       ram, dead, neighbours, routes, inflight,
-                       GenomeTables(w1, w2, w1t, w2t, b1, m1, rounding1, shift1, bias_term1,
-                                    m1_32, shift1_u, shift_bias1, b2, m2, rounding2, shift2,
-                                    zero_point, threshold, exact),
-                       product,
-                       BatchBuffers(s_events[w], s_cells[w], s_genomes[w], s_order[w],
-                                    s_perception[w], s_dots1[w], s_hidden[w], s_dots2[w],
-                                    s_acc2[w], s_new_state[w]))
+    arrived = np.zeros(1, np.int64)
+    for w in prange(workers):
+        ev_w = (e_time, e_kind, e_cell, e_sub, e_arg0, e_arg1, e_arg2, e_route)
+        tables_w = GenomeTables(w1, w2, w1t, w2t, b1, m1, rounding1, shift1, bias_term1, m1_32,
+                                shift1_u, shift_bias1, b2, m2, rounding2, shift2, zero_point,
+                                threshold, exact)
+        buf = BatchBuffers(s_events[w], s_cells[w], s_genomes[w], s_order[w], s_perception[w],
+                           s_dots1[w], s_hidden[w], s_dots2[w], s_acc2[w], s_new_state[w])
+        for level in range(level_start.shape[0] - 1):
+            lo, hi = level_start[level], level_start[level + 1]
+            run_events(lo + (hi - lo) * w // workers, lo + (hi - lo) * (w + 1) // workers, ev_w,
+                       ram, dead, neighbours, routes, inflight, tables_w, product, buf)
+            meet(arrived, (level + 1) * workers, give_way)
 
 
 @njit(cache=True)
@@ -139,7 +133,7 @@ class FastEngine:
 
     def __init__(self, state, schedule, neighbours, workers=None, blas=True):
         self.state, self.schedule, self.neighbours = state, schedule, neighbours
-        self.workers = max(1, int(workers or default_workers()))
+        self.workers = team.team_size(workers or default_workers())
         self.product = gemm.sgemm(blas)
         self.vector = state.clock.vector()
         self._tables_for = None
@@ -288,14 +282,18 @@ class FastEngine:
         biggest = int(np.diff(level_start).max()) if top else 0
         workspace = self.workspace(biggest + 1)
         ram = st.ram.view(np.int8)
-        runner = run_levels_parallel if self.workers > 1 else run_levels_serial
+        args = (level_start, ev, ram, dead_mirror(st.ram), self.neighbours, plan["routes"],
+                plan["inflight"], self.tables(), self.product, workspace)
         with gemm.single_threaded_blas():
-            runner(level_start, ev, ram, dead_mirror(st.ram), self.neighbours,
-                   plan["routes"], plan["inflight"], self.tables(), self.product, workspace)
+            if self.workers > 1:
+                with team.threads(self.workers):
+                    run_levels_parallel(*args, team.YIELD)
+            else:
+                run_levels_serial(*args)
         self.levels_run += top
         self.level_events += len(order)
         if self.workers > 1:
-            self.shared_levels += int((np.diff(level_start) >= MIN_PARALLEL_LEVEL).sum())
+            self.shared_levels += int((np.diff(level_start) >= self.workers).sum())
         self._commit(plan)
 
     def _commit(self, plan):
