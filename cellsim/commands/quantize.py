@@ -23,6 +23,8 @@ def add_arguments(parser) -> None:
                         help="seeded rollouts the losses are averaged over (default 8)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: fastest when the cores are shared)")
+    parser.add_argument("--report", metavar="FILE",
+                        help="also write the losses, scales and choices as JSON to FILE")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -58,6 +60,10 @@ def run(args) -> int:
     from ..atomic import check_writable_file
 
     check_writable_file(args.out)
+    if args.report:
+        check_writable_file(args.report)
+    import time
+
     import torch
 
     from training.checkpoint import load_model
@@ -79,6 +85,7 @@ def run(args) -> int:
     target = ckpt["target"]
     print(f"quantising {args.checkpoint}: {model.channels} channels, {model.w1.out_channels} hidden, "
           f"{target.shape[1]}x{target.shape[2]} grid, target {target_spec or '?'}")
+    started = time.perf_counter()
     result = quantize_checkpoint(model, target, qat_config=qat_config, plans=plans,
                                  progress=not args.no_progress)
     s = result.scales
@@ -91,6 +98,32 @@ def run(args) -> int:
                     torus=bool(model.torus), source_sha256=sha256_file(args.checkpoint))
     size = save_genome(genome, args.out)
     note = "" if size <= MAX_GENOME_BYTES else f" (over the {MAX_GENOME_BYTES}-byte ROM budget)"
+    if args.report:
+        write_report(args.report, result, args, genome, size, time.perf_counter() - started)
     print(f"wrote {os.fspath(args.out)}: {result.chosen.upper()} genome, {size} bytes{note}, "
           f"{genome.parameter_count} parameters")
     return 0
+
+
+def write_report(path, result, args, genome, size: int, seconds: float) -> None:
+    """The numbers `cellsim quantize` prints, as JSON (scripts/package-pretrained reads it)."""
+    import json
+
+    from ..atomic import write_text
+
+    report = {
+        "checkpoint": os.fspath(args.checkpoint),
+        "genome": os.fspath(args.out),
+        "genome_bytes": size,
+        "name": genome.name,
+        "chosen": result.chosen,
+        "qat_iterations": args.qat_iterations,
+        "qat_lr": args.qat_lr,
+        "seed": args.seed,
+        "eval_batch": args.eval_batch,
+        "percentiles": {"state": result.percentiles[0], "hidden": result.percentiles[1]},
+        "alive_threshold": int(result.params.alive_threshold),
+        "losses": result.losses,
+        "wall_time_s": seconds,
+    }
+    write_text(path, json.dumps(report, indent=2) + "\n")
