@@ -9,7 +9,6 @@ Writes DIR/quant.json, quant.md, quant_loss.png, quant_divergence.png,
 quant_growth.png and quant_regrowth.png (filmstrips), and the genomes it had to
 make (ptq.genome, qat.genome). All rollouts of one section share their fire
 masks and damage, so float and int8 differ only by their arithmetic."""
-import argparse
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -17,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cellsim.errors import CellsimError, ConfigError
+from cellsim.errors import ConfigError
+
+from .cli import run_main
 
 DAMAGE_KINDS = ("half", "circle", "cell-deaths")
 RECOVERED_SHARE = 0.9   # regrown once 90% of the loss the damage added is gone
@@ -131,13 +132,36 @@ def damage_masks(kind: str, batch: int, h: int, w: int, generator, death_share: 
 
 # ---- the sections ----------------------------------------------------------------------
 
+def rollout_steps(models, xs, target, steps, every, keep, plan, generator, fire_rate, times, losses, frames):
+    """Advance every model's states in `xs` (replaced in place) by `steps` steps,
+    all models with the same fire mask each step. Every `every` steps and at the
+    last, appends the step to `times` and each model's loss to `losses`; at the
+    steps in `keep`, stores each model's first rollout in `frames`. Yields
+    (step, whether it was sampled) after each step for the caller's own records;
+    the caller holds torch.no_grad()."""
+    from training.quantize.calibrate import fire_mask
+
+    _, h, w = target.shape
+    for t in range(1, steps + 1):
+        mask = fire_mask(generator, plan.batch, h, w, fire_rate)
+        for m in models:
+            xs[m.name] = m.step(xs[m.name], mask)
+        sampled = t % every == 0 or t == steps
+        if sampled:
+            times.append(t)
+            for m in models:
+                losses[m.name].append(loss_of(m.real(xs[m.name]), target))
+        if t in keep:
+            for m in models:
+                frames[m.name][t] = m.real(xs[m.name])[0].numpy()
+        yield t, sampled
+
+
 def long_run(models, target, steps, horizon, every, plan, seed, fire_rate):
     """Every model from the seed for `steps` steps with the same fire masks.
     Returns losses, per-channel divergence from float, filmstrip frames, and
     the states at the damage step (plan.damage_factor training horizons)."""
     import torch
-
-    from training.quantize.calibrate import fire_mask
 
     _, h, w = target.shape
     damage_step = min(plan.damage_factor * horizon, steps)
@@ -164,18 +188,10 @@ def long_run(models, target, steps, horizon, every, plan, seed, fire_rate):
 
     diverge(0)
     with torch.no_grad():
-        for t in range(1, steps + 1):
-            mask = fire_mask(generator, plan.batch, h, w, fire_rate)
-            for m in models:
-                xs[m.name] = m.step(xs[m.name], mask)
-            if t % every == 0 or t == steps:
-                recorded.append(t)
-                for m in models:
-                    losses[m.name].append(loss_of(m.real(xs[m.name]), target))
+        for t, sampled in rollout_steps(models, xs, target, steps, every, keep, plan, generator, fire_rate,
+                                        recorded, losses, frames):
+            if sampled:
                 diverge(t)
-            if t in keep:
-                for m in models:
-                    frames[m.name][t] = m.real(xs[m.name])[0].numpy()
             if t == damage_step:
                 at_damage = {name: x.clone() for name, x in xs.items()}
     return {"steps": recorded, "loss": losses, "divergence": divergence, "frames": frames,
@@ -188,8 +204,6 @@ def regrowth(models, target, start_states, steps, every, plan, seed, fire_rate):
     Every run (control and damage kinds) sees the same fire masks."""
     import torch
 
-    from training.quantize.calibrate import fire_mask
-
     _, h, w = target.shape
     film_at = set(np.linspace(0, steps, plan.frames - 1).round().astype(int).tolist())
 
@@ -201,17 +215,9 @@ def regrowth(models, target, start_states, steps, every, plan, seed, fire_rate):
         film = {m.name: {-1: m.real(start_states[m.name])[0].numpy(), 0: m.real(xs[m.name])[0].numpy()}
                 for m in models}
         with torch.no_grad():
-            for t in range(1, steps + 1):
-                mask = fire_mask(generator, plan.batch, h, w, fire_rate)
-                for m in models:
-                    xs[m.name] = m.step(xs[m.name], mask)
-                if t % every == 0 or t == steps:
-                    times.append(t)
-                    for m in models:
-                        curves[m.name].append(loss_of(m.real(xs[m.name]), target))
-                if t in film_at:
-                    for m in models:
-                        film[m.name][t] = m.real(xs[m.name])[0].numpy()
+            for _ in rollout_steps(models, xs, target, steps, every, film_at, plan, generator, fire_rate,
+                                   times, curves, film):
+                pass
         return times, curves, film
 
     times, control, _ = rollout(torch.ones(plan.batch, 1, h, w))
@@ -513,17 +519,7 @@ def write_outputs(out, result, long, regrow_frames, made, target, pyplot, filmst
 
 
 def main(argv=None) -> int:
-    from . import passive_openmp_waits
-
-    passive_openmp_waits()
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.quant", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except CellsimError as exc:
-        print(f"benchmarks.quant: error: {exc}", file=sys.stderr)
-        return 2
+    return run_main("quant", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

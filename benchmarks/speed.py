@@ -10,7 +10,6 @@ worst case for engines that skip dead cells). The int8 engines run the genome's
 integers, the float engines the float model; without --checkpoint the model is
 a fixed random one (seed 0) with a non-zero last layer, since speed does not
 depend on training."""
-import argparse
 import math
 import os
 import subprocess
@@ -22,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cellsim.errors import CellsimError, ConfigError
+from cellsim.errors import ConfigError
+
+from .cli import run_main
 
 ENGINES = ("onnxruntime", "torch", "cellsim-sync", "cellsim-async", "c-host")
 
@@ -686,17 +687,7 @@ def write_outputs(out: Path, records, machine_record, subject, plan, pyplot) -> 
 
 
 def main(argv=None) -> int:
-    from . import passive_openmp_waits
-
-    passive_openmp_waits()
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except CellsimError as exc:
-        print(f"benchmarks.speed: error: {exc}", file=sys.stderr)
-        return 2
+    return run_main("speed", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":
