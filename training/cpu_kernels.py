@@ -25,6 +25,19 @@ def _neighbour(i, d, n, torus):
     return k if 0 <= k < n else -1
 
 
+@njit(cache=True, inline="always")
+def _cell(row, h, w):
+    """(b, i, j) of the flat cell number row = b*H*W + i*W + j."""
+    return row // (h * w), (row // w) % h, row % w
+
+
+@njit(cache=True, inline="always")
+def _tap_cell(i, j, taps, t, h, w, torus):
+    """(ii, jj): the cell tap t of _taps reaches from (i, j); ii or jj is -1
+    outside a zero-padded grid."""
+    return _neighbour(i, int(taps[t, 0]), h, torus), _neighbour(j, int(taps[t, 1]), w, torus)
+
+
 @njit(cache=True)
 def _taps(cos_a, sin_a):
     """The 8 neighbour offsets with the weights of the (rotated) Kx and Ky
@@ -78,11 +91,11 @@ def select_rows(x, fire, torus):
 def _gather_perception(x, rows, taps, torus, out, first, stop):
     _, h, w, c_n = x.shape
     for r in range(first, stop):
-        b, i, j = rows[r] // (h * w), (rows[r] // w) % h, rows[r] % w
+        b, i, j = _cell(rows[r], h, w)
         for c in range(c_n):
             out[r, c] = x[b, i, j, c]
         for t in range(8):
-            ii, jj = _neighbour(i, int(taps[t, 0]), h, torus), _neighbour(j, int(taps[t, 1]), w, torus)
+            ii, jj = _tap_cell(i, j, taps, t, h, w, torus)
             if ii >= 0 and jj >= 0:
                 for c in range(c_n):
                     out[r, c_n + c] += taps[t, 2] * x[b, ii, jj, c]
@@ -130,11 +143,11 @@ def _zero_dead(x, life):
 def _scatter_perception_grad(out, rows, grad_inputs, taps, torus, first, stop):
     _, h, w, c_n = out.shape
     for r in range(first, stop):
-        b, i, j = rows[r] // (h * w), (rows[r] // w) % h, rows[r] % w
+        b, i, j = _cell(rows[r], h, w)
         for c in range(c_n):
             out[b, i, j, c] += grad_inputs[r, c]
         for t in range(8):
-            ii, jj = _neighbour(i, int(taps[t, 0]), h, torus), _neighbour(j, int(taps[t, 1]), w, torus)
+            ii, jj = _tap_cell(i, j, taps, t, h, w, torus)
             if ii >= 0 and jj >= 0:
                 for c in range(c_n):
                     out[b, ii, jj, c] += (taps[t, 2] * grad_inputs[r, c_n + c]
