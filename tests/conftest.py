@@ -1,6 +1,23 @@
 """Suite-wide settings. OpenMP pools that spin while idle (the default of torch's
 and numba's OpenMP) starve the other pytest worker on a 2-core machine, so the
-suite asks for passive waits before any of them is imported."""
+suite asks for passive waits before any of them is imported. Also the
+one_torch_thread fixture, for the modules of small torch tensors."""
 import os
 
+import pytest
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for the module's tests (ask for it with
+    `pytestmark = pytest.mark.usefixtures("one_torch_thread")`): their tensors
+    are tiny, and the suite runs one worker per core, so a second OpenMP thread
+    per worker only adds contention."""
+    import torch  # here, not at the top: many test modules never need torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

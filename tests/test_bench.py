@@ -14,19 +14,14 @@ import pytest
 import torch
 
 from cellsim.cli import main
+from cli_helpers import fails_cleanly
 from firmware_gen import toolchain
 
 needs_gcc = pytest.mark.skipif(bool(toolchain.missing(*toolchain.HOST_TOOLS)), reason="needs gcc")
 
 TINY = dict(target_size=12, padding=3, min_steps=16, max_steps=24)  # an 18x18 grid, horizon 24
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def random_model(seed: int):
@@ -211,14 +206,6 @@ def test_c_grid_driver_is_the_synchronous_step(tmp_path):
         expected = step_grid_sync(subject.genome.params, expected, mask)
     assert np.array_equal(final, expected)
     assert [u for _, u in timings] == [int(masks.sum())] * 2
-
-
-def fails_cleanly(capsys, argv, message, out: Path):
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("cellsim bench: error: "), err
-    assert message in err and "Traceback" not in err, err
-    assert not out.exists()
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -8,6 +8,7 @@ import pytest
 
 from cellsim.cli import main
 from cellsim.genome import save_genome
+from cli_helpers import fails_cleanly
 from strategies import random_genome
 
 
@@ -75,20 +76,13 @@ def test_bad_files_give_one_line_and_exit_2(genome_file, tmp_path, capsys, damag
     bad = tmp_path / "bad.genome"
     bad.write_bytes(damage(path.read_bytes()))
     for extra in ([], ["--json"]):
-        assert main(["genome", "info", str(bad), *extra]) == 2
-        captured = capsys.readouterr()
-        assert captured.out == ""
-        lines = captured.err.splitlines()
-        assert len(lines) == 1
-        assert lines[0].startswith("cellsim genome: error: ")
-        assert message in lines[0] and "bad.genome" in lines[0]
+        printed = fails_cleanly(capsys, ["genome", "info", str(bad), *extra], message)
+        assert printed.out == "" and "bad.genome" in printed.err
 
 
 def test_missing_file_and_directory(tmp_path, capsys):
-    assert main(["genome", "info", str(tmp_path / "none.genome")]) == 2
-    assert "cannot read genome" in capsys.readouterr().err
-    assert main(["genome", "info", str(tmp_path)]) == 2
-    assert "cannot read genome" in capsys.readouterr().err
+    fails_cleanly(capsys, ["genome", "info", str(tmp_path / "none.genome")], "cannot read genome")
+    fails_cleanly(capsys, ["genome", "info", str(tmp_path)], "cannot read genome")
 
 
 def test_the_command_never_imports_torch(genome_file):

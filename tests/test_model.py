@@ -14,16 +14,7 @@ from training.model import ALPHA, CAModel, make_seed
 SETTINGS = settings(max_examples=25, deadline=None)
 BACKENDS = st.sampled_from([fast.TorchOps, fast.NumbaOps])
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These tensors are tiny, and the suite runs one worker per core: a second
-    OpenMP thread per worker only adds contention. (test_train*.py import it.)"""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def trained_like(seed: int, angle: float = 0.0, torus: bool = False, scale: float = 0.05) -> CAModel:

@@ -7,6 +7,7 @@ import pytest
 
 from cellsim.cli import main
 from cellsim.genome import MAX_GENOME_BYTES, load_genome
+from cli_helpers import fails_cleanly
 from test_quantize_support import tiny_checkpoint
 
 
@@ -14,13 +15,6 @@ def run_cli(capsys, *argv):
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def assert_one_line_error(code, err, command):
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"cellsim {command}: error: ")
-    assert "Traceback" not in err
 
 
 def test_quantize_writes_a_genome_and_prints_the_losses_side_by_side(tmp_path, capsys):
@@ -67,22 +61,16 @@ def test_genome_name_defaults_to_the_target():
 ])
 def test_quantize_rejects_bad_options(tmp_path, capsys, argv, message):
     out = tmp_path / "g.genome"
-    code, _, err = run_cli(capsys, "quantize", str(tiny_checkpoint()), "--out", str(out), *argv)
-    assert_one_line_error(code, err, "quantize")
-    assert message in err and not out.exists()
+    fails_cleanly(capsys, ["quantize", str(tiny_checkpoint()), "--out", str(out), *argv], message, out)
 
 
 def test_quantize_rejects_missing_corrupt_and_unwritable(tmp_path, capsys):
     out = tmp_path / "g.genome"
-    code, _, err = run_cli(capsys, "quantize", str(tmp_path / "none.pt"), "--out", str(out))
-    assert_one_line_error(code, err, "quantize")
+    fails_cleanly(capsys, ["quantize", str(tmp_path / "none.pt"), "--out", str(out)])
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(tiny_checkpoint().read_bytes()[:500])
-    code, _, err = run_cli(capsys, "quantize", str(corrupt), "--out", str(out))
-    assert_one_line_error(code, err, "quantize")
-    assert not out.exists()
-    code, _, err = run_cli(capsys, "quantize", str(tiny_checkpoint()), "--out", str(tmp_path / "no" / "g"))
-    assert_one_line_error(code, err, "quantize")
+    fails_cleanly(capsys, ["quantize", str(corrupt), "--out", str(out)], out=out)
+    fails_cleanly(capsys, ["quantize", str(tiny_checkpoint()), "--out", str(tmp_path / "no" / "g")])
     assert list(tmp_path.iterdir()) == [corrupt]
 
 
@@ -111,19 +99,15 @@ def test_export_int8_of_a_genome_checks_its_source(tmp_path, capsys):
     other.write_bytes(ckpt.read_bytes())
     with open(other, "ab") as f:  # same weights, another file: not the genome's source
         f.write(b"\0")
-    code, _, err = run_cli(capsys, "export", str(other), "--int8", str(tmp_path / "h.onnx"),
-                           "--genome", str(genome))
-    assert_one_line_error(code, err, "export")
+    fails_cleanly(capsys, ["export", str(other), "--int8", str(tmp_path / "h.onnx"), "--genome", str(genome)])
 
 
 @pytest.mark.parametrize("argv", [[], ["--genome", "g.genome"], ["--onnx", "same", "--npz", "same"],
                                   ["--onnx", "m.onnx", "--threads", "0"]])
 def test_export_rejects_bad_options(tmp_path, capsys, argv):
-    code, _, err = run_cli(capsys, "export", str(tiny_checkpoint()), *argv)
-    assert_one_line_error(code, err, "export")
+    fails_cleanly(capsys, ["export", str(tiny_checkpoint()), *argv])
 
 
 def test_export_rejects_a_missing_checkpoint_and_writes_nothing(tmp_path, capsys):
-    code, _, err = run_cli(capsys, "export", str(tmp_path / "none.pt"), "--onnx", str(tmp_path / "m.onnx"))
-    assert_one_line_error(code, err, "export")
+    fails_cleanly(capsys, ["export", str(tmp_path / "none.pt"), "--onnx", str(tmp_path / "m.onnx")])
     assert not any(tmp_path.iterdir())

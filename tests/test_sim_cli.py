@@ -7,6 +7,7 @@ from PIL import Image
 
 from cellsim.cli import main
 from cellsim.genome import save_genome
+from cli_helpers import fails_cleanly
 from strategies import random_genome
 
 
@@ -62,17 +63,12 @@ def test_bad_input_is_one_line_exit_2_and_no_output(genome_file, tmp_path, capsy
     out = tmp_path / "never"
     size = [] if "--size" in extra else ["--size", "8"]
     extra = [str(tmp_path / e) if e == "missing.toml" else e for e in extra]
-    code = main(["simulate", str(genome_file), "--until", "5", "--out", str(out),
-                 "--no-progress"] + size + extra)
-    err = capsys.readouterr().err
-    assert code == 2
-    assert message in err and err.startswith("cellsim simulate: error:")
-    assert err.count("\n") == 1 and "Traceback" not in err
-    assert not out.exists()
+    fails_cleanly(capsys, ["simulate", str(genome_file), "--until", "5", "--out", str(out),
+                           "--no-progress"] + size + extra, message, out)
 
 
 def test_a_corrupt_genome_is_refused(tmp_path, capsys):
     bad = tmp_path / "bad.genome"
     bad.write_bytes(b"NCAG" + bytes(40))
-    assert main(["simulate", str(bad), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
-    assert "error:" in capsys.readouterr().err and not (tmp_path / "o").exists()
+    fails_cleanly(capsys, ["simulate", str(bad), "--out", str(tmp_path / "o"), "--no-progress"], str(bad),
+                  tmp_path / "o")

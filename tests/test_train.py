@@ -13,13 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cellsim.errors import CheckpointError, ConfigError
-from test_model import one_torch_thread  # noqa: F401  (autouse fixture)
 from training.checkpoint import load_checkpoint, load_model, load_pool
 from training.config import TrainConfig, make_config
 from training.trainer import Trainer, circle_damage, normalise_gradients, per_sample_loss
 
 TINY = dict(target="lizard", target_size=8, padding=2, batch=4, pool_size=12,
             min_steps=8, max_steps=12, checkpoint_every=3)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(**changes) -> TrainConfig:
