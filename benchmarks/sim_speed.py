@@ -197,7 +197,7 @@ def main(argv=None) -> int:
 
     import numba
 
-    from cellsim.sim import gemm
+    from cellsim.sim import simd
 
     if args.genome:
         from cellsim.genome import load_genome
@@ -225,7 +225,7 @@ def main(argv=None) -> int:
     load_after = load_average()
 
     print(f"\n{args.size}x{args.size} grid, {args.units:g} time units per run, best of "
-          f"{args.repeats}; products: {gemm.backend()}; numba threads {cores} "
+          f"{args.repeats}; products: {simd.backend()}; numba threads {cores} "
           f"({numba.threading_layer()})")
     print(f"{'engine':45s} {'M updates/s':>12s}")
     for name, row in rows.items():
@@ -242,7 +242,7 @@ def main(argv=None) -> int:
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     record = {"grid": args.size, "units": args.units, "repeats": args.repeats,
-              "genome": args.genome or "random (seed 0)", "products": gemm.backend(),
+              "genome": args.genome or "random (seed 0)", "products": simd.backend(),
               "numba_threads": cores, "rows": rows, "ratio_async_vs_onnx": exact / onnx_best,
               "compile": compile_time, "load_before": load_before, "load_after": load_after}
     write_text(out, json.dumps(record, indent=2) + "\n")

@@ -1,10 +1,10 @@
 """The fast engine: exactly the reference's events and bytes, batched.
 
-Each window's events are planned in advance (schedule.py), split into levels of
-pairwise independent events, and every level runs as one batch: each worker
-thread takes a share, gathers perception vectors, runs both layers as float32
-BLAS products (exact on these integers) and writes the results back. The
-synchronous clock runs whole grid steps (sync.py)."""
+Each window's events are planned in advance (schedule.py) and split into levels
+of pairwise independent events; the worker threads share each level, running
+every update whole (both layers as int16 pair products, simd.py) while its
+data is in cache, and meet after it (team.py). The synchronous clock runs whole
+grid steps (sync.py)."""
 import os
 
 import numba
@@ -12,12 +12,12 @@ import numpy as np
 from numba import njit, prange
 
 from ..intspec import layout
-from . import clocks, gemm, team
+from . import clocks, team
 from .events import DELIVER, FIRE, KILL, MAX_WINDOW_TICKS, RAMFLIP, REBOOT, ROMFLIP, SYNC
-from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, STATE, BatchBuffers, batch_network,
+from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, STATE, Scratch, batch_network,
                       begin_update, commit_state, deliver, flip_bit, mailbox_alive, reboot,
-                      residual_into, send_state)
-from .rom import GenomeTables, flip_rom_bit
+                      residual_into, send_state, worker_scratch)
+from .rom import GenomeTables, flip_rom_bit, padded_hidden
 from .schedule import (assign_levels, emit_due, group_by_level, permute, plan_parallel,
                        plan_window, sort_events)
 from .state import LAST_REST, Pending, rest_key
@@ -31,7 +31,7 @@ WINDOW_UNITS = 16          # events planned at a time
 # -- executing a level ---------------------------------------------------------
 
 @njit(cache=True)
-def run_events(first, last, ev, ram, dead, neighbours, routes, inflight, tables, product, buf):
+def run_events(first, last, ev, ram, dead, neighbours, routes, inflight, tables, s):
     """Events first..last-1 (in level order: pairwise independent)."""
     _, kinds, cells, subs, args0, args1, args2, route = ev
     count = 0
@@ -43,7 +43,7 @@ def run_events(first, last, ev, ram, dead, neighbours, routes, inflight, tables,
             begin_update(row, args1[e], args2[e])
             threshold = tables.threshold[genome]
             if row[STATE + ALPHA] > threshold or mailbox_alive(row, threshold):
-                buf.events[count], buf.cells[count], buf.genomes[count] = e, cell, genome
+                s.events[count], s.cells[count], s.genomes[count] = e, cell, genome
                 count += 1
             else:  # the dead-cell shortcut: no live neighbour, state 0, scratch kept
                 row[STATE:STATE + CHANNELS] = 0
@@ -59,53 +59,37 @@ def run_events(first, last, ev, ram, dead, neighbours, routes, inflight, tables,
         elif kind == REBOOT:
             reboot(row, args1[e], args2[e])
             send_state(ram, dead, cell, neighbours, routes, route[e], inflight)
-    if count:
-        batch_network(ram, count, tables, product, buf)
-        for j in range(count):
-            e, cell, genome = buf.events[j], buf.cells[j], buf.genomes[j]
-            residual_into(ram[cell], buf.acc2[j], tables.m2[genome], tables.rounding2[genome],
-                          tables.shift2[genome], buf.new_state)
-            commit_state(ram[cell], buf.new_state, tables.threshold[genome])
-            send_state(ram, dead, cell, neighbours, routes, route[e], inflight)
+    batch_network(ram, count, tables, s)
+    for j in range(count):
+        cell, genome = s.cells[j], s.genomes[j]
+        residual_into(ram[cell], s.acc2[j], tables, genome, s.new_state)
+        commit_state(ram[cell], s.new_state, tables.threshold[genome])
+        send_state(ram, dead, cell, neighbours, routes, route[s.events[j]], inflight)
 
 
 @njit(parallel=True, cache=True)
-def run_levels_parallel(level_start, ev, ram, dead, neighbours, routes, inflight, tables, product,
+def run_levels_parallel(level_start, ev, ram, dead, neighbours, routes, inflight, tables,
                         workspace, give_way):
     """Level after level, each shared by the workers (one per thread), who stay
-    in this one parallel region and meet at a barrier after every level.
-    numba cannot hand tuples of arrays to a parallel loop's body, so they are
-    taken apart here and rebuilt inside it."""
-    (e_time, e_kind, e_cell, e_sub, e_arg0, e_arg1, e_arg2, e_route) = ev
-    (w1, w2, w1t, w2t, b1, m1, rounding1, shift1, bias_term1, m1_32, shift1_u, shift_bias1,
-     b2, m2, rounding2, shift2, zero_point, threshold, exact) = tables
-    (s_events, s_cells, s_genomes, s_order, s_perception, s_dots1, s_hidden, s_dots2, s_acc2,
-     s_new_state) = workspace
-    workers = s_events.shape[0]
+    in this one parallel region and meet at a barrier after every level."""
+    workers = workspace.acc2.shape[0]
     arrived = np.zeros(1, np.int64)
     for w in prange(workers):
-        ev_w = (e_time, e_kind, e_cell, e_sub, e_arg0, e_arg1, e_arg2, e_route)
-        tables_w = GenomeTables(w1, w2, w1t, w2t, b1, m1, rounding1, shift1, bias_term1, m1_32,
-                                shift1_u, shift_bias1, b2, m2, rounding2, shift2, zero_point,
-                                threshold, exact)
-        buf = BatchBuffers(s_events[w], s_cells[w], s_genomes[w], s_order[w], s_perception[w],
-                           s_dots1[w], s_hidden[w], s_dots2[w], s_acc2[w], s_new_state[w])
+        scratch = worker_scratch(workspace, w)
         for level in range(level_start.shape[0] - 1):
             lo, hi = level_start[level], level_start[level + 1]
-            run_events(lo + (hi - lo) * w // workers, lo + (hi - lo) * (w + 1) // workers, ev_w,
-                       ram, dead, neighbours, routes, inflight, tables_w, product, buf)
+            run_events(lo + (hi - lo) * w // workers, lo + (hi - lo) * (w + 1) // workers, ev,
+                       ram, dead, neighbours, routes, inflight, tables, scratch)
             meet(arrived, (level + 1) * workers, give_way)
 
 
 @njit(cache=True)
-def run_levels_serial(level_start, ev, ram, dead, neighbours, routes, inflight, tables, product,
+def run_levels_serial(level_start, ev, ram, dead, neighbours, routes, inflight, tables,
                       workspace):
-    buf = BatchBuffers(workspace[0][0], workspace[1][0], workspace[2][0], workspace[3][0],
-                       workspace[4][0], workspace[5][0], workspace[6][0], workspace[7][0],
-                       workspace[8][0], workspace[9][0])
+    s = worker_scratch(workspace, 0)
     for level in range(level_start.shape[0] - 1):
         run_events(level_start[level], level_start[level + 1], ev, ram, dead, neighbours, routes,
-                   inflight, tables, product, buf)
+                   inflight, tables, s)
 
 
 # -- the engine ----------------------------------------------------------------
@@ -128,13 +112,11 @@ def default_workers() -> int:
 
 
 class FastEngine:
-    """Runs a GridState forward; `workers` threads (default: default_workers()),
-    BLAS or not."""
+    """Runs a GridState forward with `workers` threads (default: default_workers())."""
 
-    def __init__(self, state, schedule, neighbours, workers=None, blas=True):
+    def __init__(self, state, schedule, neighbours, workers=None):
         self.state, self.schedule, self.neighbours = state, schedule, neighbours
         self.workers = team.team_size(workers or default_workers())
-        self.product = gemm.sgemm(blas)
         self.vector = state.clock.vector()
         self._tables_for = None
         self._workspace = None
@@ -151,9 +133,10 @@ class FastEngine:
         return self._tables
 
     def workspace(self, capacity):
-        hidden = self.state.genomes[0].hidden
-        if self._workspace is None or self._workspace.cells.shape[1] < capacity:
-            self._workspace = BatchBuffers.allocate(self.workers, capacity, hidden)
+        padded = padded_hidden(self.state.genomes[0].hidden)
+        ws = self._workspace
+        if ws is None or ws.cells.shape[1] < capacity or ws.dots1.shape[2] != padded:
+            self._workspace = Scratch.allocate(self.workers, capacity, padded)
         return self._workspace
 
     def run(self, bound: tuple, max_updates=None) -> None:
@@ -280,16 +263,13 @@ class FastEngine:
         level_start = level_start[:top + 1]
         ev = permute(ev, grouped)  # level order, so the workers read their events in sequence
         biggest = int(np.diff(level_start).max()) if top else 0
-        workspace = self.workspace(biggest + 1)
-        ram = st.ram.view(np.int8)
-        args = (level_start, ev, ram, dead_mirror(st.ram), self.neighbours, plan["routes"],
-                plan["inflight"], self.tables(), self.product, workspace)
-        with gemm.single_threaded_blas():
-            if self.workers > 1:
-                with team.threads(self.workers):
-                    run_levels_parallel(*args, team.YIELD)
-            else:
-                run_levels_serial(*args)
+        args = (level_start, ev, st.ram.view(np.int8), dead_mirror(st.ram), self.neighbours,
+                plan["routes"], plan["inflight"], self.tables(), self.workspace(biggest))
+        if self.workers > 1:
+            with team.threads(self.workers):
+                run_levels_parallel(*args, team.YIELD)
+        else:
+            run_levels_serial(*args)
         self.levels_run += top
         self.level_events += len(order)
         if self.workers > 1:
@@ -330,12 +310,8 @@ class FastEngine:
         faults, targets, genomes = self._fault_events(bound)
         st.genomes = genomes
         keys = self._sync_keys(faults, bound)
-        threads = numba.get_num_threads()
-        numba.set_num_threads(min(self.workers, threads))  # the step's cell loops too
-        try:
+        with team.threads(self.workers):  # the step's cell loops too
             done = self._sync_events(keys, faults, targets, bound, left)
-        finally:
-            numba.set_num_threads(threads)
         st.counts[FIRE] += done
         return done
 
@@ -350,23 +326,22 @@ class FastEngine:
         none = np.zeros(0, np.int64)
         inflight = np.zeros((1, CHANNELS), np.int8)
         done = 0
-        with gemm.single_threaded_blas():
-            for key, j in keys:
-                if j < 0:
-                    done += sync_step(ram, self.neighbours, st.genome_of, st.rate, self.vector,
-                                      self.tables(), self.product, workspace, *scratch)
-                    st.counts[SYNC] += 1
-                else:
-                    apply_sync_fault(int(faults.kind[j]), int(faults.cell[j]), int(faults.time[j]),
-                                     int(faults.bit[j]), float(faults.factor[j]), int(targets[j]),
-                                     np.uint64(st.seed), ram, dead, st.rate, st.genome_of,
-                                     self.neighbours, none, inflight)
-                    st.counts[faults.kind[j]] += 1
-                st.cursor = key
-                if left is not None and j < 0 and done >= left:
-                    break
+        for key, j in keys:
+            if j < 0:
+                done += sync_step(ram, self.neighbours, st.genome_of, st.rate, self.vector,
+                                  self.tables(), workspace, *scratch)
+                st.counts[SYNC] += 1
             else:
-                st.cursor = bound
+                apply_sync_fault(int(faults.kind[j]), int(faults.cell[j]), int(faults.time[j]),
+                                 int(faults.bit[j]), float(faults.factor[j]), int(targets[j]),
+                                 np.uint64(st.seed), ram, dead, st.rate, st.genome_of,
+                                 self.neighbours, none, inflight)
+                st.counts[faults.kind[j]] += 1
+            st.cursor = key
+            if left is not None and j < 0 and done >= left:
+                break
+        else:
+            st.cursor = bound
         return done
 
     def _compact_genomes(self):

@@ -16,7 +16,7 @@ from ..intspec import layout
 from . import clocks
 from .engine import FastEngine
 from .events import CLOCK, DELIVER, FIRE, KILL, REBOOT, SYNC
-from .kernels import ROUTE_IMMEDIATE, ROUTE_LOST, begin_update, is_dead, read_u32, reboot, \
+from .kernels import ROUTE_LOST, begin_update, is_dead, read_u32, reboot, route_to, \
     write_u32
 from .rng import reboot_seed
 
@@ -137,10 +137,7 @@ def float_update(state, mailbox, kernels, w1, b1, w2, b2, perception, hidden):
 @njit(cache=True)
 def float_send(states, mailboxes, ram, cell, neighbours, routes, route_base, inflight):
     for k in range(SLOTS):
-        receiver = neighbours[cell, k]
-        if receiver < 0:
-            continue
-        route = ROUTE_IMMEDIATE if route_base < 0 else routes[route_base + k]
+        receiver, route = route_to(neighbours, cell, k, routes, route_base)
         if route == ROUTE_LOST:
             continue
         if route >= 0:

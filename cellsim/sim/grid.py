@@ -64,7 +64,7 @@ class Grid:
     a ClockSpec. Size, fire rate and torus default to the genome's."""
 
     def __init__(self, genome=None, size=None, *, clock="poisson", torus=None, seed: int = 0,
-                 engine: str = "fast", workers=None, blas: bool = True, genomes=None,
+                 engine: str = "fast", workers=None, genomes=None,
                  genome_index=None):
         first = genome if genomes is None else genomes[0]
         self.float_mode = isinstance(first, FloatParams)
@@ -106,7 +106,7 @@ class Grid:
                                       np.zeros((n, CHANNELS), np.float32),
                                       np.zeros((n, layout.MAILBOX_SLOTS, CHANNELS), np.float32))
         elif engine == "fast":
-            self.engine = FastEngine(self.state, self.schedule, self.neighbours, workers, blas)
+            self.engine = FastEngine(self.state, self.schedule, self.neighbours, workers)
         else:
             self.engine = ReferenceEngine(self.state, self.schedule, self.neighbours)
 

@@ -1,17 +1,19 @@
 """numba kernels of the int8 cell update on RAM rows: cellsim.intspec.update_ram
-again, split into the steps the batched engine needs (gather perception,
-requantise hidden units, finish the update) plus a whole-update integer path for
-genomes that cannot take the float32 batch. Tested equal to the spec.
+again, split into the steps the engines need (gather perception, both layers as
+int16 pair products, requantise, finish the update, tell the neighbours), plus an
+int64 path for genomes outside the products' bounds. Tested equal to the spec.
 
-RAM is handled as int8 rows of 256 bytes; the genome as the int64 tables of
-GenomeTables (biases pre-multiplied, shifts as total right shifts)."""
+RAM is handled as int8 rows of 256 bytes; the genome as the tables of
+GenomeTables (weights in pairs, biases pre-multiplied, shifts as total right shifts).
+The per-update kernels are inlined into their callers: a call that takes array
+views costs atomic reference counts, as much as the update's own arithmetic."""
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from ..intspec import layout
-from .gemm import matmul_rows
+from .simd import narrow_products, wide_products
 
 CHANNELS = layout.CHANNELS
 SLOTS = layout.MAILBOX_SLOTS
@@ -21,7 +23,7 @@ ALPHA, FLAG_DEAD = layout.ALPHA, layout.FLAG_DEAD
 ROUTE_IMMEDIATE, ROUTE_LOST = -1, -2  # otherwise a route is an in-flight message id
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def read_u32(row, offset):
     value = 0
     for i in range(4):
@@ -29,7 +31,7 @@ def read_u32(row, offset):
     return value
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def write_u32(row, offset, value):
     for i in range(4):
         byte = (value >> (8 * i)) & 0xFF
@@ -47,7 +49,7 @@ def is_dead(row):
     return (row[FLAGS] & FLAG_DEAD) != 0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def mailbox_alive(row, threshold):
     """Whether some neighbour, as this cell last heard it, has alpha > threshold."""
     for k in range(SLOTS):
@@ -56,7 +58,7 @@ def mailbox_alive(row, threshold):
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def begin_update(row, rng, wait):
     """What every update does first: count += 1, and the rng and wait words the
     clock drew (the scheduler drew them already, identically) land in RAM."""
@@ -65,10 +67,10 @@ def begin_update(row, rng, wait):
     write_u32(row, CLOCK, wait)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def gather_perception(row, perception):
     """Sobel gradients (S + 4) >> 3, capped at 127, into the RAM scratch at 144..175;
-    the 48 perception values [state | gx | gy] into `perception` as float32."""
+    the 48 perception values [state | gx | gy] into `perception` (int16)."""
     for c in range(CHANNELS):
         n00 = np.int32(row[0 * CHANNELS + c])
         n01 = np.int32(row[1 * CHANNELS + c])
@@ -90,35 +92,35 @@ def gather_perception(row, perception):
 SHIFT_BIAS = np.uint64(1 << 62)
 
 
-@njit(cache=True)
-def requantize_hidden(dots, rows, m1_32, bias_term1, shift1_u, shift_bias1, zero_point,
-                      hidden_out):
-    """First-layer dot products (float32, exact integers) -> (h - zp) as float32.
+@njit(cache=True, inline="always")
+def requantize_hidden(dots, tables, g, hidden):
+    """First-layer dot products (int32) -> hidden - zero point (int16, 0..255).
 
     The spec's (acc * m + rounding) >> s, rearranged so that AVX2 can run it:
     acc * m + rounding = dot * m + (b * m + rounding), with the bias product
     precomputed and dot * m a 32 x 32 -> 64-bit product; the arithmetic shift
     is a logical one of the value plus 2^62, minus 2^(62 - s). Exact when
     |acc| < 2^31, which GenomeTables.batchable checks."""
-    for i in range(rows):
-        for o in range(dots.shape[1]):
-            x = np.int64(np.int32(dots[i, o])) * np.int64(m1_32[o]) + bias_term1[o]
-            v = np.int64((np.uint64(x) + SHIFT_BIAS) >> shift1_u[o]) - shift_bias1[o]
-            h = min(np.int64(127), max(zero_point, v + zero_point)) - zero_point
-            hidden_out[i, o] = np.float32(np.int32(h))
+    zero_point = tables.zero_point[g]
+    for o in range(tables.m1_32.shape[1]):
+        x = np.int64(dots[o]) * np.int64(tables.m1_32[g, o]) + tables.bias_term1[g, o]
+        v = np.int64((np.uint64(x) + SHIFT_BIAS) >> tables.shift1_u[g, o]) - \
+            tables.shift_bias1[g, o]
+        hidden[o] = min(np.int64(127), max(zero_point, v + zero_point)) - zero_point
 
 
-@njit(cache=True)
-def residual_into(row, acc2, m2, rounding2, shift2, new_state):
+@njit(cache=True, inline="always")
+def residual_into(row, acc2, tables, g, new_state):
     """Second-layer accumulators (int64, bias included) -> RAM scratch at 176 (int32,
     wrapping like the spec's astype) and the saturated state + saturated delta."""
     for c in range(CHANNELS):
         write_u32(row, ACC + 4 * c, acc2[c] & 0xFFFFFFFF)
-        delta = min(127, max(-128, (acc2[c] * m2[c] + rounding2[c]) >> shift2[c]))
+        delta = min(127, max(-128, (acc2[c] * tables.m2[g, c] + tables.rounding2[g, c])
+                             >> tables.shift2[g, c]))
         new_state[c] = min(127, max(-128, np.int64(row[STATE + c]) + delta))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def commit_state(row, new_state, threshold):
     """The after-update alive test of an asynchronous update (the caller has seen
     a live neighbourhood before it): the new state, or zeros."""
@@ -128,10 +130,8 @@ def commit_state(row, new_state, threshold):
 
 
 @njit(cache=True)
-def integer_update(row, w1, b1, m1, rounding1, shift1, zero_point, w2, b2, perception, acc2):
-    """The whole network in int64 for one live cell (genomes the float32 batch
-    cannot take exactly, and stragglers): gathers, then leaves acc2 for finish_update."""
-    gather_perception(row, perception)
+def integer_network(w1, b1, m1, rounding1, shift1, zero_point, w2, b2, perception, acc2):
+    """Both layers in int64, for genomes outside the pair products' bounds."""
     for c in range(CHANNELS):
         acc2[c] = b2[c]
     for o in range(w1.shape[0]):
@@ -143,16 +143,23 @@ def integer_update(row, w1, b1, m1, rounding1, shift1, zero_point, w2, b2, perce
             acc2[c] += np.int64(w2[c, o]) * (h - zero_point)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
+def route_to(neighbours, cell, k, routes, route_base):
+    """(receiver, route) of the cell's message to neighbour k: ROUTE_LOST when
+    there is none or the link lost it, ROUTE_IMMEDIATE, or an in-flight message id."""
+    receiver = neighbours[cell, k]
+    if receiver < 0:
+        return receiver, ROUTE_LOST
+    return receiver, ROUTE_IMMEDIATE if route_base < 0 else routes[route_base + k]
+
+
+@njit(cache=True, inline="always")
 def send_state(ram, dead, cell, neighbours, routes, route_base, inflight):
     """The cell's state to its 8 neighbours: neighbour k receives in slot 7 - k,
     unless the link lost the message or holds it in flight. Dead cells hear
     nothing (`dead` mirrors the flag bytes, sparing a cache line per receiver)."""
     for k in range(SLOTS):
-        receiver = neighbours[cell, k]
-        if receiver < 0:
-            continue
-        route = ROUTE_IMMEDIATE if route_base < 0 else routes[route_base + k]
+        receiver, route = route_to(neighbours, cell, k, routes, route_base)
         if route == ROUTE_LOST:
             continue
         if route >= 0:
@@ -179,66 +186,61 @@ def reboot(row, rng, wait):
     write_u32(row, CLOCK, wait)
 
 
-class BatchBuffers(NamedTuple):
-    """Scratch for one worker's batch of updates (capacity rows)."""
+class Scratch(NamedTuple):
+    """One worker's scratch for a batch of up to `capacity` updates (hidden units
+    padded); each stage runs over the whole batch, a tight loop the CPU keeps
+    full, where one update after another would keep stalling."""
     events: np.ndarray       # int64 (cap,) event of each update
     cells: np.ndarray        # int64 (cap,) its cell
     genomes: np.ndarray      # int64 (cap,) its genome
-    order: np.ndarray        # int64 (cap,) updates grouped by genome
-    perception: np.ndarray   # float32 (cap, 48)
-    dots1: np.ndarray        # float32 (cap, H)
-    hidden: np.ndarray       # float32 (cap, H)
-    dots2: np.ndarray        # float32 (cap, C)
+    perception: np.ndarray   # int16 (cap, 48)
+    dots1: np.ndarray        # int32 (cap, H')
+    hidden: np.ndarray       # int16 (cap, H') hidden - zero point; the padding stays 0
+    dots2: np.ndarray        # int32 (cap, C)
     acc2: np.ndarray         # int64 (cap, C) second-layer accumulators, bias included
     new_state: np.ndarray    # int64 (C,)
 
     @classmethod
-    def allocate(cls, workers: int, capacity: int, hidden: int) -> "BatchBuffers":
-        """A workspace: every field with a leading axis of one slice per worker."""
+    def allocate(cls, workers: int, capacity: int, padded_hidden: int) -> "Scratch":
+        """Every field with a leading axis of one slice per worker."""
         w, cap = workers, max(1, capacity)
         return cls(np.zeros((w, cap), np.int64), np.zeros((w, cap), np.int64),
-                   np.zeros((w, cap), np.int64), np.zeros((w, cap), np.int64),
-                   np.zeros((w, cap, 3 * CHANNELS), np.float32),
-                   np.zeros((w, cap, hidden), np.float32), np.zeros((w, cap, hidden), np.float32),
-                   np.zeros((w, cap, CHANNELS), np.float32), np.zeros((w, cap, CHANNELS), np.int64),
+                   np.zeros((w, cap), np.int64), np.zeros((w, cap, 3 * CHANNELS), np.int16),
+                   np.zeros((w, cap, padded_hidden), np.int32),
+                   np.zeros((w, cap, padded_hidden), np.int16),
+                   np.zeros((w, cap, CHANNELS), np.int32), np.zeros((w, cap, CHANNELS), np.int64),
                    np.zeros((w, CHANNELS), np.int64))
 
 
 @njit(cache=True)
-def batch_network(ram, count, tables, product, buf):
-    """acc2 for the live updates buf.cells[:count] (genomes buf.genomes), writing
-    their gradients to RAM scratch. Updates sharing a float32-exact genome go
-    through two BLAS products; the rest take the integer path one by one."""
-    order = buf.order
-    uniform = True
-    for i in range(count):
-        order[i] = i
-        uniform = uniform and buf.genomes[i] == buf.genomes[0]
-    if not uniform:
-        order[:count] = np.argsort(buf.genomes[:count], kind="mergesort")
-    start = 0
-    while start < count:
-        g = buf.genomes[order[start]]
-        end = start + 1
-        while end < count and buf.genomes[order[end]] == g:
-            end += 1
-        rows = end - start
+def worker_scratch(scratch, w):
+    """Worker w's slice of a Scratch.allocate workspace."""
+    return Scratch(scratch.events[w], scratch.cells[w], scratch.genomes[w],
+                   scratch.perception[w], scratch.dots1[w], scratch.hidden[w], scratch.dots2[w],
+                   scratch.acc2[w], scratch.new_state[w])
+
+
+@njit(cache=True)
+def batch_network(ram, count, tables, s):
+    """s.acc2[:count] for the live updates of cells s.cells[:count] (genomes
+    s.genomes), writing their gradients to RAM scratch."""
+    for j in range(count):
+        gather_perception(ram[s.cells[j]], s.perception[j])
+    for j in range(count):
+        if tables.exact[s.genomes[j]]:
+            wide_products(s.perception[j], tables.w1p, s.genomes[j], s.dots1[j])
+    for j in range(count):
+        if tables.exact[s.genomes[j]]:
+            requantize_hidden(s.dots1[j], tables, s.genomes[j], s.hidden[j])
+    for j in range(count):
+        if tables.exact[s.genomes[j]]:
+            narrow_products(s.hidden[j], tables.w2p, s.genomes[j], s.dots2[j])
+    for j in range(count):
+        g = s.genomes[j]
         if tables.exact[g]:
-            for j in range(rows):
-                gather_perception(ram[buf.cells[order[start + j]]], buf.perception[j])
-            matmul_rows(product, buf.perception, tables.w1t[g], buf.dots1, rows)
-            requantize_hidden(buf.dots1, rows, tables.m1_32[g], tables.bias_term1[g],
-                              tables.shift1_u[g], tables.shift_bias1[g], tables.zero_point[g],
-                              buf.hidden)
-            matmul_rows(product, buf.hidden, tables.w2t[g], buf.dots2, rows)
-            for j in range(rows):
-                i = order[start + j]
-                for c in range(CHANNELS):
-                    buf.acc2[i, c] = np.int64(np.int32(buf.dots2[j, c])) + tables.b2[g, c]
+            for c in range(CHANNELS):
+                s.acc2[j, c] = np.int64(s.dots2[j, c]) + tables.b2[g, c]
         else:
-            for j in range(rows):
-                i = order[start + j]
-                integer_update(ram[buf.cells[i]], tables.w1[g], tables.b1[g], tables.m1[g],
-                               tables.rounding1[g], tables.shift1[g], tables.zero_point[g],
-                               tables.w2[g], tables.b2[g], buf.perception[0], buf.acc2[i])
-        start = end
+            integer_network(tables.w1[g], tables.b1[g], tables.m1[g], tables.rounding1[g],
+                            tables.shift1[g], tables.zero_point[g], tables.w2[g], tables.b2[g],
+                            s.perception[j], s.acc2[j])

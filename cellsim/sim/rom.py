@@ -1,4 +1,4 @@
-"""The genomes a grid's cells run (their ROM): packed int64/float32 tables for
+"""The genomes a grid's cells run (their ROM): packed int16/int64 tables for
 the numba kernels, and ROM bit flips, which give the hit cell its own copy.
 
 ROM bits are numbered over [w1 | w2 | b1 (int32 LE) | b2 (int32 LE)], the
@@ -12,8 +12,9 @@ import numpy as np
 from ..errors import ConfigError
 from ..intspec import IntParams
 from ..intspec.layout import CHANNELS
+from .simd import HIDDEN_STEP, pack_pairs
 
-FLOAT32_EXACT = 1 << 24  # integers below this add exactly in float32
+INT32_LIMIT = 1 << 31
 
 
 def rom_bits(p: IntParams) -> int:
@@ -35,28 +36,22 @@ def flip_rom_bit(p: IntParams, bit: int):
     return dataclasses.replace(p, w1=w1.copy(), w2=w2.copy(), b1=b1, b2=b2)
 
 
-def float32_exact(p: IntParams) -> bool:
-    """Whether both layers' dot products stay below 2^24 for every input, so that
-    float32 BLAS computes them exactly (docs/integer-spec.md section 9)."""
-    reach1 = 128 * np.abs(p.w1.astype(np.int64)).sum(axis=1).max()
-    reach2 = (127 - p.hidden_zero_point) * np.abs(p.w2.astype(np.int64)).sum(axis=1).max()
-    return bool(reach1 < FLOAT32_EXACT and reach2 < FLOAT32_EXACT)
-
-
 def batchable(p: IntParams) -> bool:
-    """float32-exact, and the first-layer accumulator inside int32 for every input
-    (the genome file's own rule; a ROM flip can break it), which the batched
-    requantisation needs. Other genomes take the integer path."""
+    """Whether the pair products and the batched requantisation are exact for
+    every input: both layers' sums inside int32, the first also with its bias
+    (the genome file's own rule; a ROM flip can break it). Other genomes take
+    the int64 path."""
     reach1 = 128 * np.abs(p.w1.astype(np.int64)).sum(axis=1) + np.abs(p.b1.astype(np.int64))
-    return float32_exact(p) and bool(reach1.max() < 2 ** 31)
+    reach2 = (127 - p.hidden_zero_point) * np.abs(p.w2.astype(np.int64)).sum(axis=1)
+    return bool(reach1.max() < INT32_LIMIT and reach2.max() < INT32_LIMIT)
 
 
 class GenomeTables(NamedTuple):
     """All genomes of a grid, stacked; index g is genome g of Grid.genomes."""
     w1: np.ndarray          # int8 (G, H, 48)
     w2: np.ndarray          # int8 (G, C, H)
-    w1t: np.ndarray         # float32 (G, 48, H): w1 transposed for row-batch products
-    w2t: np.ndarray         # float32 (G, H, C)
+    w1p: np.ndarray         # int16 (G, 48 * H'): w1 in simd.pack_pairs order, H' = padded H
+    w2p: np.ndarray         # int16 (G, H' * C)
     b1: np.ndarray          # int64 (G, H)
     m1: np.ndarray
     rounding1: np.ndarray   # 2^(total shift - 1)
@@ -71,7 +66,7 @@ class GenomeTables(NamedTuple):
     shift2: np.ndarray
     zero_point: np.ndarray  # int64 (G,)
     threshold: np.ndarray   # int64 (G,)
-    exact: np.ndarray       # bool (G,): the float32 batch may take this genome
+    exact: np.ndarray       # bool (G,): the pair products may take this genome
 
     @classmethod
     def build(cls, genomes) -> "GenomeTables":
@@ -94,9 +89,10 @@ class GenomeTables(NamedTuple):
         with np.errstate(over="ignore"):
             bias_term1 = b1 * m1 + rounding1
         w1, w2 = stack("w1", np.int8), stack("w2", np.int8)
+        padded = padded_hidden(first.hidden)
         return cls(w1=w1, w2=w2,
-                   w1t=np.ascontiguousarray(w1.transpose(0, 2, 1), dtype=np.float32),
-                   w2t=np.ascontiguousarray(w2.transpose(0, 2, 1), dtype=np.float32),
+                   w1p=np.stack([pack_pairs(p.w1, padded, 3 * CHANNELS) for p in genomes]),
+                   w2p=np.stack([pack_pairs(p.w2, CHANNELS, padded) for p in genomes]),
                    b1=b1, m1=m1, rounding1=rounding1, shift1=shift1, bias_term1=bias_term1,
                    m1_32=m1.astype(np.int32), shift1_u=shift1.astype(np.uint64),
                    shift_bias1=np.right_shift(np.int64(1 << 62), shift1),
@@ -105,3 +101,7 @@ class GenomeTables(NamedTuple):
                    zero_point=np.array([p.hidden_zero_point for p in genomes], np.int64),
                    threshold=np.array([p.alive_threshold for p in genomes], np.int64),
                    exact=np.array([batchable(p) for p in genomes], bool))
+
+
+def padded_hidden(hidden: int) -> int:
+    return -(-hidden // HIDDEN_STEP) * HIDDEN_STEP

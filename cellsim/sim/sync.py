@@ -1,47 +1,42 @@
 """The synchronous clock on RAM, batched: the training step (SPEC.md section 3)
 as the reference engine's _sync defines it, every cell at once. Fired live
-cells run the network as one batch; the alive test needs the neighbours' new
-alphas, so the step ends with the two message rounds folded into reads."""
+cells run the network, shared by the workers; the alive test needs the
+neighbours' new alphas, so the step ends with the two message rounds folded
+into reads."""
 from numba import njit, prange
 
 from ..intspec import layout
 from . import clocks
 from .events import CLOCK, KILL, RAMFLIP, REBOOT, ROMFLIP
-from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, RNG, STATE, BatchBuffers, batch_network,
-                      flip_bit, is_dead, mailbox_alive, read_u32, reboot, residual_into,
-                      send_state, write_u32)
+from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, RNG, STATE, batch_network, flip_bit,
+                      is_dead, mailbox_alive, read_u32, reboot, residual_into, send_state,
+                      worker_scratch, write_u32)
 from .rng import reboot_seed
-from .rom import GenomeTables
 
 SLOTS = layout.MAILBOX_SLOTS
 COUNT = layout.COUNT
 
 
 @njit(cache=True)
-def sync_updates(cells, ram, genome_of, tables, product, buf, new_states):
+def sync_updates(cells, ram, genome_of, tables, s, new_states):
     """The network for one worker's share of a step's fired live cells; their
     unmasked new states go to new_states."""
     for j in range(cells.shape[0]):
-        buf.cells[j] = cells[j]
-        buf.genomes[j] = genome_of[cells[j]]
-    batch_network(ram, cells.shape[0], tables, product, buf)
+        s.cells[j] = cells[j]
+        s.genomes[j] = genome_of[cells[j]]
+    batch_network(ram, cells.shape[0], tables, s)
     for j in range(cells.shape[0]):
-        g = buf.genomes[j]
-        residual_into(ram[buf.cells[j]], buf.acc2[j], tables.m2[g], tables.rounding2[g],
-                      tables.shift2[g], buf.new_state)
-        new_states[buf.cells[j], :] = buf.new_state
+        residual_into(ram[cells[j]], s.acc2[j], tables, s.genomes[j], s.new_state)
+        new_states[cells[j], :] = s.new_state
 
 
 @njit(parallel=True, cache=True)
-def sync_step(ram, neighbours, genome_of, rate, clock, tables, product, workspace, pre, fired,
-              new_states, batch_cells):
+def sync_step(ram, neighbours, genome_of, rate, clock, tables, workspace, pre, fired, new_states,
+              batch_cells):
     """One training step on RAM (the reference's _sync, batched); returns updates."""
-    (w1, w2, w1t, w2t, b1, m1, rounding1, shift1, bias_term1, m1_32, shift1_u, shift_bias1,
-     b2, m2, rounding2, shift2, zero_point, threshold, exact) = tables
-    (s_events, s_cells, s_genomes, s_order, s_perception, s_dots1, s_hidden, s_dots2, s_acc2,
-     s_new_state) = workspace
     n = ram.shape[0]
-    workers = s_events.shape[0]
+    workers = workspace.acc2.shape[0]
+    threshold = tables.threshold
     for c in prange(n):
         row = ram[c]
         fired[c], pre[c] = False, False
@@ -68,14 +63,7 @@ def sync_step(ram, neighbours, genome_of, rate, clock, tables, product, workspac
             live += 1
     for w in prange(workers):
         sync_updates(batch_cells[live * w // workers:live * (w + 1) // workers], ram, genome_of,
-                     GenomeTables(w1, w2, w1t, w2t, b1, m1, rounding1, shift1, bias_term1,
-                                  m1_32, shift1_u, shift_bias1, b2, m2, rounding2, shift2,
-                                  zero_point, threshold, exact),
-                     product,
-                     BatchBuffers(s_events[w], s_cells[w], s_genomes[w], s_order[w],
-                                  s_perception[w], s_dots1[w], s_hidden[w], s_dots2[w],
-                                  s_acc2[w], s_new_state[w]),
-                     new_states)
+                     tables, worker_scratch(workspace, w), new_states)
     for c in prange(n):
         row = ram[c]
         if is_dead(row):
