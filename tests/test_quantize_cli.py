@@ -1,6 +1,7 @@
 """`cellsim quantize` and `cellsim export` on the command line: outputs, printed
 figures, and bad input turned into one line on stderr, exit 2, no file written."""
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -19,10 +20,18 @@ def run_cli(capsys, *argv):
 
 def test_quantize_writes_a_genome_and_prints_the_losses_side_by_side(tmp_path, capsys):
     ckpt = tiny_checkpoint()
-    out = tmp_path / "lizard.genome"
+    out, report = tmp_path / "lizard.genome", tmp_path / "report.json"
     code, text, _ = run_cli(capsys, "quantize", str(ckpt), "--out", str(out), "--qat-iterations", "2",
-                            "--eval-batch", "2", "--no-progress", "--seed", "3")
+                            "--eval-batch", "2", "--no-progress", "--seed", "3",
+                            "--report", str(report))
     assert code == 0
+    data = json.loads(report.read_text())
+    assert set(data["losses"]) == {"float", "ptq", "qat"} and data["chosen"] in ("ptq", "qat")
+    assert data["genome_bytes"] == out.stat().st_size and data["qat_iterations"] == 2
+    for name, losses in data["losses"].items():  # the printed table shows the same numbers
+        row = next(line for line in text.splitlines() if line.startswith(
+            {"float": "float32", "ptq": "int8 PTQ ", "qat": "int8 QAT ("}[name]))
+        assert row.split()[-3:] == [f"{v:.6f}" for v in losses.values()]
     for row in ("float32", "int8 PTQ", "int8 QAT (2 it)", "int8 PTQ / float", "grown@24"):
         assert row in text
     genome = load_genome(out)
