@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from cellsim.sim import ClockSpec, Fault, Grid, Shape
+from cellsim.sim import ClockSpec, Fault, Grid, Shape, sync
 from strategies import random_int_params
 
 CLOCKS = st.one_of(
@@ -178,3 +178,17 @@ def test_a_restored_snapshot_replays_exactly(engine):
     assert grid.time == 5
     grid.run(until=10)
     assert np.array_equal(grid.ram, first[0]) and (grid.counts(), grid.time) == first[1:]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), st.sampled_from([1, 5, 64]))
+def test_two_workers_equal_the_reference(scenario, block):
+    """Two workers (the sync clock's in interleaved blocks of `block` cells,
+    small enough here to split a small grid) give the reference's bytes."""
+    reference = run(**scenario, engine="reference")
+    shipped, sync.BLOCK = sync.BLOCK, block
+    try:
+        fast = run(**scenario, engine="fast", workers=2)
+    finally:
+        sync.BLOCK = shipped
+    assert_same(reference, fast)

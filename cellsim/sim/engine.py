@@ -21,7 +21,7 @@ from .rom import GenomeTables, flip_rom_bit, padded_hidden
 from .schedule import (assign_levels, emit_due, group_by_level, permute, plan_parallel,
                        plan_window, sort_events)
 from .state import LAST_REST, Pending, rest_key
-from .sync import apply_sync_fault, sync_step
+from .sync import apply_sync_fault, block_count, sync_steps
 from .team import meet
 
 SLOTS = layout.MAILBOX_SLOTS
@@ -310,38 +310,47 @@ class FastEngine:
         faults, targets, genomes = self._fault_events(bound)
         st.genomes = genomes
         keys = self._sync_keys(faults, bound)
-        with team.threads(self.workers):  # the step's cell loops too
+        with team.threads(self.workers):
             done = self._sync_events(keys, faults, targets, bound, left)
         st.counts[FIRE] += done
         return done
 
     def _sync_events(self, keys, faults, targets, bound, left) -> int:
+        """Faults one by one; the steps between them as one run of the workers."""
         st = self.state
         n = st.cells
-        scratch = (np.zeros(n, bool), np.zeros(n, bool), np.zeros((n, CHANNELS), np.int64),
-                   np.zeros(n, np.int64))
-        workspace = self.workspace(n // self.workers + 1)
+        scratch = (np.zeros(n, bool), np.zeros(n, bool), np.zeros((n, CHANNELS), np.int64))
+        workspace = self.workspace(block_count(n, self.workers))
         ram = st.ram.view(np.int8)
         dead = dead_mirror(st.ram)
         none = np.zeros(0, np.int64)
         inflight = np.zeros((1, CHANNELS), np.int8)
         done = 0
-        for key, j in keys:
-            if j < 0:
-                done += sync_step(ram, self.neighbours, st.genome_of, st.rate, self.vector,
-                                  self.tables(), workspace, *scratch)
-                st.counts[SYNC] += 1
-            else:
+        i = 0
+        while i < len(keys):
+            key, j = keys[i]
+            if j >= 0:
                 apply_sync_fault(int(faults.kind[j]), int(faults.cell[j]), int(faults.time[j]),
                                  int(faults.bit[j]), float(faults.factor[j]), int(targets[j]),
                                  np.uint64(st.seed), ram, dead, st.rate, st.genome_of,
                                  self.neighbours, none, inflight)
                 st.counts[faults.kind[j]] += 1
-            st.cursor = key
-            if left is not None and j < 0 and done >= left:
-                break
-        else:
-            st.cursor = bound
+                st.cursor = key
+                i += 1
+                continue
+            steps = 1
+            while i + steps < len(keys) and keys[i + steps][1] < 0:
+                steps += 1
+            updates = sync_steps(self.workers, steps, -1 if left is None else left - done, ram,
+                                 self.neighbours, st.genome_of, st.rate, self.vector,
+                                 self.tables(), workspace, *scratch, team.YIELD)
+            done += int(updates.sum())
+            st.counts[SYNC] += len(updates)
+            i += len(updates)
+            st.cursor = keys[i - 1][0]
+            if left is not None and done >= left:
+                return done
+        st.cursor = bound
         return done
 
     def _compact_genomes(self):

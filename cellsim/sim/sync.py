@@ -1,8 +1,7 @@
 """The synchronous clock on RAM, batched: the training step (SPEC.md section 3)
-as the reference engine's _sync defines it, every cell at once. Fired live
-cells run the network, shared by the workers; the alive test needs the
-neighbours' new alphas, so the step ends with the two message rounds folded
-into reads."""
+as the reference engine's _sync defines it, every cell at once. The workers
+stay in one parallel region for a run of steps (team.py) and meet twice a step."""
+import numpy as np
 from numba import njit, prange
 
 from ..intspec import layout
@@ -12,82 +11,118 @@ from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, RNG, STATE, batch_netwo
                       is_dead, mailbox_alive, read_u32, reboot, residual_into, send_state,
                       worker_scratch, write_u32)
 from .rng import reboot_seed
+from .team import atomic_add, atomic_load, meet
 
 SLOTS = layout.MAILBOX_SLOTS
 COUNT = layout.COUNT
+BLOCK = 64  # cells a worker takes at a time: interleaved blocks share a growing pattern out
+
+
+def block_count(cells, workers):
+    """Most cells one of `workers` workers takes (its scratch capacity)."""
+    blocks = -(-cells // BLOCK)
+    return -(-blocks // workers) * BLOCK
 
 
 @njit(cache=True)
-def sync_updates(cells, ram, genome_of, tables, s, new_states):
-    """The network for one worker's share of a step's fired live cells; their
-    unmasked new states go to new_states."""
-    for j in range(cells.shape[0]):
-        s.cells[j] = cells[j]
-        s.genomes[j] = genome_of[cells[j]]
-    batch_network(ram, cells.shape[0], tables, s)
-    for j in range(cells.shape[0]):
-        residual_into(ram[cells[j]], s.acc2[j], tables, s.genomes[j], s.new_state)
-        new_states[cells[j], :] = s.new_state
+def sync_steps_of(w, workers, block, steps, left, ram, neighbours, genome_of, rate, clock,
+                  tables, workspace, pre, fired, new_states, updates, arrived, give_way):
+    """Worker w's blocks of `block` cells (every workers-th) through `steps` training steps (the reference's
+    _sync), meeting the other workers after the network and after the alive test.
+    updates[step] counts the step's updates; the run stops after the step that
+    brings them to `left` (if >= 0)."""
+    n = ram.shape[0]
+    s = worker_scratch(workspace, w)
+    threshold = tables.threshold
+    total = 0
+    for step in range(steps):
+        live = 0
+        count = 0
+        for first in range(w * block, n, workers * block):
+            for c in range(first, min(n, first + block)):
+                row = ram[c]
+                fired[c], pre[c] = False, False
+                for ch in range(CHANNELS):
+                    new_states[c, ch] = row[STATE + ch]
+                if is_dead(row):
+                    continue
+                limit = threshold[genome_of[c]]
+                pre[c] = row[STATE + ALPHA] > limit or mailbox_alive(row, limit)
+                if rate[c] > 0.0:
+                    rng, coin = clocks.sync_fires(clock, read_u32(row, RNG))
+                    write_u32(row, RNG, rng)
+                    if coin:
+                        fired[c] = True
+                        count += 1
+                        write_u32(row, COUNT, (read_u32(row, COUNT) + 1) & 0xFFFFFFFF)
+                        if pre[c]:
+                            s.cells[live], s.genomes[live] = c, genome_of[c]
+                            live += 1
+                        else:
+                            new_states[c, :] = 0
+        batch_network(ram, live, tables, s)
+        for j in range(live):
+            residual_into(ram[s.cells[j]], s.acc2[j], tables, s.genomes[j], s.new_state)
+            new_states[s.cells[j], :] = s.new_state
+        atomic_add(updates, step, count)
+        meet(arrived, (2 * step + 1) * workers, give_way)
+        total += atomic_load(updates, step)
+        # The alive test needs the neighbours' new alphas: all of them are in.
+        for first in range(w * block, n, workers * block):
+            for c in range(first, min(n, first + block)):
+                row = ram[c]
+                if is_dead(row):
+                    continue
+                limit = threshold[genome_of[c]]
+                post = new_states[c, ALPHA] > limit
+                for slot in range(SLOTS):  # slot s is heard from the neighbour at offset s
+                    sender = neighbours[c, slot]
+                    if sender >= 0 and not is_dead(ram[sender]):
+                        post = post or new_states[sender, ALPHA] > limit
+                    else:
+                        post = post or row[slot * CHANNELS + ALPHA] > limit
+                for ch in range(CHANNELS):
+                    row[STATE + ch] = new_states[c, ch] if pre[c] and post else 0
+        meet(arrived, (2 * step + 2) * workers, give_way)
+        # Mailboxes read the neighbours' final states; the next step's first
+        # phase writes neither states nor other cells' mailboxes, so no meeting.
+        for first in range(w * block, n, workers * block):
+            for c in range(first, min(n, first + block)):
+                row = ram[c]
+                if is_dead(row):
+                    continue
+                for slot in range(SLOTS):
+                    sender = neighbours[c, slot]
+                    if sender >= 0 and not is_dead(ram[sender]):
+                        for ch in range(CHANNELS):
+                            row[slot * CHANNELS + ch] = ram[sender, STATE + ch]
+        if 0 <= left <= total:
+            break
 
 
 @njit(parallel=True, cache=True)
-def sync_step(ram, neighbours, genome_of, rate, clock, tables, workspace, pre, fired, new_states,
-              batch_cells):
-    """One training step on RAM (the reference's _sync, batched); returns updates."""
-    n = ram.shape[0]
-    workers = workspace.acc2.shape[0]
-    threshold = tables.threshold
-    for c in prange(n):
-        row = ram[c]
-        fired[c], pre[c] = False, False
-        for ch in range(CHANNELS):
-            new_states[c, ch] = row[STATE + ch]
-        if is_dead(row):
-            continue
-        limit = threshold[genome_of[c]]
-        pre[c] = row[STATE + ALPHA] > limit or mailbox_alive(row, limit)
-        if rate[c] > 0.0:
-            rng, coin = clocks.sync_fires(clock, read_u32(row, RNG))
-            write_u32(row, RNG, rng)
-            if coin:
-                fired[c] = True
-                write_u32(row, COUNT, (read_u32(row, COUNT) + 1) & 0xFFFFFFFF)
-                if not pre[c]:
-                    new_states[c, :] = 0
-    updates = 0
-    live = 0
-    for c in range(n):
-        updates += fired[c]
-        if fired[c] and pre[c]:
-            batch_cells[live] = c
-            live += 1
+def sync_steps_parallel(workers, block, steps, left, ram, neighbours, genome_of, rate, clock,
+                        tables, workspace, pre, fired, new_states, updates, give_way):
+    """sync_steps_of for every worker, one per thread, in one parallel region."""
+    arrived = np.zeros(1, np.int64)
     for w in prange(workers):
-        sync_updates(batch_cells[live * w // workers:live * (w + 1) // workers], ram, genome_of,
-                     tables, worker_scratch(workspace, w), new_states)
-    for c in prange(n):
-        row = ram[c]
-        if is_dead(row):
-            continue
-        limit = threshold[genome_of[c]]
-        post = new_states[c, ALPHA] > limit
-        for slot in range(SLOTS):  # slot s is heard from the neighbour at offset s
-            sender = neighbours[c, slot]
-            if sender >= 0 and not is_dead(ram[sender]):
-                post = post or new_states[sender, ALPHA] > limit
-            else:
-                post = post or row[slot * CHANNELS + ALPHA] > limit
-        for ch in range(CHANNELS):
-            row[STATE + ch] = new_states[c, ch] if pre[c] and post else 0
-    for c in prange(n):
-        row = ram[c]
-        if is_dead(row):
-            continue
-        for slot in range(SLOTS):
-            sender = neighbours[c, slot]
-            if sender >= 0 and not is_dead(ram[sender]):
-                for ch in range(CHANNELS):
-                    row[slot * CHANNELS + ch] = ram[sender, STATE + ch]
-    return updates
+        sync_steps_of(w, workers, block, steps, left, ram, neighbours, genome_of, rate, clock,
+                      tables, workspace, pre, fired, new_states, updates, arrived, give_way)
+
+
+def sync_steps(workers, steps, left, ram, neighbours, genome_of, rate, clock, tables, workspace,
+               pre, fired, new_states, give_way):
+    """Up to `steps` training steps (fewer when `left` >= 0 updates are reached);
+    returns the updates of each step run."""
+    updates = np.zeros(steps, np.int64)
+    args = (BLOCK, steps, left, ram, neighbours, genome_of, rate, clock, tables, workspace, pre, fired,
+            new_states, updates)
+    if workers > 1:
+        sync_steps_parallel(workers, *args, give_way)
+    else:
+        sync_steps_of(0, 1, *args, np.zeros(1, np.int64), give_way)
+    ran = steps if left < 0 else min(steps, int(np.searchsorted(np.cumsum(updates), left)) + 1)
+    return updates[:ran]
 
 
 @njit(cache=True)
