@@ -18,8 +18,7 @@ from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, STATE, Scratch, batch_n
                       begin_update, commit_state, deliver, flip_bit, mailbox_alive, reboot,
                       residual_into, send_state, worker_scratch)
 from .rom import GenomeTables, flip_rom_bit, padded_hidden
-from .schedule import (assign_levels, emit_due, group_by_level, permute, plan_parallel,
-                       plan_window, sort_events)
+from .schedule import emit_due, level_order, plan_parallel, plan_window, sort_events
 from .state import LAST_REST, Pending, rest_key
 from .sync import apply_sync_fault, block_count, sync_steps
 from .team import meet
@@ -32,8 +31,9 @@ WINDOW_UNITS = 16          # events planned at a time
 
 @njit(cache=True)
 def run_events(first, last, ev, ram, dead, neighbours, routes, inflight, tables, s):
-    """Events first..last-1 (in level order: pairwise independent)."""
-    _, kinds, cells, subs, args0, args1, args2, route = ev
+    """Events first..last-1 (in level order: pairwise independent); ev = the
+    planned arrays after the time."""
+    kinds, cells, subs, args0, args1, args2, route = ev
     count = 0
     for e in range(first, last):
         kind, cell = kinds[e], cells[e]
@@ -256,12 +256,9 @@ class FastEngine:
     def _execute(self, plan):
         st = self.state
         st.genomes = plan["genomes"]
-        ev, order = plan["ev"], plan["order"]
-        levels = np.zeros(len(ev[0]), np.int32)  # by event index (the bands leave gaps)
-        top = assign_levels(order, ev[2], self.neighbours, levels)
-        level_start, grouped = group_by_level(order, levels, top, ev[2], st.cells)
-        level_start = level_start[:top + 1]
-        ev = permute(ev, grouped)  # level order, so the workers read their events in sequence
+        # Level order, so that the workers read their events in sequence.
+        level_start, ev = level_order(plan["order"], plan["ev"], self.neighbours)
+        top = len(level_start) - 1
         biggest = int(np.diff(level_start).max()) if top else 0
         args = (level_start, ev, st.ram.view(np.int8), dead_mirror(st.ram), self.neighbours,
                 plan["routes"], plan["inflight"], self.tables(), self.workspace(biggest))
@@ -271,7 +268,7 @@ class FastEngine:
         else:
             run_levels_serial(*args)
         self.levels_run += top
-        self.level_events += len(order)
+        self.level_events += len(plan["order"])
         if self.workers > 1:
             self.shared_levels += int((np.diff(level_start) >= self.workers).sum())
         self._commit(plan)

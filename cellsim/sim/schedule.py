@@ -180,42 +180,57 @@ def plan_parallel(segments, bound_tick, bound_rest, seed, clock, ram, next_fire,
 
 
 @njit(cache=True)
-def assign_levels(order, cells, neighbours, levels):
-    """levels[e] = 1 + max level of the earlier events in e's 3x3 neighbourhood."""
-    last = np.zeros(neighbours.shape[0], np.int32)
-    top = 0
-    for i in range(order.shape[0]):
-        e = order[i]
-        c = cells[e]
-        level = last[c]
-        for k in range(SLOTS):
-            other = neighbours[c, k]
-            if other >= 0 and last[other] > level:
-                level = last[other]
-        level += 1
-        levels[e] = level
-        last[c] = level
-        top = max(top, level)
-    return top
-
-
-@njit(cache=True)
 def sort_events(valid, time, kind, cell, sub, start):
     """The event indices `valid` in key order: (tick - start, kind, cell, sub)
-    packed into one int64 (bit widths in events.py) and radix-sorted."""
-    keys = np.empty(valid.shape[0], np.int64)
-    for j in range(valid.shape[0]):
+    packed into one int64 (bit widths in events.py). A counting sort on the
+    time's high bits, about one event per bucket, then an insertion sort, which
+    only moves events within a bucket; a crowded bucket (many events at one
+    instant) sends the whole window to the radix sort instead."""
+    n = valid.shape[0]
+    keys = np.empty(n, np.int64)
+    latest = 0
+    for j in range(n):
         i = valid[j]
+        latest = max(latest, time[i] - start)
         keys[j] = ((time[i] - start) << TIME_SHIFT) | (kind[i] << REST_SHIFT) | \
             (cell[i] << KEY_SUB_BITS) | min(sub[i], MAX_SUB)
-    return valid[sort_keys(keys)]
+    time_bits = bit_length(latest)
+    bucket_bits = min(time_bits, bit_length(n))
+    shift = TIME_SHIFT + time_bits - bucket_bits
+    counts = np.zeros((1 << bucket_bits) + 1, np.int64)
+    for j in range(n):
+        counts[(keys[j] >> shift) + 1] += 1
+    crowded = 0
+    for b in range(1, counts.shape[0]):
+        crowded = max(crowded, counts[b])
+        counts[b] += counts[b - 1]
+    if crowded > CROWDED:
+        return valid[sort_keys(keys)]
+    order = np.empty(n, np.int64)
+    sorted_keys = np.empty(n, np.int64)
+    for j in range(n):
+        b = keys[j] >> shift
+        order[counts[b]], sorted_keys[counts[b]] = valid[j], keys[j]
+        counts[b] += 1
+    for i in range(1, n):
+        key, e = sorted_keys[i], order[i]
+        j = i
+        while j > 0 and sorted_keys[j - 1] > key:  # strictly: equal keys keep their order
+            sorted_keys[j], order[j] = sorted_keys[j - 1], order[j - 1]
+            j -= 1
+        sorted_keys[j], order[j] = key, e
+    return order
+
+
+CROWDED = 64  # events in one time bucket beyond which insertion sorting is slower
 
 
 @njit(cache=True)
-def permute(ev, order):
-    """The event arrays reordered: a tuple of new arrays, element i from order[i]."""
-    return (ev[0][order], ev[1][order], ev[2][order], ev[3][order], ev[4][order], ev[5][order],
-            ev[6][order], ev[7][order])
+def bit_length(x):
+    bits = 0
+    while (x >> bits) > 0:
+        bits += 1
+    return bits
 
 
 @njit(cache=True)
@@ -243,30 +258,48 @@ def sort_keys(keys):
 
 
 @njit(cache=True)
-def group_by_level(order, levels, top, cells, n_cells):
-    """Counting sorts: events level by level, each level in cell order (neighbouring
-    updates then touch neighbouring RAM). Returns (start offset of each level plus
-    the end, events)."""
-    by_cell = np.empty(order.shape[0], np.int64)
-    start = np.zeros(n_cells + 1, np.int64)
-    for i in range(order.shape[0]):
+def level_order(order, ev, neighbours):
+    """Levels (1 + the highest level among earlier events in the 3x3
+    neighbourhood), then the events of `order` (key order) level by level, each
+    level in cell order, so that neighbouring updates touch neighbouring RAM.
+    Returns (start of each level plus the end, ev's arrays after the time in
+    that order)."""
+    cells = ev[2]
+    n = order.shape[0]
+    levels = np.empty(n, np.int32)  # by position in `order`
+    last = np.zeros(neighbours.shape[0], np.int32)
+    top = 0
+    for i in range(n):
+        c = cells[order[i]]
+        level = last[c]
+        for k in range(SLOTS):
+            other = neighbours[c, k]
+            if other >= 0 and last[other] > level:
+                level = last[other]
+        level += 1
+        levels[i] = level
+        last[c] = level
+        top = max(top, level)
+    # Counting sorts: by cell, then (stably) by level.
+    start = np.zeros(neighbours.shape[0] + 1, np.int64)
+    for i in range(n):
         start[cells[order[i]] + 1] += 1
-    for c in range(n_cells):
+    for c in range(neighbours.shape[0]):
         start[c + 1] += start[c]
-    for i in range(order.shape[0]):
-        e = order[i]
-        by_cell[start[cells[e]]] = e
-        start[cells[e]] += 1
-    level_start = np.zeros(top + 2, np.int64)
-    for i in range(order.shape[0]):
-        level_start[levels[order[i]]] += 1
-    for level in range(1, top + 2):
+    by_cell = np.empty(n, np.int64)
+    for i in range(n):
+        c = cells[order[i]]
+        by_cell[start[c]] = i
+        start[c] += 1
+    level_start = np.zeros(top + 1, np.int64)  # level L starts at level_start[L - 1]
+    for i in range(n):
+        level_start[levels[i]] += 1
+    for level in range(1, top + 1):
         level_start[level] += level_start[level - 1]
-    fill = np.zeros(top + 2, np.int64)
-    fill[1:] = level_start[:-1]
-    grouped = np.empty(order.shape[0], np.int64)
-    for i in range(by_cell.shape[0]):
-        e = by_cell[i]
-        grouped[fill[levels[e]]] = e
-        fill[levels[e]] += 1
-    return level_start, grouped
+    fill = level_start[:-1].copy()
+    grouped = np.empty(n, np.int64)
+    for i in by_cell:
+        grouped[fill[levels[i] - 1]] = order[i]
+        fill[levels[i] - 1] += 1
+    return level_start, (ev[1][grouped], cells[grouped], ev[3][grouped], ev[4][grouped],
+                         ev[5][grouped], ev[6][grouped], ev[7][grouped])
