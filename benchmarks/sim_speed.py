@@ -226,7 +226,7 @@ def main(argv=None) -> int:
 
     print(f"\n{args.size}x{args.size} grid, {args.units:g} time units per run, best of "
           f"{args.repeats}; products: {simd.backend()}; numba threads {cores} "
-          f"({numba.threading_layer()})")
+          f"(the workers run on threads of their own, team.py)")
     print(f"{'engine':45s} {'M updates/s':>12s}")
     for name, row in rows.items():
         print(f"{name:45s} {row['updates_per_s'] / 1e6:12.2f}")

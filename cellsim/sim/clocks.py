@@ -17,6 +17,7 @@ TICKS_PER_UNIT = 1 << 16
 NEVER = 1 << 62  # the next-fire time of a cell that will not fire again
 MIN_FIRE_RATE = 1.0 / 1024  # keeps every wait inside the uint32 clock word
 MAX_SKEW = 0.9
+# The draws are inlined into their callers, as in rng.py: fewer functions to compile cold.
 
 SYNC, POISSON, PERIODIC = 0, 1, 2
 KINDS = {"sync": SYNC, "poisson": POISSON, "periodic": PERIODIC}
@@ -78,7 +79,7 @@ def oscillator_rates(seed, cells, skew):
     return rates
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def first_wait(clock, rng):
     """The start delay after power-up or reboot -> (new rng, wait in local ticks)."""
     rng = xorshift32(rng)
@@ -87,7 +88,7 @@ def first_wait(clock, rng):
     return rng, exponential_ticks(rng, clock[P_MEAN_LN2_Q8])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def next_wait(clock, rng):
     """The wait drawn when a cell fires -> (new rng, wait in local ticks)."""
     rng = xorshift32(rng)
@@ -97,14 +98,14 @@ def next_wait(clock, rng):
     return rng, exponential_ticks(rng, clock[P_MEAN_LN2_Q8])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def sync_fires(clock, rng):
     """The sync clock's per-step coin -> (new rng, fired): P(fired) = fire_rate."""
     rng = xorshift32(rng)
     return rng, rng < clock[P_FIRE_THRESHOLD]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def to_global(local_ticks, rate):
     """Local ticks of an oscillator running at `rate` -> global ticks (>= 1), or NEVER."""
     if rate <= 0.0:
@@ -112,7 +113,7 @@ def to_global(local_ticks, rate):
     return max(1, np.int64(local_ticks / rate + 0.5))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def rescaled_fire_time(now, pending, old_rate, new_rate):
     """A pending fire after the oscillator changes rate at `now`: the rest of the
     countdown runs at the new rate. A stopped oscillator never fires."""

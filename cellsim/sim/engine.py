@@ -9,7 +9,7 @@ import os
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..intspec import layout
 from . import clocks, team
@@ -18,7 +18,7 @@ from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, STATE, Scratch, batch_n
                       begin_update, commit_state, deliver, flip_bit, mailbox_alive, reboot,
                       residual_into, send_state, worker_scratch)
 from .rom import GenomeTables, flip_rom_bit, padded_hidden
-from .schedule import emit_due, level_order, plan_parallel, plan_window, sort_events
+from .schedule import level_order, plan_band, sort_events
 from .state import LAST_REST, Pending, rest_key
 from .sync import apply_sync_fault, block_count, sync_steps
 from .team import meet
@@ -34,7 +34,7 @@ def run_events(first, last, ev, ram, dead, neighbours, routes, inflight, tables,
     """Events first..last-1 (in level order: pairwise independent); ev = the
     planned arrays after the time."""
     kinds, cells, subs, args0, args1, args2, route = ev
-    count = 0
+    count = np.int64(0)  # a literal 0 would compile batch_network once more, for it
     for e in range(first, last):
         kind, cell = kinds[e], cells[e]
         row = ram[cell]
@@ -67,29 +67,17 @@ def run_events(first, last, ev, ram, dead, neighbours, routes, inflight, tables,
         send_state(ram, dead, cell, neighbours, routes, route[s.events[j]], inflight)
 
 
-@njit(parallel=True, cache=True)
-def run_levels_parallel(level_start, ev, ram, dead, neighbours, routes, inflight, tables,
-                        workspace, give_way):
-    """Level after level, each shared by the workers (one per thread), who stay
-    in this one parallel region and meet at a barrier after every level."""
-    workers = workspace.acc2.shape[0]
-    arrived = np.zeros(1, np.int64)
-    for w in prange(workers):
-        scratch = worker_scratch(workspace, w)
-        for level in range(level_start.shape[0] - 1):
-            lo, hi = level_start[level], level_start[level + 1]
-            run_events(lo + (hi - lo) * w // workers, lo + (hi - lo) * (w + 1) // workers, ev,
-                       ram, dead, neighbours, routes, inflight, tables, scratch)
-            meet(arrived, (level + 1) * workers, give_way)
-
-
-@njit(cache=True)
-def run_levels_serial(level_start, ev, ram, dead, neighbours, routes, inflight, tables,
-                      workspace):
-    s = worker_scratch(workspace, 0)
+@njit(cache=True, nogil=True)
+def run_levels(w, workers, level_start, ev, ram, dead, neighbours, routes, inflight, tables,
+               workspace, arrived, give_way):
+    """Worker w's share of every level, level after level; the workers meet at
+    a barrier after each (team.run_team)."""
+    scratch = worker_scratch(workspace, w)
     for level in range(level_start.shape[0] - 1):
-        run_events(level_start[level], level_start[level + 1], ev, ram, dead, neighbours, routes,
-                   inflight, tables, s)
+        lo, hi = level_start[level], level_start[level + 1]
+        run_events(lo + (hi - lo) * w // workers, lo + (hi - lo) * (w + 1) // workers, ev, ram,
+                   dead, neighbours, routes, inflight, tables, scratch)
+        meet(arrived, (level + 1) * workers, give_way)
 
 
 # -- the engine ----------------------------------------------------------------
@@ -215,16 +203,18 @@ class FastEngine:
                                  (w + 1) * band_routes, first_message + w * band_routes]
                                 for w in range(workers)], np.int64)
             counts = np.zeros((workers, len(st.counts)), np.int64)
-            emit_due(out, due_events)
+            # The deliveries of messages sent in earlier windows are events (and
+            # messages) 0, 1, ...
+            d_time, d_cell, d_slot = due_events
+            for a, v in zip(out, (d_time, DELIVER, d_cell, d_slot, np.arange(first_message), 0, 0,
+                                  -1)):
+                a[:first_message] = v
             plan_args = (bound[0], bound[1], np.uint64(st.seed), self.vector, st.ram, next_fire,
                          rate, genome_of, (faults.time, faults.kind, faults.sub, faults.bit,
                                            faults.factor, targets), cell_start, by_cell,
                          self.neighbours, links, link_last, out, routes, pending_out)
-            if workers > 1:
-                results = plan_parallel(bands, *plan_args, regions, counts)
-            else:
-                results = np.array([plan_window(bands[0], *plan_args, tuple(regions[0]),
-                                                counts[0])], np.int64)
+            results = np.zeros((workers, 4), np.int64)
+            team.run_team(plan_band, workers, bands, *plan_args, regions, counts, results)
             if (results[:, 0] >= 0).all():
                 break
             per_band *= 2
@@ -236,7 +226,9 @@ class FastEngine:
         inflight = np.zeros((max(first_message + workers * band_routes, 1), CHANNELS),
                             pending.payload.dtype)
         inflight[:first_message] = pending.payload[due]
-        order = sort_events(valid, ev[0], ev[1], ev[2], ev[3], max(st.cursor[0], 0))
+        order, keys = sort_events(valid, ev[0], ev[1], ev[2], ev[3], max(st.cursor[0], 0))
+        if len(order) < len(valid):
+            order = valid[np.argsort(keys, kind="stable")]
         new_pending = tuple(np.concatenate([a[regions[w, 4]:regions[w, 4] + results[w, 3]]
                                             for w in range(workers)]) for a in pending_out)
         return dict(bound=bound, ev=ev, order=order, routes=routes, inflight=inflight,
@@ -262,11 +254,7 @@ class FastEngine:
         biggest = int(np.diff(level_start).max()) if top else 0
         args = (level_start, ev, st.ram.view(np.int8), dead_mirror(st.ram), self.neighbours,
                 plan["routes"], plan["inflight"], self.tables(), self.workspace(biggest))
-        if self.workers > 1:
-            with team.threads(self.workers):
-                run_levels_parallel(*args, team.YIELD)
-        else:
-            run_levels_serial(*args)
+        team.run_team(run_levels, self.workers, *args, np.zeros(1, np.int64), team.YIELD)
         self.levels_run += top
         self.level_events += len(plan["order"])
         if self.workers > 1:
@@ -307,8 +295,7 @@ class FastEngine:
         faults, targets, genomes = self._fault_events(bound)
         st.genomes = genomes
         keys = self._sync_keys(faults, bound)
-        with team.threads(self.workers):
-            done = self._sync_events(keys, faults, targets, bound, left)
+        done = self._sync_events(keys, faults, targets, bound, left)
         st.counts[FIRE] += done
         return done
 

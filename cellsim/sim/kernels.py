@@ -25,7 +25,7 @@ ROUTE_IMMEDIATE, ROUTE_LOST = -1, -2  # otherwise a route is an in-flight messag
 
 @njit(cache=True, inline="always")
 def read_u32(row, offset):
-    value = 0
+    value = np.int64(0)  # not a literal: callees would compile for Literal[int](0) too
     for i in range(4):
         value |= (np.int64(row[offset + i]) & 0xFF) << (8 * i)
     return value
@@ -38,13 +38,13 @@ def write_u32(row, offset, value):
         row[offset + i] = byte - 256 if byte > 127 else byte
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def flip_bit(row, bit):
     byte = (np.int64(row[bit >> 3]) & 0xFF) ^ (1 << (bit & 7))
     row[bit >> 3] = byte - 256 if byte > 127 else byte
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def is_dead(row):
     return (row[FLAGS] & FLAG_DEAD) != 0
 
@@ -171,14 +171,14 @@ def send_state(ram, dead, cell, neighbours, routes, route_base, inflight):
                 ram[receiver, slot + c] = ram[cell, STATE + c]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def deliver(ram, dead, cell, slot, inflight, message):
     if not dead[cell]:
         for c in range(CHANNELS):
             ram[cell, slot * CHANNELS + c] = inflight[message, c]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def reboot(row, rng, wait):
     """RAM cleared, then the fresh rng and start delay the scheduler drew."""
     row[:] = 0
@@ -212,7 +212,7 @@ class Scratch(NamedTuple):
                    np.zeros((w, CHANNELS), np.int64))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def worker_scratch(scratch, w):
     """Worker w's slice of a Scratch.allocate workspace."""
     return Scratch(scratch.events[w], scratch.cells[w], scratch.genomes[w],

@@ -7,7 +7,7 @@ sorted into key order and given levels: 1 + the highest level among earlier
 events in the 3x3 neighbourhood. Events of one level touch disjoint RAM and
 commute (SPEC.md section 3), so a level runs as one batch."""
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..intspec import layout
 from . import clocks
@@ -24,26 +24,17 @@ DEAD_BIT = layout.FLAGS * 8  # bit 0 of the flags byte
 SLOTS = layout.MAILBOX_SLOTS
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _included(tick, rest, bound_tick, bound_rest):
     return tick < bound_tick or (tick == bound_tick and rest <= bound_rest)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # the kinds are literals: one compile each otherwise
 def _emit(out, n, tick, kind, cell, sub, arg0, arg1, arg2, route):
     time, kinds, cells, subs, args0, args1, args2, routes = out
     time[n], kinds[n], cells[n], subs[n] = tick, kind, cell, sub
     args0[n], args1[n], args2[n], routes[n] = arg0, arg1, arg2, route
     return n + 1
-
-
-@njit(cache=True)
-def emit_due(out, due):
-    """The deliveries `due` = (tick, cell, slot) of messages sent in earlier
-    windows, as events 0, 1, ... (their messages are 0, 1, ... too)."""
-    d_time, d_cell, d_slot = due
-    for i in range(d_time.shape[0]):
-        _emit(out, i, d_time[i], DELIVER, d_cell[i], d_slot[i], i, 0, 0, -1)
 
 
 @njit(cache=True)
@@ -154,29 +145,19 @@ def plan_window(cells, bound_tick, bound_rest, seed, clock, ram, next_fire, rate
             n_pending - first_pending)
 
 
-@njit(parallel=True, cache=True)
-def plan_parallel(segments, bound_tick, bound_rest, seed, clock, ram, next_fire, rate, genome_of,
-                  faults, cell_start, cell_faults, neighbours, links, link_last, out, routes,
-                  pending_out, regions, counts):
-    """plan_window for each row of `segments` (cells lo, hi) at once, each with its
-    own output regions (rows of `regions`) and count row. Returns one result row
-    per segment. The tuples are taken apart for numba's parallel loop."""
-    f_time, f_kind, f_sub, f_bit, f_factor, f_target = faults
-    has_links, l_mask, l_start, l_end, l_loss, l_delay = links
-    o_time, o_kind, o_cell, o_sub, o_arg0, o_arg1, o_arg2, o_route = out
-    p_time, p_cell, p_slot, p_message = pending_out
-    results = np.zeros((segments.shape[0], 4), np.int64)
-    for w in prange(segments.shape[0]):
-        r = plan_window(segments[w], bound_tick, bound_rest, seed, clock, ram, next_fire, rate,
-                        genome_of, (f_time, f_kind, f_sub, f_bit, f_factor, f_target),
-                        cell_start, cell_faults, neighbours,
-                        (has_links, l_mask, l_start, l_end, l_loss, l_delay), link_last,
-                        (o_time, o_kind, o_cell, o_sub, o_arg0, o_arg1, o_arg2, o_route),
-                        routes, (p_time, p_cell, p_slot, p_message),
-                        (regions[w, 0], regions[w, 1], regions[w, 2], regions[w, 3],
-                         regions[w, 4], regions[w, 5], regions[w, 6]), counts[w])
-        results[w, 0], results[w, 1], results[w, 2], results[w, 3] = r
-    return results
+@njit(cache=True, nogil=True)
+def plan_band(w, workers, bands, bound_tick, bound_rest, seed, clock, ram, next_fire, rate,
+              genome_of, faults, cell_start, cell_faults, neighbours, links, link_last, out,
+              routes, pending_out, regions, counts, results):
+    """plan_window for worker w's band of cells (row w of `bands`), into its own
+    output regions (row w of `regions`) and count row; its result to row w of
+    `results`. The workers share nothing else (team.run_team)."""
+    r = plan_window(bands[w], bound_tick, bound_rest, seed, clock, ram, next_fire, rate,
+                    genome_of, faults, cell_start, cell_faults, neighbours, links, link_last, out,
+                    routes, pending_out, (regions[w, 0], regions[w, 1], regions[w, 2],
+                                          regions[w, 3], regions[w, 4], regions[w, 5],
+                                          regions[w, 6]), counts[w])
+    results[w, 0], results[w, 1], results[w, 2], results[w, 3] = r
 
 
 @njit(cache=True)
@@ -184,77 +165,54 @@ def sort_events(valid, time, kind, cell, sub, start):
     """The event indices `valid` in key order: (tick - start, kind, cell, sub)
     packed into one int64 (bit widths in events.py). A counting sort on the
     time's high bits, about one event per bucket, then an insertion sort, which
-    only moves events within a bucket; a crowded bucket (many events at one
-    instant) sends the whole window to the radix sort instead."""
+    only moves events within a bucket: many events at one instant (an erased
+    region) come in cell order already. Returns (order, keys); an empty order
+    when the insertion sort would take too long, for the caller to sort `keys`
+    (stably) itself."""
     n = valid.shape[0]
     keys = np.empty(n, np.int64)
-    latest = 0
+    latest = np.int64(0)
     for j in range(n):
         i = valid[j]
         latest = max(latest, time[i] - start)
         keys[j] = ((time[i] - start) << TIME_SHIFT) | (kind[i] << REST_SHIFT) | \
             (cell[i] << KEY_SUB_BITS) | min(sub[i], MAX_SUB)
     time_bits = bit_length(latest)
-    bucket_bits = min(time_bits, bit_length(n))
-    shift = TIME_SHIFT + time_bits - bucket_bits
-    counts = np.zeros((1 << bucket_bits) + 1, np.int64)
+    shift = TIME_SHIFT + time_bits - min(time_bits, bit_length(n))
+    counts = np.zeros((latest >> (shift - TIME_SHIFT)) + 2, np.int64)
     for j in range(n):
         counts[(keys[j] >> shift) + 1] += 1
-    crowded = 0
     for b in range(1, counts.shape[0]):
-        crowded = max(crowded, counts[b])
         counts[b] += counts[b - 1]
-    if crowded > CROWDED:
-        return valid[sort_keys(keys)]
     order = np.empty(n, np.int64)
     sorted_keys = np.empty(n, np.int64)
     for j in range(n):
         b = keys[j] >> shift
         order[counts[b]], sorted_keys[counts[b]] = valid[j], keys[j]
         counts[b] += 1
+    budget = MOVES_PER_EVENT * n
     for i in range(1, n):
         key, e = sorted_keys[i], order[i]
         j = i
         while j > 0 and sorted_keys[j - 1] > key:  # strictly: equal keys keep their order
             sorted_keys[j], order[j] = sorted_keys[j - 1], order[j - 1]
             j -= 1
+        budget -= i - j
+        if budget < 0:
+            return order[:0], keys
         sorted_keys[j], order[j] = key, e
-    return order
+    return order, keys
 
 
-CROWDED = 64  # events in one time bucket beyond which insertion sorting is slower
+MOVES_PER_EVENT = 16  # insertion sort moves allowed per event before sorting otherwise
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def bit_length(x):
     bits = 0
     while (x >> bits) > 0:
         bits += 1
     return bits
-
-
-@njit(cache=True)
-def sort_keys(keys):
-    """Stable argsort of non-negative int64 keys: LSD radix sort, 16 bits a pass,
-    as many passes as the largest key needs (a window's keys use about 50 bits)."""
-    n = keys.shape[0]
-    order = np.arange(n)
-    spare = np.empty(n, np.int64)
-    top = keys.max() if n else 0
-    shift = 0
-    while shift < 64 and (top >> shift) > 0:
-        counts = np.zeros(65537, np.int64)
-        for i in range(n):
-            counts[((keys[order[i]] >> shift) & 0xFFFF) + 1] += 1
-        for d in range(1, 65537):
-            counts[d] += counts[d - 1]
-        for i in range(n):
-            digit = (keys[order[i]] >> shift) & 0xFFFF
-            spare[counts[digit]] = order[i]
-            counts[digit] += 1
-        order, spare = spare, order
-        shift += 16
-    return order
 
 
 @njit(cache=True)
@@ -301,5 +259,11 @@ def level_order(order, ev, neighbours):
     for i in by_cell:
         grouped[fill[levels[i] - 1]] = order[i]
         fill[levels[i] - 1] += 1
-    return level_start, (ev[1][grouped], cells[grouped], ev[3][grouped], ev[4][grouped],
-                         ev[5][grouped], ev[6][grouped], ev[7][grouped])
+    out = (np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64),
+           np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64),
+           np.empty(n, np.int64))
+    for j in range(n):
+        e = grouped[j]
+        out[0][j], out[1][j], out[2][j], out[3][j] = ev[1][e], cells[e], ev[3][e], ev[4][e]
+        out[4][j], out[5][j], out[6][j] = ev[5][e], ev[6][e], ev[7][e]
+    return level_start, out

@@ -1,11 +1,11 @@
 """The synchronous clock on RAM, batched: the training step (SPEC.md section 3)
 as the reference engine's _sync defines it, every cell at once. The workers
-stay in one parallel region for a run of steps (team.py) and meet twice a step."""
+stay in one kernel for a run of steps (team.py) and meet twice a step."""
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..intspec import layout
-from . import clocks
+from . import clocks, team
 from .events import CLOCK, KILL, RAMFLIP, REBOOT, ROMFLIP
 from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, RNG, STATE, batch_network, flip_bit,
                       is_dead, mailbox_alive, read_u32, reboot, residual_into, send_state,
@@ -24,7 +24,7 @@ def block_count(cells, workers):
     return -(-blocks // workers) * BLOCK
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sync_steps_of(w, workers, block, steps, left, ram, neighbours, genome_of, rate, clock,
                   tables, workspace, pre, fired, new_states, updates, arrived, give_way):
     """Worker w's blocks of `block` cells (every workers-th) through `steps` training steps (the reference's
@@ -36,7 +36,7 @@ def sync_steps_of(w, workers, block, steps, left, ram, neighbours, genome_of, ra
     threshold = tables.threshold
     total = 0
     for step in range(steps):
-        live = 0
+        live = np.int64(0)
         count = 0
         for first in range(w * block, n, workers * block):
             for c in range(first, min(n, first + block)):
@@ -100,16 +100,6 @@ def sync_steps_of(w, workers, block, steps, left, ram, neighbours, genome_of, ra
             break
 
 
-@njit(parallel=True, cache=True)
-def sync_steps_parallel(workers, block, steps, left, ram, neighbours, genome_of, rate, clock,
-                        tables, workspace, pre, fired, new_states, updates, give_way):
-    """sync_steps_of for every worker, one per thread, in one parallel region."""
-    arrived = np.zeros(1, np.int64)
-    for w in prange(workers):
-        sync_steps_of(w, workers, block, steps, left, ram, neighbours, genome_of, rate, clock,
-                      tables, workspace, pre, fired, new_states, updates, arrived, give_way)
-
-
 def sync_steps(workers, steps, left, ram, neighbours, genome_of, rate, clock, tables, workspace,
                pre, fired, new_states, give_way):
     """Up to `steps` training steps (fewer when `left` >= 0 updates are reached);
@@ -117,10 +107,7 @@ def sync_steps(workers, steps, left, ram, neighbours, genome_of, rate, clock, ta
     updates = np.zeros(steps, np.int64)
     args = (BLOCK, steps, left, ram, neighbours, genome_of, rate, clock, tables, workspace, pre, fired,
             new_states, updates)
-    if workers > 1:
-        sync_steps_parallel(workers, *args, give_way)
-    else:
-        sync_steps_of(0, 1, *args, np.zeros(1, np.int64), give_way)
+    team.run_team(sync_steps_of, workers, *args, np.zeros(1, np.int64), give_way)
     ran = steps if left < 0 else min(steps, int(np.searchsorted(np.cumsum(updates), left)) + 1)
     return updates[:ran]
 
@@ -144,5 +131,5 @@ def apply_sync_fault(kind, cell, tick, bit, factor, rom_target, seed, ram, dead,
         row[FLAGS] |= FLAG_DEAD
         dead[cell] = 1
     elif kind == REBOOT:
-        reboot(row, reboot_seed(seed, cell, tick), 0)
+        reboot(row, reboot_seed(seed, cell, tick), np.int64(0))
         send_state(ram, dead, cell, neighbours, routes, -1, inflight)

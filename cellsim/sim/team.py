@@ -1,11 +1,13 @@
-"""Workers that stay in one parallel region and meet at barriers of their own.
+"""Workers on threads of their own that meet at barriers of their own.
 
 A fork and join per level (numba's prange) costs microseconds on an idle
 machine and milliseconds on a busy one, where OpenMP's spinning waits steal the
-core a late worker needs. Here each worker enters once per window and waits at
-a level's end by spinning briefly, then yielding its core to whoever is late."""
-import contextlib
+core a late worker needs. Here each worker enters a nogil kernel once per window
+and waits at a level's end by spinning briefly, then yielding its core to
+whoever is late. Plain Python threads start the workers: no parallel=True
+kernel, whose compilation would cost seconds on every cold start."""
 import ctypes
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 from numba import njit, types
@@ -62,18 +64,25 @@ def meet(counter, target, give_way):
 
 
 def team_size(workers: int) -> int:
-    """At most one worker per numba thread: the barriers wait for all of them,
-    so two sharing a thread would wait for each other forever."""
+    """At most numba's thread count (NUMBA_NUM_THREADS, the cores by default)."""
     return max(1, min(int(workers), numba.get_num_threads()))
 
 
-@contextlib.contextmanager
-def threads(workers: int):
-    """numba runs a parallel loop of `workers` iterations one per thread when it
-    has exactly that many threads."""
-    before = numba.get_num_threads()
-    numba.set_num_threads(workers)
+_helpers = []  # thread pools, one thread per worker after the first, kept for reuse
+
+
+def run_team(kernel, workers: int, *args):
+    """kernel(w, workers, *args) for w = 0 .. workers - 1 at once, worker 0 on
+    the calling thread. The kernel must be nogil: the workers wait for each
+    other at barriers, so all of them have to run at the same time."""
+    if workers == 1:
+        kernel(0, 1, *args)
+        return
+    while len(_helpers) < workers - 1:
+        _helpers.append(ThreadPoolExecutor(1, thread_name_prefix="cellsim-worker"))
+    helpers = [_helpers[w - 1].submit(kernel, w, workers, *args) for w in range(1, workers)]
     try:
-        yield
+        kernel(0, workers, *args)
     finally:
-        numba.set_num_threads(before)
+        for helper in helpers:
+            helper.result()
