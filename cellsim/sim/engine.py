@@ -30,9 +30,9 @@ WINDOW_UNITS = 16          # events planned at a time
 # -- executing a level ---------------------------------------------------------
 
 @njit(cache=True)
-def run_events(first, last, ev, ram, dead, neighbours, routes, inflight, tables, s):
+def run_events(first, last, ev, ram, words, dead, neighbours, routes, inflight, tables, s):
     """Events first..last-1 (in level order: pairwise independent); ev = the
-    planned arrays after the time."""
+    planned arrays after the time; words = ram as uint64, inflight too."""
     kinds, cells, subs, args0, args1, args2, route = ev
     count = np.int64(0)  # a literal 0 would compile batch_network once more, for it
     for e in range(first, last):
@@ -47,9 +47,9 @@ def run_events(first, last, ev, ram, dead, neighbours, routes, inflight, tables,
                 count += 1
             else:  # the dead-cell shortcut: no live neighbour, state 0, scratch kept
                 row[STATE:STATE + CHANNELS] = 0
-                send_state(ram, dead, cell, neighbours, routes, route[e], inflight)
+                send_state(words, dead, cell, neighbours, routes, route[e], inflight)
         elif kind == DELIVER:
-            deliver(ram, dead, cell, subs[e], inflight, args0[e])
+            deliver(words, dead, cell, subs[e], inflight, args0[e])
         elif kind == RAMFLIP:
             flip_bit(row, args0[e])
             dead[cell] = row[FLAGS] & FLAG_DEAD
@@ -58,25 +58,25 @@ def run_events(first, last, ev, ram, dead, neighbours, routes, inflight, tables,
             dead[cell] = 1
         elif kind == REBOOT:
             reboot(row, args1[e], args2[e])
-            send_state(ram, dead, cell, neighbours, routes, route[e], inflight)
+            send_state(words, dead, cell, neighbours, routes, route[e], inflight)
     batch_network(ram, count, tables, s)
     for j in range(count):
         cell, genome = s.cells[j], s.genomes[j]
         residual_into(ram[cell], s.acc2[j], tables, genome, s.new_state)
         commit_state(ram[cell], s.new_state, tables.threshold[genome])
-        send_state(ram, dead, cell, neighbours, routes, route[s.events[j]], inflight)
+        send_state(words, dead, cell, neighbours, routes, route[s.events[j]], inflight)
 
 
 @njit(cache=True, nogil=True)
-def run_levels(w, workers, level_start, ev, ram, dead, neighbours, routes, inflight, tables,
-               workspace, arrived, give_way):
+def run_levels(w, workers, level_start, ev, ram, words, dead, neighbours, routes, inflight,
+               tables, workspace, arrived, give_way):
     """Worker w's share of every level, level after level; the workers meet at
     a barrier after each (team.run_team)."""
     scratch = worker_scratch(workspace, w)
     for level in range(level_start.shape[0] - 1):
         lo, hi = level_start[level], level_start[level + 1]
         run_events(lo + (hi - lo) * w // workers, lo + (hi - lo) * (w + 1) // workers, ev, ram,
-                   dead, neighbours, routes, inflight, tables, scratch)
+                   words, dead, neighbours, routes, inflight, tables, scratch)
         meet(arrived, (level + 1) * workers, give_way)
 
 
@@ -252,8 +252,9 @@ class FastEngine:
         level_start, ev = level_order(plan["order"], plan["ev"], self.neighbours)
         top = len(level_start) - 1
         biggest = int(np.diff(level_start).max()) if top else 0
-        args = (level_start, ev, st.ram.view(np.int8), dead_mirror(st.ram), self.neighbours,
-                plan["routes"], plan["inflight"], self.tables(), self.workspace(biggest))
+        args = (level_start, ev, st.ram.view(np.int8), st.ram.view(np.uint64), dead_mirror(st.ram),
+                self.neighbours, plan["routes"], plan["inflight"].view(np.uint64), self.tables(),
+                self.workspace(biggest))
         team.run_team(run_levels, self.workers, *args, np.zeros(1, np.int64), team.YIELD)
         self.levels_run += top
         self.level_events += len(plan["order"])
@@ -308,7 +309,7 @@ class FastEngine:
         ram = st.ram.view(np.int8)
         dead = dead_mirror(st.ram)
         none = np.zeros(0, np.int64)
-        inflight = np.zeros((1, CHANNELS), np.int8)
+        inflight = np.zeros((1, 2), np.uint64)
         done = 0
         i = 0
         while i < len(keys):
@@ -316,8 +317,8 @@ class FastEngine:
             if j >= 0:
                 apply_sync_fault(int(faults.kind[j]), int(faults.cell[j]), int(faults.time[j]),
                                  int(faults.bit[j]), float(faults.factor[j]), int(targets[j]),
-                                 np.uint64(st.seed), ram, dead, st.rate, st.genome_of,
-                                 self.neighbours, none, inflight)
+                                 np.uint64(st.seed), ram, st.ram.view(np.uint64), dead, st.rate,
+                                 st.genome_of, self.neighbours, none, inflight)
                 st.counts[faults.kind[j]] += 1
                 st.cursor = key
                 i += 1

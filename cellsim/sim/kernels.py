@@ -20,6 +20,8 @@ SLOTS = layout.MAILBOX_SLOTS
 STATE, GRAD_X, GRAD_Y, ACC = layout.STATE, layout.GRAD_X, layout.GRAD_Y, layout.ACC
 RNG, CLOCK, COUNT, FLAGS = layout.RNG, layout.CLOCK, layout.COUNT, layout.FLAGS
 ALPHA, FLAG_DEAD = layout.ALPHA, layout.FLAG_DEAD
+STATE_WORD = STATE // 8  # the state's first uint64 in a RAM row
+assert CHANNELS == 16 and STATE % 8 == 0
 ROUTE_IMMEDIATE, ROUTE_LOST = -1, -2  # otherwise a route is an in-flight message id
 
 
@@ -154,28 +156,29 @@ def route_to(neighbours, cell, k, routes, route_base):
 
 
 @njit(cache=True, inline="always")
-def send_state(ram, dead, cell, neighbours, routes, route_base, inflight):
+def send_state(words, dead, cell, neighbours, routes, route_base, inflight):
     """The cell's state to its 8 neighbours: neighbour k receives in slot 7 - k,
     unless the link lost the message or holds it in flight. Dead cells hear
-    nothing (`dead` mirrors the flag bytes, sparing a cache line per receiver)."""
+    nothing (`dead` mirrors the flag bytes, sparing a cache line per receiver).
+    words and inflight are the RAM and the in-flight messages as uint64 (a state
+    is 2 words: copies of 8 bytes at a time)."""
+    low, high = words[cell, STATE_WORD], words[cell, STATE_WORD + 1]
     for k in range(SLOTS):
         receiver, route = route_to(neighbours, cell, k, routes, route_base)
         if route == ROUTE_LOST:
             continue
         if route >= 0:
-            for c in range(CHANNELS):
-                inflight[route, c] = ram[cell, STATE + c]
+            inflight[route, 0], inflight[route, 1] = low, high
         elif not dead[receiver]:
-            slot = (SLOTS - 1 - k) * CHANNELS
-            for c in range(CHANNELS):
-                ram[receiver, slot + c] = ram[cell, STATE + c]
+            slot = 2 * (SLOTS - 1 - k)
+            words[receiver, slot], words[receiver, slot + 1] = low, high
 
 
 @njit(cache=True, inline="always")
-def deliver(ram, dead, cell, slot, inflight, message):
+def deliver(words, dead, cell, slot, inflight, message):
+    """An in-flight message into mailbox `slot` (uint64 views, as send_state)."""
     if not dead[cell]:
-        for c in range(CHANNELS):
-            ram[cell, slot * CHANNELS + c] = inflight[message, c]
+        words[cell, 2 * slot], words[cell, 2 * slot + 1] = inflight[message, 0], inflight[message, 1]
 
 
 @njit(cache=True, inline="always")

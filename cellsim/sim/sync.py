@@ -113,8 +113,8 @@ def sync_steps(workers, steps, left, ram, neighbours, genome_of, rate, clock, ta
 
 
 @njit(cache=True)
-def apply_sync_fault(kind, cell, tick, bit, factor, rom_target, seed, ram, dead, rate, genome_of,
-                     neighbours, routes, inflight):
+def apply_sync_fault(kind, cell, tick, bit, factor, rom_target, seed, ram, words, dead, rate,
+                     genome_of, neighbours, routes, inflight):
     """A fault between synchronous steps (no message faults in sync mode)."""
     row = ram[cell]
     if kind == CLOCK:
@@ -132,4 +132,4 @@ def apply_sync_fault(kind, cell, tick, bit, factor, rom_target, seed, ram, dead,
         dead[cell] = 1
     elif kind == REBOOT:
         reboot(row, reboot_seed(seed, cell, tick), np.int64(0))
-        send_state(ram, dead, cell, neighbours, routes, -1, inflight)
+        send_state(words, dead, cell, neighbours, routes, -1, inflight)
