@@ -91,24 +91,17 @@ def gather_perception(row, perception):
         perception[2 * CHANNELS + c] = gy
 
 
-SHIFT_BIAS = np.uint64(1 << 62)
-
-
 @njit(cache=True, inline="always")
 def requantize_hidden(dots, tables, g, hidden):
-    """First-layer dot products (int32) -> hidden - zero point (int16, 0..255).
-
-    The spec's (acc * m + rounding) >> s, rearranged so that AVX2 can run it:
-    acc * m + rounding = dot * m + (b * m + rounding), with the bias product
-    precomputed and dot * m a 32 x 32 -> 64-bit product; the arithmetic shift
-    is a logical one of the value plus 2^62, minus 2^(62 - s). Exact when
-    |acc| < 2^31, which GenomeTables.batchable checks."""
-    zero_point = tables.zero_point[g]
-    for o in range(tables.m1_32.shape[1]):
-        x = np.int64(dots[o]) * np.int64(tables.m1_32[g, o]) + tables.bias_term1[g, o]
-        v = np.int64((np.uint64(x) + SHIFT_BIAS) >> tables.shift1_u[g, o]) - \
-            tables.shift_bias1[g, o]
-        hidden[o] = min(np.int64(127), max(zero_point, v + zero_point)) - zero_point
+    """First-layer dot products (int32) -> hidden - zero point (int16, 0..255):
+    the spec's clamp((acc * m + rounding) >> s + zero point) in float64 as
+    rom.float_requantisation rearranges it (exact, and AVX2 has float64 min and
+    max but no int64 ones). GenomeTables.batchable checks its bounds."""
+    top = tables.top1[g]
+    for o in range(tables.scale1.shape[1]):
+        v = np.floor(np.float64(dots[o]) * tables.scale1[g, o] + tables.offset1[g, o]) + \
+            tables.base1[g, o]
+        hidden[o] = np.int16(min(top, max(0.0, v)))
 
 
 @njit(cache=True, inline="always")

@@ -15,6 +15,7 @@ from ..intspec.layout import CHANNELS
 from .simd import HIDDEN_STEP, pack_pairs
 
 INT32_LIMIT = 1 << 31
+FLOAT_SHIFT = 52  # largest first-layer total shift the float64 requantisation takes
 
 
 def rom_bits(p: IntParams) -> int:
@@ -39,11 +40,25 @@ def flip_rom_bit(p: IntParams, bit: int):
 def batchable(p: IntParams) -> bool:
     """Whether the pair products and the batched requantisation are exact for
     every input: both layers' sums inside int32, the first also with its bias
-    (the genome file's own rule; a ROM flip can break it). Other genomes take
-    the int64 path."""
+    (the genome file's own rule; a ROM flip can break it), and the first
+    layer's total shifts at most FLOAT_SHIFT. Other genomes take the int64 path."""
     reach1 = 128 * np.abs(p.w1.astype(np.int64)).sum(axis=1) + np.abs(p.b1.astype(np.int64))
     reach2 = (127 - p.hidden_zero_point) * np.abs(p.w2.astype(np.int64)).sum(axis=1)
-    return bool(reach1.max() < INT32_LIMIT and reach2.max() < INT32_LIMIT)
+    return bool(reach1.max() < INT32_LIMIT and reach2.max() < INT32_LIMIT
+                and (31 - np.asarray(p.shift1)).max() <= FLOAT_SHIFT)
+
+
+def float_requantisation(m1, shift1, bias_term1):
+    """The first layer's requantisation (dot * m + B) >> s as float64 operands:
+    floor(dot * scale + offset) + base with scale = m 2^-s, B = base 2^s + r
+    (0 <= r < 2^s), offset = r 2^-s. Exact: |dot| <= 48 * 128 * 127 < 2^20 and
+    m < 2^31, so with s <= FLOAT_SHIFT = 52 the numerator dot * m + r stays below
+    2^53 and every step is exact in float64; base is capped at +-2^53, which
+    only moves results already far outside the clamp range 0..255."""
+    base = np.right_shift(bias_term1, np.minimum(shift1, FLOAT_SHIFT))
+    rest = bias_term1 - np.left_shift(base, np.minimum(shift1, FLOAT_SHIFT))
+    power = np.ldexp(1.0, -shift1)
+    return (m1 * power, rest * power, np.clip(base, -(1 << 53), 1 << 53).astype(np.float64))
 
 
 class GenomeTables(NamedTuple):
@@ -56,10 +71,10 @@ class GenomeTables(NamedTuple):
     m1: np.ndarray
     rounding1: np.ndarray   # 2^(total shift - 1)
     shift1: np.ndarray      # total right shift 31 - shift, in [1, 62]
-    bias_term1: np.ndarray  # b1 * m1 + rounding1 (int64, wraps like the spec's int64)
-    m1_32: np.ndarray       # m1 as int32, shift1 as uint64 and 2^(62 - shift1):
-    shift1_u: np.ndarray    # the batched requantisation's operands
-    shift_bias1: np.ndarray
+    scale1: np.ndarray      # float64 (G, H): the batched requantisation's operands,
+    offset1: np.ndarray     # float_requantisation's scale, offset and base
+    base1: np.ndarray
+    top1: np.ndarray        # float64 (G,): 127 - zero point, the hidden values' top
     b2: np.ndarray          # int64 (G, C)
     m2: np.ndarray
     rounding2: np.ndarray
@@ -93,9 +108,10 @@ class GenomeTables(NamedTuple):
         return cls(w1=w1, w2=w2,
                    w1p=np.stack([pack_pairs(p.w1, padded, 3 * CHANNELS) for p in genomes]),
                    w2p=np.stack([pack_pairs(p.w2, CHANNELS, padded) for p in genomes]),
-                   b1=b1, m1=m1, rounding1=rounding1, shift1=shift1, bias_term1=bias_term1,
-                   m1_32=m1.astype(np.int32), shift1_u=shift1.astype(np.uint64),
-                   shift_bias1=np.right_shift(np.int64(1 << 62), shift1),
+                   b1=b1, m1=m1, rounding1=rounding1, shift1=shift1,
+                   **dict(zip(("scale1", "offset1", "base1"),
+                              float_requantisation(m1, shift1, bias_term1))),
+                   top1=np.array([127.0 - p.hidden_zero_point for p in genomes]),
                    b2=stack("b2", np.int64), m2=stack("m2", np.int64),
                    rounding2=np.left_shift(np.int64(1), shift2 - 1), shift2=shift2,
                    zero_point=np.array([p.hidden_zero_point for p in genomes], np.int64),
