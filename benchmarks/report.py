@@ -95,6 +95,8 @@ def speed_markdown(records: list[dict], machine: dict, meta: dict) -> str:
 def speed_chart(plt, records: list[dict], path) -> None:
     """Left: ONNX Runtime against batch size; right: every other engine, with
     the best ONNX Runtime settings for comparison. IQR as error bars."""
+    from matplotlib.ticker import NullFormatter
+
     onnx = [r for r in records if r["engine"] == "onnxruntime"]
     others = [r for r in records if r["engine"] != "onnxruntime"]
     for precision in ("fp32", "int8"):
@@ -117,7 +119,7 @@ def speed_chart(plt, records: list[dict], path) -> None:
                 y = np.array([r["cell_updates_per_s"] for r in rows])
                 err = np.abs(np.array([r["cell_updates_per_s_iqr"] for r in rows]).T - y)
                 ax.errorbar(x, y / 1e6, yerr=err / 1e6, marker="o", capsize=3, color=colour,
-                            linestyle="-" if threads > 1 else "--", label=f"{precision}, {threads} thread(s)")
+                            linestyle="-" if threads > 1 else "--", label=f"{precision}, {threads} thread{'s' if threads > 1 else ''}")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("batch (grids per call)")
         ax.set_ylabel("million cell updates / s")
@@ -133,6 +135,7 @@ def speed_chart(plt, records: list[dict], path) -> None:
     ax.set_yticks(range(len(others)), labels, fontsize=7)
     ax.invert_yaxis()
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels on a log axis overlap
     ax.set_xlabel("cell updates / s (log; orange int8, blue fp32)")
     ax.set_title("every engine (median, IQR)")
     ax.grid(alpha=0.3, axis="x")
