@@ -171,7 +171,8 @@ def send_state(words, dead, cell, neighbours, routes, route_base, inflight):
 def deliver(words, dead, cell, slot, inflight, message):
     """An in-flight message into mailbox `slot` (uint64 views, as send_state)."""
     if not dead[cell]:
-        words[cell, 2 * slot], words[cell, 2 * slot + 1] = inflight[message, 0], inflight[message, 1]
+        words[cell, 2 * slot] = inflight[message, 0]
+        words[cell, 2 * slot + 1] = inflight[message, 1]
 
 
 @njit(cache=True, inline="always")

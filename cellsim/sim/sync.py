@@ -27,8 +27,9 @@ def block_count(cells, workers):
 @njit(cache=True, nogil=True)
 def sync_steps_of(w, workers, block, steps, left, ram, neighbours, genome_of, rate, clock,
                   tables, workspace, pre, fired, new_states, updates, arrived, give_way):
-    """Worker w's blocks of `block` cells (every workers-th) through `steps` training steps (the reference's
-    _sync), meeting the other workers after the network and after the alive test.
+    """Worker w's blocks of `block` cells (every workers-th) through `steps`
+    training steps (the reference's _sync), meeting the other workers after the
+    network and after the alive test.
     updates[step] counts the step's updates; the run stops after the step that
     brings them to `left` (if >= 0)."""
     n = ram.shape[0]
@@ -105,8 +106,8 @@ def sync_steps(workers, steps, left, ram, neighbours, genome_of, rate, clock, ta
     """Up to `steps` training steps (fewer when `left` >= 0 updates are reached);
     returns the updates of each step run."""
     updates = np.zeros(steps, np.int64)
-    args = (BLOCK, steps, left, ram, neighbours, genome_of, rate, clock, tables, workspace, pre, fired,
-            new_states, updates)
+    args = (BLOCK, steps, left, ram, neighbours, genome_of, rate, clock, tables, workspace, pre,
+            fired, new_states, updates)
     team.run_team(sync_steps_of, workers, *args, np.zeros(1, np.int64), give_way)
     ran = steps if left < 0 else min(steps, int(np.searchsorted(np.cumsum(updates), left)) + 1)
     return updates[:ran]
