@@ -36,7 +36,7 @@ def run_events(first, last, ev, ram, words, dead, neighbours, routes, inflight, 
     """Events first..last-1 (in level order: pairwise independent); ev = the
     planned arrays after the time; words = ram as uint64, inflight too."""
     kinds, cells, subs, args0, args1, args2, route = ev
-    count = np.int64(0)  # a literal 0 would compile batch_network once more, for it
+    count = np.int64(0)  # from a literal 0, numba would compile batch_network a second time
     for e in range(first, last):
         kind, cell = kinds[e], cells[e]
         row = ram[cell]
