@@ -137,13 +137,13 @@ def text_summary(summary: dict) -> str:
     return "\n".join([
         f"{summary['model']} ({summary['experiment']}) on a {w}x{h} asynchronous int8 grid, "
         f"Poisson clocks, seed {summary['seed']}",
-        f"loss vs target: {loss['before_damage']:.4f} grown (t = {summary['damage']['at']:g}), "
-        f"{loss['after_damage']:.4f} after erasing {summary['damage']['shape']}, "
-        f"{loss['after_regrowth']:.4f} at t = {summary['until']:g} "
+        f"loss vs target: {loss['before_damage']:.3g} grown (t = {summary['damage']['at']:g}), "
+        f"{loss['after_damage']:.3g} after erasing {summary['damage']['shape']}, "
+        f"{loss['after_regrowth']:.3g} at t = {summary['until']:g} "
         f"({summary['regrowth_ratio']:.2f}x the pre-damage loss)",
         f"regrowth: {regrowth}",
         f"{summary['events']['cell_updates']:,} cell updates in {summary['wall_time_s']:.1f} s "
-        f"(numba compilation included on a cold start)",
+        f"(including numba compilation when its cache is cold)",
     ])
 
 

@@ -43,7 +43,7 @@ class ShippedModel:
         t, q = self.metadata["training"], self.metadata["quantisation"]
         return (f"{self.name:<10} {t['target']} {t['experiment']}, {t['iterations']} iterations "
                 f"({t['wall_time_s'] / 3600:.1f} h on {t['device']}); int8 {q['chosen'].upper()} "
-                f"loss {q['int8_loss']:.4f} vs float {q['float_loss']:.4f}")
+                f"loss {q['int8_loss']:.3g} vs float {q['float_loss']:.3g}")
 
     def load_genome(self):
         from .genome import load_genome
