@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from cellsim.errors import CheckpointError, ConfigError
 from training.checkpoint import load_checkpoint, load_model, load_pool
 from training.config import TrainConfig, make_config
-from training.trainer import Trainer, circle_damage, normalise_gradients, per_sample_loss
+from training.trainer import (Trainer, circle_damage, damage_masks, half_damage, normalise_gradients,
+                              per_sample_loss)
 
 TINY = dict(target="lizard", target_size=8, padding=2, batch=4, pool_size=12,
             min_steps=8, max_steps=12, checkpoint_every=3)
@@ -177,6 +178,44 @@ def test_circle_damage_cuts_one_disc_of_the_allowed_size(seed, count, size):
         if len(xs):  # the disc's centre lies within [-0.5, 0.5]^2 (+ one cell)
             centre = np.array([xs.mean(), ys.mean()]) * 2 / (size - 1) - 1
             assert np.all(np.abs(centre) <= 0.5 + 2 / (size - 1) + 1e-6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2 ** 32), count=st.integers(1, 6), height=st.integers(2, 40),
+       width=st.integers(2, 40))
+def test_half_damage_erases_exactly_one_half(seed, count, height, width):
+    masks = half_damage(count, height, width, torch.Generator().manual_seed(seed))[..., 0]
+    halves = {"left": np.s_[:, : width // 2], "right": np.s_[:, width // 2:],
+              "top": np.s_[: height // 2, :], "bottom": np.s_[height // 2:, :]}
+    for m in masks.numpy():
+        erased = m == 0
+        matches = [name for name, cut in halves.items()
+                   if erased[cut].all() and erased.sum() == erased[cut].size]
+        assert matches, m
+
+
+def test_circle_plus_half_damage_gives_the_last_sample_a_half_cut():
+    masks = damage_masks("circle+half", 3, 20, 20, torch.Generator().manual_seed(3))[..., 0]
+    assert [int((m == 0).sum()) for m in masks][-1] == 200
+    assert all(0 < int((m == 0).sum()) < 200 for m in masks[:-1])  # discs (radius <= 0.4)
+    assert torch.equal(damage_masks("circle", 3, 20, 20, torch.Generator().manual_seed(3)),
+                       circle_damage(3, 20, 20, torch.Generator().manual_seed(3)))
+
+
+def test_resume_may_switch_the_damage_and_logs_the_switch(tmp_path):
+    Trainer.start(tiny(iterations=3), tmp_path, "cpu").run(progress=False)
+    trainer = Trainer.resume(tmp_path, "cpu", {"iterations": 5, "damage": "circle+half"})
+    assert trainer.config.damage == "circle+half"
+    trainer.run(progress=False)
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ckpt["config"]["damage"] == "circle+half"
+    assert ckpt["recipe_changes"] == [{"iteration": 3, "damage": ["circle", "circle+half"]}]
+    Trainer.resume(tmp_path, "cpu", {"iterations": 6}).run(progress=False)  # no change, no entry
+    assert len(load_checkpoint(tmp_path / "checkpoint.pt")["recipe_changes"]) == 1
+    with pytest.raises(ConfigError, match="regenerating"):
+        tiny(experiment="persistent", damage="circle+half")
+    with pytest.raises(ConfigError, match="unknown damage"):
+        tiny(damage="square")
 
 
 @settings(max_examples=20, deadline=None)

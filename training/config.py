@@ -14,6 +14,11 @@ EXPERIMENTS = {  # name -> (uses the sample pool, samples damaged per batch)
     "regenerating": (True, 3),
 }
 
+# Damage applied to the pool's best samples: the paper's random discs, or discs
+# plus one half of the grid erased (the demo's cut), which the paper's recipe
+# never shows the model.
+DAMAGE_KINDS = ("circle", "circle+half")
+
 # Size presets; the experiment is chosen separately. "full" is the paper's
 # recipe; "quick" is a small grid that shows regeneration within minutes on a CPU.
 PRESETS = {
@@ -47,6 +52,7 @@ class TrainConfig:
     lr_drop_factor: float = 0.1
     seed: int = 0
     checkpoint_every: int = 100
+    damage: str = "circle"    # one of DAMAGE_KINDS
     model: ModelConfig = field(default_factory=ModelConfig)
 
     @property
@@ -79,6 +85,10 @@ class TrainConfig:
         need(1 <= self.min_steps < self.max_steps,
              f"steps per iteration must satisfy 1 <= min < max, got [{self.min_steps}, {self.max_steps})")
         need(self.lr > 0 and math.isfinite(self.lr), f"learning rate must be positive, got {self.lr}")
+        need(self.damage in DAMAGE_KINDS,
+             f"unknown damage {self.damage!r}; choose one of {', '.join(DAMAGE_KINDS)}")
+        need(self.damage == "circle" or self.damaged_per_batch > 0,
+             f"--damage {self.damage} applies to the regenerating experiment only")
         need(self.checkpoint_every >= 1, f"--checkpoint-every must be at least 1, got {self.checkpoint_every}")
         need(0 <= self.seed < 2 ** 63, f"--seed must lie in [0, 2^63), got {self.seed}")
         if self.uses_pool:

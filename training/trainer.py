@@ -23,7 +23,9 @@ from .config import TrainConfig
 from .model import CAModel, make_seed
 
 GRADIENT_EPSILON = 1e-8
-RESUMABLE_CHANGES = ("iterations", "checkpoint_every")
+# Settings a resumed run may change. A damage change is a fine-tuning step, so
+# the checkpoint keeps a log of it (recipe_changes) for the model's metadata.
+RESUMABLE_CHANGES = ("iterations", "checkpoint_every", "damage")
 
 
 def pick_device(name: str) -> torch.device:
@@ -48,6 +50,28 @@ def circle_damage(count: int, height: int, width: int, generator: torch.Generato
     radius = torch.rand(count, 1, 1, generator=generator) * 0.3 + 0.1
     inside = report.inside_disc(height, width, centre[0], centre[1], radius)
     return (~inside).to(torch.float32)[..., None]
+
+
+def half_damage(count: int, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
+    """(count, H, W, 1) masks, 0 on one half of the grid (left, right, top or
+    bottom, drawn uniformly) and 1 on the other."""
+    side = torch.randint(4, (count, 1, 1), generator=generator)
+    ys = torch.arange(height)[:, None]
+    xs = torch.arange(width)[None, :]
+    erased = torch.where(side == 0, xs < width // 2,
+                         torch.where(side == 1, xs >= width // 2,
+                                     torch.where(side == 2, ys < height // 2, ys >= height // 2)))
+    return (~erased).to(torch.float32)[..., None]
+
+
+def damage_masks(kind: str, count: int, height: int, width: int,
+                 generator: torch.Generator) -> torch.Tensor:
+    """Masks for the `count` damaged samples of a batch: all discs for "circle";
+    for "circle+half" the last sample loses a half and the others a disc."""
+    masks = circle_damage(count, height, width, generator)
+    if kind == "circle+half":
+        masks[-1:] = half_damage(1, height, width, generator)
+    return masks
 
 
 def normalise_gradients(model: torch.nn.Module) -> None:
@@ -101,6 +125,9 @@ class Trainer:
         if ckpt["iteration"] > config.iterations:
             raise ConfigError(f"the checkpoint is already at iteration {ckpt['iteration']}, "
                               f"beyond --iterations {config.iterations}")
+        if config.damage != stored["damage"]:
+            ckpt = {**ckpt, "recipe_changes": [*ckpt.get("recipe_changes", []), {
+                "iteration": int(ckpt["iteration"]), "damage": [stored["damage"], config.damage]}]}
         return cls(config, out, device, ckpt)
 
     def _build(self, ckpt: dict | None) -> None:
@@ -118,6 +145,7 @@ class Trainer:
         self.seed_state = fast.to_channels_last(make_seed(1, size, size, cfg.model.channels))[0].to(self.device)
         self.pool = self.seed_state.expand(cfg.pool_size, -1, -1, -1).clone() if cfg.uses_pool else None
         self.iteration, self.elapsed, self.metrics = 0, 0.0, []
+        self.recipe_changes = list(ckpt.get("recipe_changes", [])) if ckpt else []
         self.last_batch = None
         if ckpt is not None:
             self._restore(ckpt)
@@ -150,7 +178,7 @@ class Trainer:
         x0[0] = self.seed_state
         if cfg.damaged_per_batch:
             k = cfg.damaged_per_batch
-            x0[-k:] *= circle_damage(k, cfg.grid_size, cfg.grid_size, self.control).to(self.device)
+            x0[-k:] *= damage_masks(cfg.damage, k, cfg.grid_size, cfg.grid_size, self.control).to(self.device)
         return x0, index
 
     def train_iteration(self) -> tuple[float, float]:
@@ -224,6 +252,7 @@ class Trainer:
             "metrics": [list(row) for row in self.metrics],
             "elapsed": self.elapsed,
             "pool_file": pool_file_name(self.iteration) if self.pool is not None else None,
+            "recipe_changes": self.recipe_changes,
         }
 
     def save(self) -> None:

@@ -4,7 +4,7 @@ torch is imported only inside run()."""
 import math
 import os
 
-from training.config import EXPERIMENTS, PRESETS  # plain data, no torch
+from training.config import DAMAGE_KINDS, EXPERIMENTS, PRESETS  # plain data, no torch
 
 from ..errors import ConfigError
 
@@ -33,6 +33,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--pool", type=int, dest="pool_size", help="sample pool size (paper: 1024)")
     parser.add_argument("--rotation", type=float, metavar="DEGREES",
                         help="rotate the perception kernels (experiment 4); default 0")
+    parser.add_argument("--damage", choices=DAMAGE_KINDS,
+                        help="damage of the regenerating experiment: circle = random discs, as the "
+                             "paper (default); circle+half = one sample per batch loses half the grid "
+                             "instead. May change on --resume (logged in the checkpoint)")
     parser.add_argument("--checkpoint-every", type=int, help="iterations between checkpoints (default 100)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -40,7 +44,7 @@ def add_arguments(parser) -> None:
 def _options(args) -> dict:
     options = {name: getattr(args, name) for name in
                ("target", "experiment", "iterations", "seed", "target_size", "padding", "torus",
-                "batch", "pool_size", "checkpoint_every")}
+                "batch", "pool_size", "checkpoint_every", "damage")}
     if args.rotation is not None:
         if not math.isfinite(args.rotation):
             raise ConfigError("--rotation must be a finite number of degrees")
