@@ -83,7 +83,8 @@ def bench_async(params, size, units, repeats, workers, clock="poisson", grown=Tr
     rate, updates = best_rate(make, units, repeats)
     engine = grid.engine
     return {"updates_per_s": rate, "updates": updates, "workers": workers,
-            "events_per_level": engine.level_events / max(engine.levels_run, 1)}
+            "events_per_batch": int(engine.band_events.sum()) / max(engine.batches, 1),
+            "edge_waits": engine.waits}
 
 
 def onnx_model(w1, b1, w2, b2, angle=0.0):

@@ -1,6 +1,6 @@
 """The kernels' numba cache is stamped with every module of cellsim.sim, so a
 change to one file (say kernels.py) cannot leave a stale copy of its code inside
-another file's cached kernels (say engine.run_levels)."""
+another file's cached kernels (say engine.run_band)."""
 import os
 
 from cellsim.sim import cache, engine, kernels
@@ -8,7 +8,7 @@ from cellsim.sim import cache, engine, kernels
 
 def test_kernels_carry_the_package_stamp():
     assert cache.INSTALLED
-    for kernel in (engine.run_levels, kernels.batch_network):
+    for kernel in (engine.run_band, kernels.batch_network):
         locator = kernel._cache._impl.locator
         assert type(locator).__name__.startswith("PackageWide")
         assert locator.get_source_stamp() == cache.package_stamp()

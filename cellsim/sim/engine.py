@@ -13,73 +13,176 @@ from numba import njit
 
 from ..intspec import layout
 from . import clocks, team
-from .events import DELIVER, FIRE, KILL, MAX_WINDOW_TICKS, RAMFLIP, REBOOT, ROMFLIP, SYNC
+from .events import (DELIVER, EV_ARG0, EV_ARG1, EV_ARG2, EV_CELL, EV_KIND, EV_ROUTE, EV_SUB,
+                     EV_TIME, EVENT_FIELDS, FIRE, KILL, MAX_WINDOW_TICKS, RAMFLIP, REBOOT, ROMFLIP,
+                     SYNC)
 from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, STATE, Scratch, batch_network,
                       begin_update, commit_state, deliver, flip_bit, mailbox_alive, reboot,
                       residual_into, send_state, worker_scratch)
 from .rom import GenomeTables, flip_rom_bit, padded_hidden
-from .schedule import level_order, plan_band, sort_events
+from .schedule import plan_band, sort_events
+from .simd import prefetch_line
 from .state import LAST_REST, Pending, rest_key
 from .sync import apply_sync_fault, block_count, sync_steps
-from .team import meet
+from .team import atomic_load, atomic_store
 
 SLOTS = layout.MAILBOX_SLOTS
 # Events planned at a time: 8 units (20k events on 72x72) keep the planner's
 # arrays in cache, where 16 units took it 50-60 ns more per update.
 WINDOW_UNITS = 8
+BATCH = 64                 # most events a worker queues before running their network
+PROGRESS_STRIDE = 8        # int64s between the workers' progress words: a cache line each
+DONE = np.iinfo(np.int64).max
+AHEAD = 8                  # events between a RAM row's prefetch and its use
+ROW_BYTES = layout.RAM_BYTES
 
 
-# -- executing a level ---------------------------------------------------------
+# -- executing a band ----------------------------------------------------------
 
-@njit(cache=True)
-def run_events(first, last, ev, ram, words, dead, neighbours, routes, inflight, tables, s):
-    """Events first..last-1 (in level order: pairwise independent); ev = the
-    planned arrays after the time; words = ram as uint64, inflight too."""
-    kinds, cells, subs, args0, args1, args2, route = ev
-    count = np.int64(0)  # from a literal 0, numba would compile batch_network a second time
-    for e in range(first, last):
-        kind, cell = kinds[e], cells[e]
-        row = ram[cell]
-        if kind == FIRE:
-            genome = args0[e]
-            begin_update(row, args1[e], args2[e])
-            threshold = tables.threshold[genome]
-            if row[STATE + ALPHA] > threshold or mailbox_alive(row, threshold):
-                s.events[count], s.cells[count], s.genomes[count] = e, cell, genome
-                count += 1
-            else:  # the dead-cell shortcut: no live neighbour, state 0, scratch kept
-                row[STATE:STATE + CHANNELS] = 0
-                send_state(words, dead, cell, neighbours, routes, route[e], inflight)
-        elif kind == DELIVER:
-            deliver(words, dead, cell, subs[e], inflight, args0[e])
-        elif kind == RAMFLIP:
-            flip_bit(row, args0[e])
-            dead[cell] = row[FLAGS] & FLAG_DEAD
-        elif kind == KILL:
-            row[FLAGS] |= FLAG_DEAD
-            dead[cell] = 1
-        elif kind == REBOOT:
-            reboot(row, args1[e], args2[e])
-            send_state(words, dead, cell, neighbours, routes, route[e], inflight)
+@njit(cache=True, inline="always")
+def start_event(e, ev, ram, words, dead, neighbours, routes, inflight, threshold, queued_events,
+                queued_cells, queued_genomes, count):
+    """Event e (a row of the event table ev), except the network of a live
+    update, which joins the queue at position `count`; returns the queue's new
+    length. words = ram as uint64, inflight too.
+    (Arrays only, no tuples of them: an inlined call still counts references
+    to every array it is given, a cost that tuples of arrays multiply.)"""
+    kind, cell = ev[e, EV_KIND], ev[e, EV_CELL]
+    row = ram[cell]
+    if kind == FIRE:
+        genome = ev[e, EV_ARG0]
+        begin_update(row, ev[e, EV_ARG1], ev[e, EV_ARG2])
+        if row[STATE + ALPHA] > threshold[genome] or mailbox_alive(row, threshold[genome]):
+            queued_events[count], queued_cells[count], queued_genomes[count] = e, cell, genome
+            return count + 1
+        # the dead-cell shortcut: no live neighbour, state 0, scratch kept
+        row[STATE:STATE + CHANNELS] = 0
+        send_state(words, dead, cell, neighbours, routes, ev[e, EV_ROUTE], inflight)
+    elif kind == DELIVER:
+        deliver(words, dead, cell, ev[e, EV_SUB], inflight, ev[e, EV_ARG0])
+    elif kind == RAMFLIP:
+        flip_bit(row, ev[e, EV_ARG0])
+        dead[cell] = row[FLAGS] & FLAG_DEAD
+    elif kind == KILL:
+        row[FLAGS] |= FLAG_DEAD
+        dead[cell] = 1
+    elif kind == REBOOT:
+        reboot(row, ev[e, EV_ARG1], ev[e, EV_ARG2])
+        send_state(words, dead, cell, neighbours, routes, ev[e, EV_ROUTE], inflight)
+    return count
+
+
+@njit(cache=True, _nrt=False)
+def finish_updates(count, ev, ram, words, dead, neighbours, routes, inflight, tables, s):
+    """The queued updates s[:count] (pairwise independent): both layers for all
+    of them, then each one's state, alive test and messages."""
     batch_network(ram, count, tables, s)
     for j in range(count):
         cell, genome = s.cells[j], s.genomes[j]
         residual_into(ram[cell], s.acc2[j], tables, genome, s.new_state)
         commit_state(ram[cell], s.new_state, tables.threshold[genome])
-        send_state(words, dead, cell, neighbours, routes, route[s.events[j]], inflight)
+        send_state(words, dead, cell, neighbours, routes, ev[s.events[j], EV_ROUTE], inflight)
+
+
+@njit(cache=True, inline="always")
+def publish(progress, w, key):
+    """Tell the other workers that every event of band w before `key` is done."""
+    atomic_store(progress, w * PROGRESS_STRIDE, key)
+
+
+@njit(cache=True, inline="always")
+def others_reached(progress, w, workers, key):
+    for v in range(workers):
+        if v != w and atomic_load(progress, v * PROGRESS_STRIDE) < key:
+            return False
+    return True
 
 
 @njit(cache=True, nogil=True)
-def run_levels(w, workers, level_start, ev, ram, words, dead, neighbours, routes, inflight,
-               tables, workspace, arrived, give_way):
-    """Worker w's share of every level, level after level; the workers meet at
-    a barrier after each (team.run_team)."""
-    scratch = worker_scratch(workspace, w)
-    for level in range(level_start.shape[0] - 1):
-        lo, hi = level_start[level], level_start[level + 1]
-        run_events(lo + (hi - lo) * w // workers, lo + (hi - lo) * (w + 1) // workers, ev, ram,
-                   words, dead, neighbours, routes, inflight, tables, scratch)
-        meet(arrived, (level + 1) * workers, give_way)
+def run_band(w, workers, bands, spans, start, ev, ram, words, dead, neighbours, edge, routes,
+             inflight, tables, workspace, marks, progress, stats, give_way):
+    """Worker w runs the events at the cells of its band (row w of `bands`), in
+    key order: every event of the spans (index ranges of ev) at such a cell. It
+    collects runs of consecutive, pairwise independent events into batches.
+    An event at an edge cell (one with a neighbour in another band) first waits
+    until every other worker has done all its events before it; a worker about
+    to wait runs its batch first, so the one with the earliest event never
+    waits and the workers cannot deadlock."""
+    s = worker_scratch(workspace, w)
+    lo, hi = bands[w, 0], bands[w, 1]
+    total = 0
+    for span in range(spans.shape[0]):
+        for e in range(spans[span, 0], spans[span, 1]):
+            total += lo <= ev[e, EV_CELL] < hi
+    mine = np.empty(total, np.int64)
+    n = 0
+    for span in range(spans.shape[0]):
+        for e in range(spans[span, 0], spans[span, 1]):
+            if lo <= ev[e, EV_CELL] < hi:
+                mine[n] = e
+                n += 1
+    order, keys = sort_events(mine, ev, start)
+    if order.shape[0] < n:  # crowded instants out of order: a stable sort of the keys
+        by_key = np.argsort(keys, kind="mergesort")
+        order, keys = mine[by_key], keys[by_key]
+    # The band's events in order, a cache line each, read in sequence; their
+    # cells' RAM rows are fetched AHEAD events early.
+    table = np.empty((n, EVENT_FIELDS), np.int64)
+    for i in range(n):
+        table[i] = ev[order[i]]
+    mark = marks[w]
+    batches, waits = run_in_order(w, workers, table, keys, ram, words, dead, neighbours, edge,
+                                  routes, inflight, tables, s, mark, mark.max() + 1, progress,
+                                  give_way)
+    publish(progress, w, DONE)
+    stats[w, 0], stats[w, 1], stats[w, 2] = n, batches, waits
+
+
+# numba counts references to every array a function is given, at every call and
+# at every inlined call: with some twenty arrays, that cost several times the
+# update itself. The kernels below allocate nothing and take arrays their
+# callers own, so they are compiled without reference counting (_nrt=False).
+
+@njit(cache=True, nogil=True, _nrt=False)
+def run_in_order(w, workers, table, keys, ram, words, dead, neighbours, edge, routes, inflight,
+                 tables, s, mark, batch, progress, give_way):
+    """The events of the table (rows in key order, `keys` theirs) as run_band
+    says, in batches numbered from `batch` on (`mark` holds the batch that last
+    held each cell); returns (batches, waits)."""
+    capacity = s.cells.shape[0]
+    n = table.shape[0]
+    size = count = batches = waits = 0
+    for i in range(n):
+        if i + AHEAD < n:
+            for line in range(0, ROW_BYTES, 64):
+                prefetch_line(ram, table[i + AHEAD, EV_CELL], line)
+        key, cell = keys[i], table[i, EV_CELL]
+        conflict = size == capacity or mark[cell] == batch
+        for k in range(SLOTS):
+            other = neighbours[cell, k]
+            conflict = conflict or (other >= 0 and mark[other] == batch)
+        if edge[cell] and not others_reached(progress, w, workers, key):
+            conflict, waits = True, waits + 1
+        if conflict or i == 0:
+            if size:
+                finish_updates(count, table, ram, words, dead, neighbours, routes, inflight, tables,
+                               s)
+                batch, size, count, batches = batch + 1, 0, 0, batches + 1
+            publish(progress, w, key)
+            if edge[cell]:
+                spins = 0
+                while not others_reached(progress, w, workers, key):
+                    spins += 1
+                    if spins > team.SPINS:
+                        give_way()
+        mark[cell] = batch
+        size += 1
+        count = start_event(i, table, ram, words, dead, neighbours, routes, inflight,
+                            tables.threshold, s.events, s.cells, s.genomes, count)
+    if size:
+        finish_updates(count, table, ram, words, dead, neighbours, routes, inflight, tables, s)
+        batches += 1
+    return batches, waits
 
 
 # -- the engine ----------------------------------------------------------------
@@ -110,9 +213,11 @@ class FastEngine:
         self.vector = state.clock.vector()
         self._tables_for = None
         self._workspace = None
-        self.levels_run = 0      # statistics: levels, their events, and those
-        self.level_events = 0    # big enough to be shared by the workers
-        self.shared_levels = 0
+        self._edge = self._mark = None
+        # Statistics: events each worker ran, batches, waits at band edges.
+        self.band_events = np.zeros(self.workers, np.int64)
+        self.batches = 0
+        self.waits = 0
 
     # The genome tables are rebuilt only when the genome list changed.
     def tables(self):
@@ -197,7 +302,7 @@ class FastEngine:
             next_fire, rate, genome_of = st.next_fire.copy(), st.rate.copy(), st.genome_of.copy()
             link_last = st.link_last.copy()
             band_routes = SLOTS * per_band if sched.has_links else 0
-            out = tuple(np.empty(first_message + workers * per_band, np.int64) for _ in range(8))
+            out = np.empty((first_message + workers * per_band, EVENT_FIELDS), np.int64)
             routes = np.empty(workers * band_routes, np.int64)
             pending_out = tuple(np.empty(workers * band_routes, np.int64) for _ in range(4))
             regions = np.array([[first_message + w * per_band, first_message + (w + 1) * per_band,
@@ -208,9 +313,10 @@ class FastEngine:
             # The deliveries of messages sent in earlier windows are events (and
             # messages) 0, 1, ...
             d_time, d_cell, d_slot = due_events
-            for a, v in zip(out, (d_time, DELIVER, d_cell, d_slot, np.arange(first_message), 0, 0,
-                                  -1)):
-                a[:first_message] = v
+            for column, v in ((EV_TIME, d_time), (EV_KIND, DELIVER), (EV_CELL, d_cell),
+                              (EV_SUB, d_slot), (EV_ARG0, np.arange(first_message)), (EV_ARG1, 0),
+                              (EV_ARG2, 0), (EV_ROUTE, -1)):
+                out[:first_message, column] = v
             plan_args = (bound[0], bound[1], np.uint64(st.seed), self.vector, st.ram, next_fire,
                          rate, genome_of, (faults.time, faults.kind, faults.sub, faults.bit,
                                            faults.factor, targets), cell_start, by_cell,
@@ -223,46 +329,70 @@ class FastEngine:
         ev = out
         counts = counts.sum(axis=0)
         counts[DELIVER] += first_message
-        valid = np.concatenate([np.arange(first_message)] + [
-            np.arange(regions[w, 0], regions[w, 0] + results[w, 0]) for w in range(workers)])
+        spans = np.array([[0, first_message]] + [[regions[w, 0], regions[w, 0] + results[w, 0]]
+                                                 for w in range(workers)], np.int64)
         inflight = np.zeros((max(first_message + workers * band_routes, 1), CHANNELS),
                             pending.payload.dtype)
         inflight[:first_message] = pending.payload[due]
-        order, keys = sort_events(valid, ev[0], ev[1], ev[2], ev[3], max(st.cursor[0], 0))
-        if len(order) < len(valid):
-            order = valid[np.argsort(keys, kind="stable")]
         new_pending = tuple(np.concatenate([a[regions[w, 4]:regions[w, 4] + results[w, 3]]
                                             for w in range(workers)]) for a in pending_out)
-        return dict(bound=bound, ev=ev, order=order, routes=routes, inflight=inflight,
+        return dict(bound=bound, bound_start=st.cursor[0], ev=ev, spans=spans, routes=routes, inflight=inflight,
                     next_fire=next_fire, rate=rate, genome_of=genome_of, link_last=link_last,
                     genomes=genomes, counts=counts, fires=int(counts[FIRE]),
                     carried=Pending(*(a[~due] for a in (pending.time, pending.cell, pending.slot,
                                                         pending.payload))),
                     new_pending=new_pending)
 
+    @staticmethod
+    def _key_order(plan):
+        """All the plan's events (rows of plan["ev"]) in key order, as one list."""
+        valid = np.concatenate([np.arange(a, b) for a, b in plan["spans"]])
+        order, keys = sort_events(valid, plan["ev"], max(plan["bound_start"], 0))
+        return order if len(order) == len(valid) else valid[np.argsort(keys, kind="stable")]
+
     def _key_of_fire(self, plan, nth):
         """The key of the nth (1-based) update of a plan: the bound that stops there."""
-        ev, order = plan["ev"], plan["order"]
-        fires = order[ev[1][order] == FIRE]
-        e = fires[nth - 1]
-        return (int(ev[0][e]), rest_key(FIRE, int(ev[2][e]), 0))
+        ev, order = plan["ev"], self._key_order(plan)
+        e = order[ev[order, EV_KIND] == FIRE][nth - 1]
+        return (int(ev[e, EV_TIME]), rest_key(FIRE, int(ev[e, EV_CELL]), 0))
 
     def _execute(self, plan):
         st = self.state
         st.genomes = plan["genomes"]
-        # Level order, so that the workers read their events in sequence.
-        level_start, ev = level_order(plan["order"], plan["ev"], self.neighbours)
-        top = len(level_start) - 1
-        biggest = int(np.diff(level_start).max()) if top else 0
-        args = (level_start, ev, st.ram.view(np.int8), st.ram.view(np.uint64), dead_mirror(st.ram),
-                self.neighbours, plan["routes"], plan["inflight"].view(np.uint64), self.tables(),
-                self.workspace(biggest))
-        team.run_team(run_levels, self.workers, *args, np.zeros(1, np.int64), team.YIELD)
-        self.levels_run += top
-        self.level_events += len(plan["order"])
-        if self.workers > 1:
-            self.shared_levels += int((np.diff(level_start) >= self.workers).sum())
+        workers = self.workers
+        ev = plan["ev"]
+        args = (self._bands(), plan["spans"], max(plan["bound_start"], 0), ev, st.ram.view(np.int8),
+                st.ram.view(np.uint64), dead_mirror(st.ram), self.neighbours, self._edges(),
+                plan["routes"], plan["inflight"].view(np.uint64), self.tables(),
+                self.workspace(BATCH), self._marks(), np.full(workers * PROGRESS_STRIDE, -1, np.int64),
+                np.zeros((workers, 3), np.int64))
+        team.run_team(run_band, workers, *args, team.YIELD)
+        stats = args[-1]
+        self.band_events += stats[:, 0]
+        self.batches += int(stats[:, 1].sum())
+        self.waits += int(stats[:, 2].sum())
         self._commit(plan)
+
+    def _bands(self):
+        """(workers, 2): worker w's cells [lo, hi), a band of whole rows when it can."""
+        n, workers = self.state.cells, self.workers
+        return np.array([[n * w // workers, n * (w + 1) // workers] for w in range(workers)],
+                        np.int64)
+
+    def _edges(self):
+        """uint8 (N,): cells with a neighbour in another worker's band."""
+        if self._edge is None:
+            band = np.searchsorted(self._bands()[:, 1], np.arange(self.state.cells), side="right")
+            nb = self.neighbours
+            other = np.where(nb >= 0, band[np.maximum(nb, 0)], band[:, None])
+            self._edge = (other != band[:, None]).any(axis=1).astype(np.uint8)
+        return self._edge
+
+    def _marks(self):
+        """Per worker and cell, the last batch that held the cell (run_band)."""
+        if self._mark is None:
+            self._mark = np.zeros((self.workers, self.state.cells), np.int64)
+        return self._mark
 
     def _commit(self, plan):
         """The planned clocks, wires and counters become the state's."""

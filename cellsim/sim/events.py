@@ -11,6 +11,11 @@ from ..intspec.layout import NEIGHBOUR_OFFSETS
 CLOCK, ROMFLIP, RAMFLIP, KILL, REBOOT, DELIVER, FIRE, SYNC = range(8)
 KIND_NAMES = ("clock", "romflip", "ramflip", "kill", "reboot", "deliver", "fire", "sync")
 
+# A planned event is one row of 8 int64 (one cache line) of the fast engine's
+# event table: these columns.
+EV_TIME, EV_KIND, EV_CELL, EV_SUB, EV_ARG0, EV_ARG1, EV_ARG2, EV_ROUTE = range(8)
+EVENT_FIELDS = 8
+
 # Packed sort key of the fast engine (schedule.sort_events): bits of
 # (time - window start, kind, cell, sub), most significant first.
 KEY_TIME_BITS, KEY_KIND_BITS, KEY_CELL_BITS, KEY_SUB_BITS = 26, 3, 24, 10

@@ -124,7 +124,7 @@ def commit_state(row, new_state, threshold):
         row[STATE + c] = new_state[c] if live else 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def integer_network(w1, b1, m1, rounding1, shift1, zero_point, w2, b2, perception, acc2):
     """Both layers in int64, for genomes outside the pair products' bounds."""
     for c in range(CHANNELS):
@@ -217,7 +217,7 @@ def worker_scratch(scratch, w):
                    scratch.acc2[w], scratch.new_state[w])
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)  # no reference counting (engine.run_in_order says why)
 def batch_network(ram, count, tables, s):
     """s.acc2[:count] for the live updates of cells s.cells[:count] (genomes
     s.genomes), writing their gradients to RAM scratch."""

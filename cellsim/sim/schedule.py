@@ -2,16 +2,15 @@
 
 A cell's firing times depend only on its own clock (its rng word, its
 oscillator and the faults that hit it), so a sequential pass per cell lists them
-in advance, with the messages they send over faulty links. The events are then
-sorted into key order and given levels: 1 + the highest level among earlier
-events in the 3x3 neighbourhood. Events of one level touch disjoint RAM and
-commute (SPEC.md section 3), so a level runs as one batch."""
+in advance, with the messages they send over faulty links; each worker then
+sorts the events of its band of cells into key order (engine.run_band)."""
 import numpy as np
 from numba import njit
 
 from ..intspec import layout
 from . import clocks
-from .events import (CLOCK, DELIVER, FIRE, KEY_CELL_BITS, KEY_KIND_BITS, KEY_SUB_BITS, KILL,
+from .events import (CLOCK, DELIVER, EV_ARG0, EV_ARG1, EV_ARG2, EV_CELL, EV_KIND, EV_ROUTE,
+                     EV_SUB, EV_TIME, FIRE, KEY_CELL_BITS, KEY_KIND_BITS, KEY_SUB_BITS, KILL,
                      MAX_SUB, RAMFLIP, REBOOT, ROMFLIP)
 from .kernels import ROUTE_IMMEDIATE, ROUTE_LOST, read_u32
 from .links import LOST, message_arrival
@@ -31,9 +30,10 @@ def _included(tick, rest, bound_tick, bound_rest):
 
 @njit(cache=True, inline="always")  # the kinds are literals: one compile each otherwise
 def _emit(out, n, tick, kind, cell, sub, arg0, arg1, arg2, route):
-    time, kinds, cells, subs, args0, args1, args2, routes = out
-    time[n], kinds[n], cells[n], subs[n] = tick, kind, cell, sub
-    args0[n], args1[n], args2[n], routes[n] = arg0, arg1, arg2, route
+    """Row n of the event table (columns EV_* of events.py); returns n + 1."""
+    row = out[n]
+    row[EV_TIME], row[EV_KIND], row[EV_CELL], row[EV_SUB] = tick, kind, cell, sub
+    row[EV_ARG0], row[EV_ARG1], row[EV_ARG2], row[EV_ROUTE] = arg0, arg1, arg2, route
     return n + 1
 
 
@@ -161,22 +161,22 @@ def plan_band(w, workers, bands, bound_tick, bound_rest, seed, clock, ram, next_
 
 
 @njit(cache=True)
-def sort_events(valid, time, kind, cell, sub, start):
-    """The event indices `valid` in key order: (tick - start, kind, cell, sub)
-    packed into one int64 (bit widths in events.py). A counting sort on the
+def sort_events(valid, ev, start):
+    """The rows `valid` of the event table ev in key order: (tick - start, kind,
+    cell, sub) packed into one int64 (bit widths in events.py). A counting sort on the
     time's high bits, about one event per bucket, then an insertion sort, which
     only moves events within a bucket: many events at one instant (an erased
-    region) come in cell order already. Returns (order, keys); an empty order
-    when the insertion sort would take too long, for the caller to sort `keys`
-    (stably) itself."""
+    region) come in cell order already. Returns (order, its keys); an empty
+    order and the keys of `valid` when the insertion sort would take too long,
+    for the caller to sort the keys (stably) itself."""
     n = valid.shape[0]
     keys = np.empty(n, np.int64)
     latest = np.int64(0)
     for j in range(n):
-        i = valid[j]
-        latest = max(latest, time[i] - start)
-        keys[j] = ((time[i] - start) << TIME_SHIFT) | (kind[i] << REST_SHIFT) | \
-            (cell[i] << KEY_SUB_BITS) | min(sub[i], MAX_SUB)
+        row = ev[valid[j]]
+        latest = max(latest, row[EV_TIME] - start)
+        keys[j] = ((row[EV_TIME] - start) << TIME_SHIFT) | (row[EV_KIND] << REST_SHIFT) | \
+            (row[EV_CELL] << KEY_SUB_BITS) | min(row[EV_SUB], MAX_SUB)
     time_bits = bit_length(latest)
     shift = TIME_SHIFT + time_bits - min(time_bits, bit_length(n))
     counts = np.zeros((latest >> (shift - TIME_SHIFT)) + 2, np.int64)
@@ -201,7 +201,7 @@ def sort_events(valid, time, kind, cell, sub, start):
         if budget < 0:
             return order[:0], keys
         sorted_keys[j], order[j] = key, e
-    return order, keys
+    return order, sorted_keys
 
 
 MOVES_PER_EVENT = 16  # insertion sort moves allowed per event before sorting otherwise
@@ -213,57 +213,3 @@ def bit_length(x):
     while (x >> bits) > 0:
         bits += 1
     return bits
-
-
-@njit(cache=True)
-def level_order(order, ev, neighbours):
-    """Levels (1 + the highest level among earlier events in the 3x3
-    neighbourhood), then the events of `order` (key order) level by level, each
-    level in cell order, so that neighbouring updates touch neighbouring RAM.
-    Returns (start of each level plus the end, ev's arrays after the time in
-    that order)."""
-    cells = ev[2]
-    n = order.shape[0]
-    levels = np.empty(n, np.int32)  # by position in `order`
-    last = np.zeros(neighbours.shape[0], np.int32)
-    top = 0
-    for i in range(n):
-        c = cells[order[i]]
-        level = last[c]
-        for k in range(SLOTS):
-            other = neighbours[c, k]
-            if other >= 0 and last[other] > level:
-                level = last[other]
-        level += 1
-        levels[i] = level
-        last[c] = level
-        top = max(top, level)
-    # Counting sorts: by cell, then (stably) by level.
-    start = np.zeros(neighbours.shape[0] + 1, np.int64)
-    for i in range(n):
-        start[cells[order[i]] + 1] += 1
-    for c in range(neighbours.shape[0]):
-        start[c + 1] += start[c]
-    by_cell = np.empty(n, np.int64)
-    for i in range(n):
-        c = cells[order[i]]
-        by_cell[start[c]] = i
-        start[c] += 1
-    level_start = np.zeros(top + 1, np.int64)  # level L starts at level_start[L - 1]
-    for i in range(n):
-        level_start[levels[i]] += 1
-    for level in range(1, top + 1):
-        level_start[level] += level_start[level - 1]
-    fill = level_start[:-1].copy()
-    grouped = np.empty(n, np.int64)
-    for i in by_cell:
-        grouped[fill[levels[i] - 1]] = order[i]
-        fill[levels[i] - 1] += 1
-    out = (np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64),
-           np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64),
-           np.empty(n, np.int64))
-    for j in range(n):
-        e = grouped[j]
-        out[0][j], out[1][j], out[2][j], out[3][j] = ev[1][e], cells[e], ev[3][e], ev[4][e]
-        out[4][j], out[5][j], out[6][j] = ev[5][e], ev[6][e], ev[7][e]
-    return level_start, out

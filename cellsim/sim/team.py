@@ -42,6 +42,18 @@ def atomic_load(typingctx, array, index):
     return types.int64(array, index), codegen
 
 
+@intrinsic
+def atomic_store(typingctx, array, index, value):
+    """array[index] = value (int64 array), with release ordering: every write
+    before it is visible to a worker whose atomic_load sees the value."""
+    def codegen(context, builder, signature, args):
+        pointer = _element_pointer(context, builder, signature.args[0], args[0], args[1])
+        value = context.cast(builder, args[2], signature.args[2], types.int64)
+        builder.store_atomic(value, pointer, "release", 8)
+        return context.get_dummy_value()
+    return types.void(array, index, value), codegen
+
+
 def _sched_yield():
     fn = ctypes.CDLL(None).sched_yield
     fn.argtypes, fn.restype = [], ctypes.c_int
