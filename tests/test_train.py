@@ -246,3 +246,25 @@ def test_config_round_trips_and_rejects_bad_values():
             make_config("full", **bad)
     with pytest.raises(ConfigError, match="preset"):
         make_config("huge")
+
+
+def test_fresh_pool_resumes_a_checkpoint_without_its_pool_file(tmp_path):
+    """A shipped checkpoint comes without its pool: --resume refuses it and names
+    --fresh-pool, which goes on from the same weights and optimiser with seeds."""
+    Trainer.start(tiny(iterations=3), tmp_path, "cpu").run(progress=False)
+    before = load_checkpoint(tmp_path / "checkpoint.pt")
+    (tmp_path / before["pool_file"]).unlink()
+    with pytest.raises(CheckpointError, match="--fresh-pool"):
+        Trainer.resume(tmp_path, "cpu", {"iterations": 5})
+    trainer = Trainer.resume(tmp_path, "cpu", {"iterations": 5}, fresh_pool=True)
+    assert trainer.iteration == 3
+    assert torch.equal(trainer.pool, trainer.seed_state.expand_as(trainer.pool))
+    for name, value in trainer.model.state_dict().items():
+        assert torch.equal(value, before["model"][name])
+    trainer.run(progress=False)
+    ckpt, pool = final_state(tmp_path)
+    assert ckpt["iteration"] == 5 and pool is not None
+    assert ckpt["recipe_changes"] == [{"iteration": 3, "pool": "refilled with seeds"}]
+    with pytest.raises(ConfigError, match="no sample pool"):
+        Trainer.start(tiny(iterations=2, experiment="growing"), tmp_path / "g", "cpu").run(progress=False)
+        Trainer.resume(tmp_path / "g", "cpu", {"iterations": 3}, fresh_pool=True)

@@ -96,6 +96,9 @@ def save_pool(path, pool: torch.Tensor, iteration: int) -> None:
 def load_pool(path, iteration: int, shape: tuple) -> torch.Tensor:
     """The pool saved with the checkpoint of `iteration`; CheckpointError if it
     is missing, foreign, or from another iteration or grid."""
+    if not Path(path).is_file():
+        raise CheckpointError(f"pool file {path} does not exist (pass --fresh-pool to start the "
+                              "pool over from seeds)")
     data = _read(path, "pool file")
     pool = data.get("pool")
     if data.get("format") != POOL_FORMAT or data.get("version") != VERSION or not isinstance(pool, torch.Tensor):

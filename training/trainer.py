@@ -105,9 +105,14 @@ class Trainer:
         return cls(config.validate(), out, device)
 
     @classmethod
-    def resume(cls, out, device: str = "auto", changes: dict | None = None) -> "Trainer":
+    def resume(cls, out, device: str = "auto", changes: dict | None = None,
+               fresh_pool: bool = False) -> "Trainer":
         """Continue the run in `out` with its stored settings. `changes` may set
-        iterations and checkpoint_every; any other entry must equal the stored value."""
+        iterations, checkpoint_every and damage; any other entry must equal the
+        stored value. `fresh_pool` refills the sample pool with seeds instead of
+        loading the pool file (for a checkpoint shipped without its pool, such as
+        a pretrained model): weights, optimiser, generators and schedule go on,
+        and the checkpoint logs the new pool in recipe_changes."""
         path = Path(out) / CHECKPOINT_NAME
         ckpt = load_checkpoint(path)
         stored = TrainConfig.from_dict(ckpt["config"]).to_dict()
@@ -128,6 +133,11 @@ class Trainer:
         if config.damage != stored["damage"]:
             ckpt = {**ckpt, "recipe_changes": [*ckpt.get("recipe_changes", []), {
                 "iteration": int(ckpt["iteration"]), "damage": [stored["damage"], config.damage]}]}
+        if fresh_pool:
+            if not config.uses_pool:
+                raise ConfigError(f"--fresh-pool: the {config.experiment} experiment has no sample pool")
+            ckpt = {**ckpt, "pool_file": None, "recipe_changes": [*ckpt.get("recipe_changes", []), {
+                "iteration": int(ckpt["iteration"]), "pool": "refilled with seeds"}]}
         return cls(config, out, device, ckpt)
 
     def _build(self, ckpt: dict | None) -> None:
@@ -161,7 +171,7 @@ class Trainer:
                                   f"({exc.__class__.__name__})") from None
         self.iteration, self.elapsed = int(ckpt["iteration"]), float(ckpt["elapsed"])
         self.metrics = [tuple(row) for row in ckpt["metrics"]][:self.iteration]
-        if self.pool is not None:
+        if self.pool is not None and ckpt["pool_file"] is not None:
             self.pool = load_pool(self.out / str(ckpt["pool_file"]), self.iteration,
                                   tuple(self.pool.shape)).to(self.device)
 

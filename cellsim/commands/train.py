@@ -24,6 +24,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, help="seed of weights and all sampling (default 0)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its checkpoint, bit-identically")
+    parser.add_argument("--fresh-pool", action="store_true",
+                        help="with --resume: start the sample pool over from seeds instead of loading "
+                             "the pool file (a checkpoint shipped without it, e.g. "
+                             "cellsim/data/models/lizard/lizard.pt copied to OUT/checkpoint.pt)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--size", type=int, dest="target_size", help="target side in cells (paper: 40)")
     parser.add_argument("--padding", type=int, help="empty cells around the target (paper: 16)")
@@ -65,8 +69,10 @@ def run(args) -> int:
     if args.resume:
         changes = dict(PRESETS[args.preset], **{k: v for k, v in options.items() if v is not None}) \
             if args.preset else options
-        trainer = Trainer.resume(args.out, args.device, changes)
+        trainer = Trainer.resume(args.out, args.device, changes, fresh_pool=args.fresh_pool)
     else:
+        if args.fresh_pool:
+            raise ConfigError("--fresh-pool goes with --resume (a fresh run starts from seeds anyway)")
         trainer = Trainer.start(make_config(args.preset or "full", **options), args.out, args.device)
     cfg = trainer.config
     print(f"training {cfg.target} ({cfg.experiment}, {cfg.grid_size}x{cfg.grid_size} grid) on "
