@@ -1,45 +1,86 @@
-"""The int16 pair products (simd.py) equal integer matrix products, both the
-AVX2 instruction and the portable spelling, on random and extreme weights,
-for hidden sizes that need padding."""
+"""The packed integer products (simd.py) equal integer matrix products: the
+native instruction of this CPU and the portable spelling, for both packings
+(VNNI quads, AVX2 pairs), on random and extreme weights and inputs, for hidden
+sizes that need padding, with the per-genome start values."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numba import njit
 
 from cellsim.sim import simd
 
-WIDE = {native: simd.pair_products(simd.WIDE, native) for native in (False, simd.HAS_AVX2)}
-NARROW = {native: simd.pair_products(simd.NARROW, native) for native in (False, simd.HAS_AVX2)}
+NATIVE = {simd.QUADS: simd.HAS_VNNI, simd.PAIRS: simd.HAS_AVX2}
+VARIANTS = [(packing, native) for packing in (simd.QUADS, simd.PAIRS)
+            for native in sorted({False, NATIVE[packing]})]
+SHAPES = {"first": dict(blocks=8, chains=2), "second": dict(blocks=1, chains=8)}
 
 
-def runner(products):
+def runner(packing, native, layer):
+    products = simd.products(packing=packing, native=native, **SHAPES[layer])
+
     @njit
-    def run(x, w, g, out):
-        products(x, w, g, out)
+    def run(x, w, init, g, out):
+        products(x, w, init, g, out)
     return run
 
 
-@pytest.mark.parametrize("native", sorted({False, simd.HAS_AVX2}))
-@pytest.mark.parametrize("hidden", [2, 31, 32, 128, 600])
-def test_pair_products_equal_integer_products(native, hidden):
+RUNNERS = {(packing.name, native, layer): runner(packing, native, layer)
+           for packing, native in VARIANTS for layer in SHAPES}
+
+
+def padded(hidden):
+    return -(-hidden // simd.HIDDEN_STEP) * simd.HIDDEN_STEP
+
+
+def check(packing, native, w1, w2, x, h, init1, init2):
+    """Both layers of genome 1 of a stack of two (the products read the second)."""
+    hidden = w1.shape[0]
+    pad = padded(hidden)
+    stack = lambda a: np.stack([np.zeros_like(a), a])  # noqa: E731
+    w1k = stack(simd.pack(w1, pad, 48, packing))
+    w2k = stack(simd.pack(w2, 16, pad, packing))
+    i1 = stack(np.pad(init1, (0, pad - hidden)).astype(np.int32))
+    i2 = stack(init2.astype(np.int32))
+    hp = np.zeros(pad, np.uint8)
+    hp[:hidden] = h
+    dots1 = np.zeros(pad, np.int32)
+    RUNNERS[packing.name, native, "first"](x, w1k, i1, 1, dots1)
+    assert np.array_equal(dots1[:hidden], init1 + w1 @ x.astype(np.int64))
+    assert not dots1[hidden:].any()
+    dots2 = np.zeros(16, np.int32)
+    RUNNERS[packing.name, native, "second"](hp, w2k, i2, 1, dots2)
+    assert np.array_equal(dots2, init2 + w2 @ h.astype(np.int64))
+
+
+@pytest.mark.parametrize("packing,native", VARIANTS, ids=lambda v: getattr(v, "name", str(v)))
+@pytest.mark.parametrize("hidden", [2, 31, 128, 130, 600])
+def test_products_equal_integer_products(packing, native, hidden):
     rng = np.random.default_rng(hidden)
-    padded = -(-hidden // simd.HIDDEN_STEP) * simd.HIDDEN_STEP
     for extreme in (False, True):
-        w1 = np.full((hidden, 48), -127) if extreme else rng.integers(-127, 128, (hidden, 48))
-        w2 = np.full((16, hidden), 127) if extreme else rng.integers(-127, 128, (16, hidden))
-        x = np.full(48, 127 if extreme else 0, np.int16)
-        if not extreme:
-            x[:] = rng.integers(-128, 128, 48)
-        h = np.zeros(padded, np.int16)
-        h[:hidden] = 255 if extreme else rng.integers(0, 256, hidden)
-        # two genomes stacked: the products read the second
-        w1p = np.stack([np.zeros_like(simd.pack_pairs(w1, padded, 48)),
-                        simd.pack_pairs(w1, padded, 48)])
-        w2p = np.stack([np.zeros_like(simd.pack_pairs(w2, 16, padded)),
-                        simd.pack_pairs(w2, 16, padded)])
-        dots1 = np.zeros(padded, np.int32)
-        runner(WIDE[native])(x, w1p, 1, dots1)
-        assert np.array_equal(dots1[:hidden], w1 @ x.astype(np.int64))
-        assert not dots1[hidden:].any()
-        dots2 = np.zeros(16, np.int32)
-        runner(NARROW[native])(h, w2p, 1, dots2)
-        assert np.array_equal(dots2, w2 @ h[:hidden].astype(np.int64))
+        if extreme:  # every term at its largest: 255 * -127
+            w1, w2 = np.full((hidden, 48), -127), np.full((16, hidden), -127)
+            x, h = np.full(48, 255, np.uint8), np.full(hidden, 255, np.uint8)
+        else:
+            w1, w2 = rng.integers(-127, 128, (hidden, 48)), rng.integers(-127, 128, (16, hidden))
+            x, h = rng.integers(0, 256, 48).astype(np.uint8), rng.integers(0, 256, hidden).astype(np.uint8)
+        init1 = rng.integers(-10 ** 6, 10 ** 6, hidden)
+        init2 = rng.integers(-10 ** 6, 10 ** 6, 16)
+        check(packing, native, w1, w2, x, h, init1, init2)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2 ** 32 - 1), hidden=st.sampled_from([1, 16, 128, 129]),
+       variant=st.sampled_from(VARIANTS))
+def test_products_equal_integer_products_on_random_genomes(seed, hidden, variant):
+    rng = np.random.default_rng(seed)
+    w1, w2 = rng.integers(-127, 128, (hidden, 48)), rng.integers(-127, 128, (16, hidden))
+    x, h = rng.integers(0, 256, 48).astype(np.uint8), rng.integers(0, 256, hidden).astype(np.uint8)
+    check(*variant, w1, w2, x, h, -128 * w1.sum(axis=1), np.zeros(16, np.int64))
+
+
+def test_the_chosen_packing_runs_natively_where_the_cpu_can():
+    assert simd.NATIVE == (simd.HAS_VNNI if simd.PACKING is simd.QUADS else simd.HAS_AVX2)
+    assert simd.PACKING is simd.QUADS or simd.HAS_AVX2 and not simd.HAS_VNNI
+    assert simd.HIDDEN_STEP % (simd.QUADS.lanes * SHAPES["first"]["blocks"]) == 0
+    assert simd.HIDDEN_STEP % (simd.QUADS.step * SHAPES["second"]["chains"]) == 0

@@ -1,10 +1,10 @@
 """The fast engine: exactly the reference's events and bytes, batched.
 
-Each window's events are planned in advance (schedule.py) and split into levels
-of pairwise independent events; the worker threads share each level, running
-every update whole (both layers as int16 pair products, simd.py) while its
-data is in cache, and meet after it (team.py). The synchronous clock runs whole
-grid steps (sync.py)."""
+Each window's events are planned in advance (schedule.py); every worker thread
+runs the events of its band of rows in key order, in batches of consecutive,
+pairwise independent updates (both layers as packed integer products, simd.py),
+and waits for the other band only at the rows where they meet (team.py). The
+synchronous clock runs whole grid steps (sync.py)."""
 import os
 
 import numba
@@ -27,9 +27,9 @@ from .sync import apply_sync_fault, block_count, sync_steps
 from .team import atomic_load, atomic_store
 
 SLOTS = layout.MAILBOX_SLOTS
-# Events planned at a time: 8 units (20k events on 72x72) keep the planner's
-# arrays in cache, where 16 units took it 50-60 ns more per update.
-WINDOW_UNITS = 8
+# Events planned at a time (time units): each window costs every worker a pass
+# over the whole event table and a meeting, so fewer, longer windows win.
+WINDOW_UNITS = 32
 BATCH = 64                 # most events a worker queues before running their network
 PROGRESS_STRIDE = 8        # int64s between the workers' progress words: a cache line each
 DONE = np.iinfo(np.int64).max
@@ -104,10 +104,12 @@ def run_band(w, workers, bands, spans, start, ev, ram, words, dead, neighbours, 
     """Worker w runs the events at the cells of its band (row w of `bands`), in
     key order: every event of the spans (index ranges of ev) at such a cell. It
     collects runs of consecutive, pairwise independent events into batches.
-    An event at an edge cell (one with a neighbour in another band) first waits
-    until every other worker has done all its events before it; a worker about
-    to wait runs its batch first, so the one with the earliest event never
-    waits and the workers cannot deadlock."""
+    Only events at edge cells (cells with a neighbour in another band) can touch
+    another band's bytes, so only they wait: until every other worker has done
+    all its edge events before them. Each worker publishes the key of its first
+    edge event not yet done (`progress`); one about to wait runs its batch
+    first, so the earliest pending edge event never waits and the workers
+    cannot deadlock."""
     s = worker_scratch(workspace, w)
     lo, hi = bands[w, 0], bands[w, 1]
     total = 0
@@ -125,13 +127,14 @@ def run_band(w, workers, bands, spans, start, ev, ram, words, dead, neighbours, 
     if order.shape[0] < n:  # crowded instants out of order: a stable sort of the keys
         by_key = np.argsort(keys, kind="mergesort")
         order, keys = mine[by_key], keys[by_key]
-    # The band's events in order, a cache line each, read in sequence; their
-    # cells' RAM rows are fetched AHEAD events early.
-    table = np.empty((n, EVENT_FIELDS), np.int64)
-    for i in range(n):
-        table[i] = ev[order[i]]
+    # next_edge[i]: the key of the first event at an edge cell from position i on,
+    # the word this worker publishes while position i is its first event not done.
+    next_edge = np.empty(n + 1, np.int64)
+    next_edge[n] = DONE
+    for i in range(n - 1, -1, -1):
+        next_edge[i] = keys[i] if edge[ev[order[i], EV_CELL]] else next_edge[i + 1]
     mark = marks[w]
-    batches, waits = run_in_order(w, workers, table, keys, ram, words, dead, neighbours, edge,
+    batches, waits = run_in_order(w, workers, ev, order, keys, next_edge, ram, words, dead, neighbours, edge,
                                   routes, inflight, tables, s, mark, mark.max() + 1, progress,
                                   give_way)
     publish(progress, w, DONE)
@@ -144,19 +147,23 @@ def run_band(w, workers, bands, spans, start, ev, ram, words, dead, neighbours, 
 # callers own, so they are compiled without reference counting (_nrt=False).
 
 @njit(cache=True, nogil=True, _nrt=False)
-def run_in_order(w, workers, table, keys, ram, words, dead, neighbours, edge, routes, inflight,
-                 tables, s, mark, batch, progress, give_way):
-    """The events of the table (rows in key order, `keys` theirs) as run_band
+def run_in_order(w, workers, ev, order, keys, next_edge, ram, words, dead, neighbours, edge, routes,
+                 inflight, tables, s, mark, batch, progress, give_way):
+    """The events `order` (rows of ev in key order, `keys` theirs) as run_band
     says, in batches numbered from `batch` on (`mark` holds the batch that last
-    held each cell); returns (batches, waits)."""
+    held each cell); returns (batches, waits). Events come from all over the
+    table and their cells from all over the band: both are fetched ahead."""
     capacity = s.cells.shape[0]
-    n = table.shape[0]
+    n = order.shape[0]
     size = count = batches = waits = 0
     for i in range(n):
+        if i + 2 * AHEAD < n:
+            prefetch_line(ev, order[i + 2 * AHEAD], 0)
         if i + AHEAD < n:
             for line in range(0, ROW_BYTES, 64):
-                prefetch_line(ram, table[i + AHEAD, EV_CELL], line)
-        key, cell = keys[i], table[i, EV_CELL]
+                prefetch_line(ram, ev[order[i + AHEAD], EV_CELL], line)
+        e, key = order[i], keys[i]
+        cell = ev[e, EV_CELL]
         conflict = size == capacity or mark[cell] == batch
         for k in range(SLOTS):
             other = neighbours[cell, k]
@@ -165,10 +172,9 @@ def run_in_order(w, workers, table, keys, ram, words, dead, neighbours, edge, ro
             conflict, waits = True, waits + 1
         if conflict or i == 0:
             if size:
-                finish_updates(count, table, ram, words, dead, neighbours, routes, inflight, tables,
-                               s)
+                finish_updates(count, ev, ram, words, dead, neighbours, routes, inflight, tables, s)
                 batch, size, count, batches = batch + 1, 0, 0, batches + 1
-            publish(progress, w, key)
+            publish(progress, w, next_edge[i])
             if edge[cell]:
                 spins = 0
                 while not others_reached(progress, w, workers, key):
@@ -177,10 +183,10 @@ def run_in_order(w, workers, table, keys, ram, words, dead, neighbours, edge, ro
                         give_way()
         mark[cell] = batch
         size += 1
-        count = start_event(i, table, ram, words, dead, neighbours, routes, inflight,
+        count = start_event(e, ev, ram, words, dead, neighbours, routes, inflight,
                             tables.threshold, s.events, s.cells, s.genomes, count)
     if size:
-        finish_updates(count, table, ram, words, dead, neighbours, routes, inflight, tables, s)
+        finish_updates(count, ev, ram, words, dead, neighbours, routes, inflight, tables, s)
         batches += 1
     return batches, waits
 

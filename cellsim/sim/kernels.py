@@ -1,10 +1,11 @@
 """numba kernels of the int8 cell update on RAM rows: cellsim.intspec.update_ram
 again, split into the steps the engines need (gather perception, both layers as
-int16 pair products, requantise, finish the update, tell the neighbours), plus an
+simd.py's integer products, requantise, finish the update, tell the neighbours), plus an
 int64 path for genomes outside the products' bounds. Tested equal to the spec.
 
 RAM is handled as int8 rows of 256 bytes; the genome as the tables of
-GenomeTables (weights in pairs, biases pre-multiplied, shifts as total right shifts).
+GenomeTables (weights packed for simd.py, biases pre-multiplied, shifts as total
+right shifts).
 The per-update kernels are inlined into their callers: a call that takes array
 views costs atomic reference counts, as much as the update's own arithmetic."""
 from typing import NamedTuple
@@ -13,7 +14,7 @@ import numpy as np
 from numba import njit
 
 from ..intspec import layout
-from .simd import narrow_products, wide_products
+from .simd import first_layer, second_layer
 
 CHANNELS = layout.CHANNELS
 SLOTS = layout.MAILBOX_SLOTS
@@ -72,7 +73,8 @@ def begin_update(row, rng, wait):
 @njit(cache=True, inline="always")
 def gather_perception(row, perception):
     """Sobel gradients (S + 4) >> 3, capped at 127, into the RAM scratch at 144..175;
-    the 48 perception values [state | gx | gy] into `perception` (int16)."""
+    the 48 perception values [state | gx | gy] into `perception` as unsigned
+    bytes, value + 128 (the products' input; GenomeTables.init1 takes the 128 off)."""
     for c in range(CHANNELS):
         n00 = np.int32(row[0 * CHANNELS + c])
         n01 = np.int32(row[1 * CHANNELS + c])
@@ -86,14 +88,14 @@ def gather_perception(row, perception):
         gy = min(127, ((n20 - n00) + 2 * (n21 - n01) + (n22 - n02) + 4) >> 3)
         row[GRAD_X + c] = gx
         row[GRAD_Y + c] = gy
-        perception[c] = row[STATE + c]
-        perception[CHANNELS + c] = gx
-        perception[2 * CHANNELS + c] = gy
+        perception[c] = np.int32(row[STATE + c]) + 128
+        perception[CHANNELS + c] = gx + 128
+        perception[2 * CHANNELS + c] = gy + 128
 
 
 @njit(cache=True, inline="always")
 def requantize_hidden(dots, tables, g, hidden):
-    """First-layer dot products (int32) -> hidden - zero point (int16, 0..255):
+    """First-layer dot products (int32) -> hidden - zero point (uint8, 0..255):
     the spec's clamp((acc * m + rounding) >> s + zero point) in float64 as
     rom.float_requantisation rearranges it (exact, and AVX2 has float64 min and
     max but no int64 ones). GenomeTables.batchable checks its bounds."""
@@ -101,7 +103,7 @@ def requantize_hidden(dots, tables, g, hidden):
     for o in range(tables.scale1.shape[1]):
         v = np.floor(np.float64(dots[o]) * tables.scale1[g, o] + tables.offset1[g, o]) + \
             tables.base1[g, o]
-        hidden[o] = np.int16(min(top, max(0.0, v)))
+        hidden[o] = np.uint8(min(top, max(0.0, v)))
 
 
 @njit(cache=True, inline="always")
@@ -126,13 +128,13 @@ def commit_state(row, new_state, threshold):
 
 @njit(cache=True, _nrt=False)
 def integer_network(w1, b1, m1, rounding1, shift1, zero_point, w2, b2, perception, acc2):
-    """Both layers in int64, for genomes outside the pair products' bounds."""
+    """Both layers in int64, for genomes outside the packed products' bounds."""
     for c in range(CHANNELS):
         acc2[c] = b2[c]
     for o in range(w1.shape[0]):
         acc = b1[o]
         for d in range(w1.shape[1]):
-            acc += np.int64(w1[o, d]) * np.int64(perception[d])
+            acc += np.int64(w1[o, d]) * (np.int64(perception[d]) - 128)
         h = min(127, max(zero_point, ((acc * m1[o] + rounding1[o]) >> shift1[o]) + zero_point))
         for c in range(CHANNELS):
             acc2[c] += np.int64(w2[c, o]) * (h - zero_point)
@@ -190,9 +192,9 @@ class Scratch(NamedTuple):
     events: np.ndarray       # int64 (cap,) event of each update
     cells: np.ndarray        # int64 (cap,) its cell
     genomes: np.ndarray      # int64 (cap,) its genome
-    perception: np.ndarray   # int16 (cap, 48)
+    perception: np.ndarray   # uint8 (cap, 48) perception + 128
     dots1: np.ndarray        # int32 (cap, H')
-    hidden: np.ndarray       # int16 (cap, H') hidden - zero point; the padding stays 0
+    hidden: np.ndarray       # uint8 (cap, H') hidden - zero point; the padding stays 0
     dots2: np.ndarray        # int32 (cap, C)
     acc2: np.ndarray         # int64 (cap, C) second-layer accumulators, bias included
     new_state: np.ndarray    # int64 (C,)
@@ -202,9 +204,9 @@ class Scratch(NamedTuple):
         """Every field with a leading axis of one slice per worker."""
         w, cap = workers, max(1, capacity)
         return cls(np.zeros((w, cap), np.int64), np.zeros((w, cap), np.int64),
-                   np.zeros((w, cap), np.int64), np.zeros((w, cap, 3 * CHANNELS), np.int16),
+                   np.zeros((w, cap), np.int64), np.zeros((w, cap, 3 * CHANNELS), np.uint8),
                    np.zeros((w, cap, padded_hidden), np.int32),
-                   np.zeros((w, cap, padded_hidden), np.int16),
+                   np.zeros((w, cap, padded_hidden), np.uint8),
                    np.zeros((w, cap, CHANNELS), np.int32), np.zeros((w, cap, CHANNELS), np.int64),
                    np.zeros((w, CHANNELS), np.int64))
 
@@ -225,13 +227,13 @@ def batch_network(ram, count, tables, s):
         gather_perception(ram[s.cells[j]], s.perception[j])
     for j in range(count):
         if tables.exact[s.genomes[j]]:
-            wide_products(s.perception[j], tables.w1p, s.genomes[j], s.dots1[j])
+            first_layer(s.perception[j], tables.w1k, tables.init1, s.genomes[j], s.dots1[j])
     for j in range(count):
         if tables.exact[s.genomes[j]]:
             requantize_hidden(s.dots1[j], tables, s.genomes[j], s.hidden[j])
     for j in range(count):
         if tables.exact[s.genomes[j]]:
-            narrow_products(s.hidden[j], tables.w2p, s.genomes[j], s.dots2[j])
+            second_layer(s.hidden[j], tables.w2k, tables.init2, s.genomes[j], s.dots2[j])
     for j in range(count):
         g = s.genomes[j]
         if tables.exact[g]:

@@ -1,4 +1,4 @@
-"""The genomes a grid's cells run (their ROM): packed int16/int64 tables for
+"""The genomes a grid's cells run (their ROM): packed integer tables for
 the numba kernels, and ROM bit flips, which give the hit cell its own copy.
 
 ROM bits are numbered over [w1 | w2 | b1 (int32 LE) | b2 (int32 LE)], the
@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..intspec import IntParams
 from ..intspec.layout import CHANNELS
-from .simd import HIDDEN_STEP, pack_pairs
+from .simd import HIDDEN_STEP, pack
 
 INT32_LIMIT = 1 << 31
 FLOAT_SHIFT = 52  # largest first-layer total shift the float64 requantisation takes
@@ -38,7 +38,7 @@ def flip_rom_bit(p: IntParams, bit: int):
 
 
 def batchable(p: IntParams) -> bool:
-    """Whether the pair products and the batched requantisation are exact for
+    """Whether the packed products and the batched requantisation are exact for
     every input: both layers' sums inside int32, the first also with its bias
     (the genome file's own rule; a ROM flip can break it), and the first
     layer's total shifts at most FLOAT_SHIFT. Other genomes take the int64 path."""
@@ -65,8 +65,10 @@ class GenomeTables(NamedTuple):
     """All genomes of a grid, stacked; index g is genome g of Grid.genomes."""
     w1: np.ndarray          # int8 (G, H, 48)
     w2: np.ndarray          # int8 (G, C, H)
-    w1p: np.ndarray         # int16 (G, 48 * H'): w1 in simd.pack_pairs order, H' = padded H
-    w2p: np.ndarray         # int16 (G, H' * C)
+    w1k: np.ndarray         # (G, 48 * H') w1 in simd.pack order (int8 or int16), H' = padded H
+    w2k: np.ndarray         # (G, H' * C)
+    init1: np.ndarray       # int32 (G, H'): -128 * the row sums of w1 (the inputs' offset)
+    init2: np.ndarray       # int32 (G, C): zeros (the hidden values carry no offset)
     b1: np.ndarray          # int64 (G, H)
     m1: np.ndarray
     rounding1: np.ndarray   # 2^(total shift - 1)
@@ -81,7 +83,7 @@ class GenomeTables(NamedTuple):
     shift2: np.ndarray
     zero_point: np.ndarray  # int64 (G,)
     threshold: np.ndarray   # int64 (G,)
-    exact: np.ndarray       # bool (G,): the pair products may take this genome
+    exact: np.ndarray       # bool (G,): the packed products may take this genome
 
     @classmethod
     def build(cls, genomes) -> "GenomeTables":
@@ -106,8 +108,11 @@ class GenomeTables(NamedTuple):
         w1, w2 = stack("w1", np.int8), stack("w2", np.int8)
         padded = padded_hidden(first.hidden)
         return cls(w1=w1, w2=w2,
-                   w1p=np.stack([pack_pairs(p.w1, padded, 3 * CHANNELS) for p in genomes]),
-                   w2p=np.stack([pack_pairs(p.w2, CHANNELS, padded) for p in genomes]),
+                   w1k=np.stack([pack(p.w1, padded, 3 * CHANNELS) for p in genomes]),
+                   w2k=np.stack([pack(p.w2, CHANNELS, padded) for p in genomes]),
+                   init1=np.stack([np.pad(-128 * p.w1.astype(np.int32).sum(axis=1),
+                                          (0, padded - p.hidden)) for p in genomes]).astype(np.int32),
+                   init2=np.zeros((len(genomes), CHANNELS), np.int32),
                    b1=b1, m1=m1, rounding1=rounding1, shift1=shift1,
                    **dict(zip(("scale1", "offset1", "base1"),
                               float_requantisation(m1, shift1, bias_term1))),

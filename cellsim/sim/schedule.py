@@ -30,10 +30,10 @@ def _included(tick, rest, bound_tick, bound_rest):
 
 @njit(cache=True, inline="always")  # the kinds are literals: one compile each otherwise
 def _emit(out, n, tick, kind, cell, sub, arg0, arg1, arg2, route):
-    """Row n of the event table (columns EV_* of events.py); returns n + 1."""
-    row = out[n]
-    row[EV_TIME], row[EV_KIND], row[EV_CELL], row[EV_SUB] = tick, kind, cell, sub
-    row[EV_ARG0], row[EV_ARG1], row[EV_ARG2], row[EV_ROUTE] = arg0, arg1, arg2, route
+    """Row n of the event table (columns EV_* of events.py); returns n + 1.
+    (Element by element: a row view would cost reference counts.)"""
+    out[n, EV_TIME], out[n, EV_KIND], out[n, EV_CELL], out[n, EV_SUB] = tick, kind, cell, sub
+    out[n, EV_ARG0], out[n, EV_ARG1], out[n, EV_ARG2], out[n, EV_ROUTE] = arg0, arg1, arg2, route
     return n + 1
 
 
@@ -173,10 +173,10 @@ def sort_events(valid, ev, start):
     keys = np.empty(n, np.int64)
     latest = np.int64(0)
     for j in range(n):
-        row = ev[valid[j]]
-        latest = max(latest, row[EV_TIME] - start)
-        keys[j] = ((row[EV_TIME] - start) << TIME_SHIFT) | (row[EV_KIND] << REST_SHIFT) | \
-            (row[EV_CELL] << KEY_SUB_BITS) | min(row[EV_SUB], MAX_SUB)
+        e = valid[j]
+        latest = max(latest, ev[e, EV_TIME] - start)
+        keys[j] = ((ev[e, EV_TIME] - start) << TIME_SHIFT) | (ev[e, EV_KIND] << REST_SHIFT) | \
+            (ev[e, EV_CELL] << KEY_SUB_BITS) | min(ev[e, EV_SUB], MAX_SUB)
     time_bits = bit_length(latest)
     shift = TIME_SHIFT + time_bits - min(time_bits, bit_length(n))
     counts = np.zeros((latest >> (shift - TIME_SHIFT)) + 2, np.int64)

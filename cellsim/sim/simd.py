@@ -1,104 +1,153 @@
-"""Integer dot products for the int8 layers, as AVX2 vpmaddwd, callable from numba,
-and a prefetch hint for the rows the engine will touch next.
+"""Integer dot products for the int8 layers, callable from numba, and a prefetch
+hint for the rows the engine will touch next.
 
-Inputs are int16 and weights int16 pairs; vpmaddwd multiplies 16 pairs and adds
-each pair's two products into int32, twice as many multiply-adds per cycle as
-float32 FMA on this project's EPYC, and exact without any bound but int32's.
-LLVM does not find the instruction on its own, so the loop is written in LLVM IR;
-without AVX2 the same loop is spelled in portable vector IR (slower, same sums)."""
+Both layers are out[n] = init[n] + sum_i x[i] * w[n, i] with x unsigned bytes
+(the state and gradients plus 128; the hidden values minus their zero point) and
+w int8: exact integer sums, whatever the instruction. On CPUs with AVX-512 VNNI
+one vpdpbusd multiplies 64 byte pairs and adds them in fours into 16 int32 sums
+(quads); on AVX2 one vpmaddwd does 16 int16 pairs into 8 sums (pairs). LLVM finds
+neither on its own, so the loops are written in LLVM IR; each also has a portable
+spelling in plain vector IR (slower, the same sums), used elsewhere and in tests."""
+from typing import NamedTuple
+
 import numpy as np
 from llvmlite import binding, ir
 from numba import types
 from numba.core import cgutils
 from numba.core.extending import intrinsic
 
-LANES = 8  # int32 sums per 256-bit vector
-HAS_AVX2 = "+avx2" in binding.get_host_cpu_features().flatten().split(",")
+_FEATURES = set(binding.get_host_cpu_features().flatten().split(","))
+HAS_AVX2 = "+avx2" in _FEATURES
+HAS_VNNI = {"+avx512f", "+avx512bw", "+avx512vnni"} <= _FEATURES
 
-_I16, _I32 = ir.IntType(16), ir.IntType(32)
-_PAIRS, _SUMS = ir.VectorType(_I16, 2 * LANES), ir.VectorType(_I32, LANES)
+_I8, _I16, _I32 = ir.IntType(8), ir.IntType(16), ir.IntType(32)
 
 
-def _pair_sums(builder, x, w, native):
-    """<8 x i32>: x[2i] * w[2i] + x[2i + 1] * w[2i + 1] for two <16 x i16>."""
-    if native:
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_SUMS, [_PAIRS, _PAIRS]),
+class Packing(NamedTuple):
+    """How one instruction consumes the weights: `step` inputs per int32 lane,
+    `lanes` sums per vector, weights stored as `dtype`."""
+    name: str
+    step: int
+    lanes: int
+    dtype: type
+
+
+QUADS = Packing("quads", 4, 16, np.int8)   # vpdpbusd on 512-bit vectors
+PAIRS = Packing("pairs", 2, 8, np.int16)   # vpmaddwd on 256-bit vectors
+PACKING = QUADS if HAS_VNNI or not HAS_AVX2 else PAIRS
+NATIVE = HAS_VNNI if PACKING is QUADS else HAS_AVX2
+HIDDEN_STEP = 128  # hidden units are padded to a multiple of this (both packings' blocks)
+
+
+def _dot_step(builder, acc, x, w, packing, native):
+    """acc + the lane-wise dot products of `step` unsigned x bytes with `step`
+    signed weights (one <lanes x i32> step of the sum)."""
+    sums = ir.VectorType(_I32, packing.lanes)
+    if native and packing is QUADS:
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(sums, [sums] * 3),
+                                            "llvm.x86.avx512.vpdpbusd.512")
+        return builder.call(fn, [acc, x, w])
+    wide = ir.VectorType(_I8 if packing is QUADS else _I16, packing.lanes * packing.step)
+    xs, ws = builder.bitcast(x, wide), builder.bitcast(w, wide)
+    if native:  # pairs: the x bytes were widened to int16 when loaded
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(sums, [wide, wide]),
                                             "llvm.x86.avx2.pmadd.wd")
-        return builder.call(fn, [x, w])
-    total = None
-    for first in (0, 1):
-        pick = ir.Constant(_SUMS, [2 * i + first for i in range(LANES)])
-        a = builder.sext(builder.shuffle_vector(x, x, pick), _SUMS)
-        b = builder.sext(builder.shuffle_vector(w, w, pick), _SUMS)
-        total = builder.mul(a, b) if total is None else builder.add(total, builder.mul(a, b))
-    return total
+        return builder.add(acc, builder.call(fn, [xs, ws]))
+    for j in range(packing.step):
+        pick = ir.Constant(sums, [packing.step * i + j for i in range(packing.lanes)])
+        a = builder.shuffle_vector(xs, xs, pick)
+        a = builder.zext(a, sums) if packing is QUADS else builder.sext(a, sums)
+        b = builder.sext(builder.shuffle_vector(ws, ws, pick), sums)
+        acc = builder.add(acc, builder.mul(a, b))
+    return acc
 
 
-def pair_products(blocks: int, native: bool = HAS_AVX2):
-    """An intrinsic products(x, w, g, out): out[n] = sum over k of x[2k] w[g, k, n, 0]
-    + x[2k + 1] w[g, k, n, 1] for int16 x (2K,), C-contiguous int16 w (G, K * N * 2)
-    laid out [g][k][n][pair] and int32 out (N,), N a multiple of 8 * blocks. Each
-    pass keeps `blocks` vectors of sums in registers while it runs over all of x.
-    (w and g rather than the view w[g]: a view costs reference counts.)"""
-    width = LANES * blocks
+def products(blocks: int, chains: int = 1, packing: Packing = PACKING, native: bool = NATIVE):
+    """An intrinsic products(x, w, init, g, out): out[n] = init[g, n] + sum over i
+    of x[i] * W[n, i] for uint8 x (K * step,), W packed by `pack` as row g of the
+    2-D w, int32 init (G, N) and out (N,), N a multiple of lanes * blocks, K of
+    chains. Each pass over all of x keeps blocks * chains vectors of sums in
+    registers: `chains` independent running sums per block, so that the adds
+    need not wait for each other. (w and g rather than the view w[g]: a view
+    costs reference counts.)"""
+    step, lanes = packing.step, packing.lanes
+    sums = ir.VectorType(_I32, lanes)
+    width = lanes * blocks
 
     @intrinsic
-    def products(typingctx, x, w, g, out):
+    def dot_products(typingctx, x, w, init, g, out):
         def codegen(context, builder, signature, args):
-            xs, ws, outs = [context.make_array(signature.args[i])(context, builder, args[i])
-                            for i in (0, 1, 3)]
+            xs, ws, inits, outs = [context.make_array(signature.args[i])(context, builder, args[i])
+                                   for i in (0, 1, 2, 4)]
             n = builder.extract_value(outs.shape, 0)
             index = n.type
-            genome = context.cast(builder, args[2], signature.args[2], types.intp)
-            weights = builder.gep(ws.data, [builder.mul(genome,
-                                                        builder.extract_value(ws.shape, 1))])
-            k = builder.udiv(builder.extract_value(xs.shape, 0), ir.Constant(index, 2))
-            x_pairs = builder.bitcast(xs.data, _I32.as_pointer())
-            sums = [cgutils.alloca_once(builder, _SUMS) for _ in range(blocks)]
+            genome = context.cast(builder, args[3], signature.args[3], types.intp)
+            weights = builder.gep(ws.data, [builder.mul(genome, builder.extract_value(ws.shape, 1))])
+            init_row = builder.gep(inits.data, [builder.mul(genome, n)])
+            k = builder.udiv(builder.extract_value(xs.shape, 0), ir.Constant(index, step))
+            x_step = ir.IntType(8 * step)
+            x_steps = builder.bitcast(xs.data, x_step.as_pointer())
+            accs = [[cgutils.alloca_once(builder, sums) for _ in range(blocks)] for _ in range(chains)]
             with cgutils.for_range_slice(builder, ir.Constant(index, 0), n,
                                          ir.Constant(index, width)) as (first, _):
-                for s in sums:
-                    builder.store(ir.Constant(_SUMS, None), s)
-                with cgutils.for_range(builder, k) as loop:
-                    pair = builder.load(builder.gep(x_pairs, [loop.index]))
-                    spread = builder.insert_element(ir.Constant(_SUMS, ir.Undefined), pair,
-                                                    ir.Constant(_I32, 0))
-                    spread = builder.shuffle_vector(spread, spread, ir.Constant(_SUMS, None))
-                    x = builder.bitcast(spread, _PAIRS)
-                    row = builder.add(builder.mul(loop.index, n), first)
-                    for b, s in enumerate(sums):
-                        at = builder.shl(builder.add(row, ir.Constant(index, LANES * b)),
-                                         ir.Constant(index, 1))
-                        w = builder.load(builder.bitcast(builder.gep(weights, [at]),
-                                                         _PAIRS.as_pointer()), align=2)
-                        builder.store(builder.add(builder.load(s), _pair_sums(builder, x, w, native)),
-                                      s)
-                for b, s in enumerate(sums):
-                    at = builder.gep(outs.data, [builder.add(first, ir.Constant(index, LANES * b))])
-                    builder.store(builder.load(s), builder.bitcast(at, _SUMS.as_pointer()), align=4)
+                for chain in accs:
+                    for acc in chain:
+                        builder.store(ir.Constant(sums, None), acc)
+                with cgutils.for_range_slice(builder, ir.Constant(index, 0), k,
+                                             ir.Constant(index, chains)) as (k0, _):
+                    for c, chain in enumerate(accs):
+                        at = builder.add(k0, ir.Constant(index, c))
+                        value = builder.load(builder.gep(x_steps, [at]), align=1)
+                        if packing is PAIRS:  # two bytes -> two int16 in one int32
+                            value = builder.bitcast(builder.zext(
+                                builder.bitcast(value, ir.VectorType(_I8, 2)),
+                                ir.VectorType(_I16, 2)), _I32)
+                        spread = builder.insert_element(ir.Constant(sums, ir.Undefined), value,
+                                                        ir.Constant(_I32, 0))
+                        spread = builder.shuffle_vector(spread, spread, ir.Constant(sums, None))
+                        row = builder.add(builder.mul(at, n), first)
+                        for b, acc in enumerate(chain):
+                            offset = builder.mul(builder.add(row, ir.Constant(index, lanes * b)),
+                                                 ir.Constant(index, step))
+                            wv = builder.load(builder.bitcast(builder.gep(weights, [offset]),
+                                                              sums.as_pointer()), align=1)
+                            builder.store(_dot_step(builder, builder.load(acc), spread, wv,
+                                                    packing, native), acc)
+                for b in range(blocks):
+                    start = builder.add(first, ir.Constant(index, lanes * b))
+                    total = builder.load(builder.bitcast(builder.gep(init_row, [start]),
+                                                         sums.as_pointer()), align=4)
+                    for chain in accs:
+                        total = builder.add(total, builder.load(chain[b]))
+                    builder.store(total, builder.bitcast(builder.gep(outs.data, [start]),
+                                                         sums.as_pointer()), align=4)
             return context.get_dummy_value()
-        return types.void(x, w, g, out), codegen
-    return products
+        return types.void(x, w, init, g, out), codegen
+    return dot_products
 
 
-WIDE, NARROW = 4, 2            # blocks per pass: hidden units / the 16 channels
-HIDDEN_STEP = LANES * WIDE     # hidden units are padded to a multiple of this
-wide_products = pair_products(WIDE)
-narrow_products = pair_products(NARROW)
+# The layers' shapes: 48 inputs -> the padded hidden units (many outputs: all in
+# registers at once), and the hidden units -> 16 channels (few outputs, a long
+# sum: split into several chains).
+if PACKING is QUADS:
+    first_layer, second_layer = products(blocks=8, chains=2), products(blocks=1, chains=8)
+else:
+    first_layer, second_layer = products(blocks=4), products(blocks=2)
 
 
-def pack_pairs(weights, outputs: int, inputs: int) -> np.ndarray:
-    """(out, in) int weights -> the int16 [k][n][pair] of pair_products, padded
-    with zeros to (outputs, inputs), inputs even."""
+def pack(weights, outputs: int, inputs: int, packing: Packing = PACKING) -> np.ndarray:
+    """(out, in) int weights -> the flat [i / step][n][i % step] order of
+    `products`, zero-padded to (outputs, inputs)."""
     w = np.asarray(weights)
-    padded = np.zeros((outputs, inputs), np.int16)
+    padded = np.zeros((outputs, inputs), packing.dtype)
     padded[:w.shape[0], :w.shape[1]] = w
-    return np.ascontiguousarray(padded.T.reshape(-1, 2, outputs).transpose(0, 2, 1)).ravel()
+    grouped = padded.T.reshape(inputs // packing.step, packing.step, outputs).transpose(0, 2, 1)
+    return np.ascontiguousarray(grouped).ravel()
 
 
 def backend() -> str:
-    return "int16 pairs, AVX2 vpmaddwd" if HAS_AVX2 else "int16 pairs, portable vectors"
-
+    instruction = {QUADS: "AVX-512 VNNI vpdpbusd", PAIRS: "AVX2 vpmaddwd"}[PACKING]
+    return f"int8 {PACKING.name}, " + (instruction if NATIVE else "portable vectors")
 
 
 @intrinsic
