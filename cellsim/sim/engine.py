@@ -20,7 +20,8 @@ from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, STATE, Scratch, batch_n
                       begin_update, commit_state, deliver, flip_bit, mailbox_alive, reboot,
                       residual_into, send_state, worker_scratch)
 from .rom import GenomeTables, flip_rom_bit, padded_hidden
-from .schedule import plan_band, sort_events
+from .events import KEY_CELL_BITS, KEY_SUB_BITS
+from .schedule import event_key, plan_band, sort_events
 from .simd import prefetch_line
 from .state import LAST_REST, Pending, rest_key
 from .sync import apply_sync_fault, block_count, sync_steps
@@ -31,9 +32,9 @@ SLOTS = layout.MAILBOX_SLOTS
 # over the whole event table and a meeting, so fewer, longer windows win.
 WINDOW_UNITS = 32
 BATCH = 64                 # most events a worker queues before running their network
-PROGRESS_STRIDE = 8        # int64s between the workers' progress words: a cache line each
 DONE = np.iinfo(np.int64).max
 AHEAD = 8                  # events between a RAM row's prefetch and its use
+CELL_MASK = (1 << KEY_CELL_BITS) - 1
 ROW_BYTES = layout.RAM_BYTES
 
 
@@ -85,59 +86,68 @@ def finish_updates(count, ev, ram, words, dead, neighbours, routes, inflight, ta
 
 
 @njit(cache=True, inline="always")
-def publish(progress, w, key):
-    """Tell the other workers that every event of band w before `key` is done."""
-    atomic_store(progress, w * PROGRESS_STRIDE, key)
-
-
-@njit(cache=True, inline="always")
-def others_reached(progress, w, workers, key):
-    for v in range(workers):
-        if v != w and atomic_load(progress, v * PROGRESS_STRIDE) < key:
+def neighbours_done(pending, neighbours, cell, lo, hi, key):
+    """Whether every event before `key` at the cell's neighbours outside the
+    band [lo, hi) is done: each such cell's word in `pending` holds the key of
+    its first event not yet done."""
+    for k in range(SLOTS):
+        other = neighbours[cell, k]
+        if other >= 0 and (other < lo or other >= hi) and atomic_load(pending, other) < key:
             return False
     return True
 
 
 @njit(cache=True, nogil=True)
-def run_band(w, workers, bands, spans, start, ev, ram, words, dead, neighbours, edge, routes,
-             inflight, tables, workspace, marks, progress, stats, give_way):
+def run_band(w, workers, bands, spans, ev, all_keys, ram, words, dead, neighbours, edge, routes,
+             inflight, tables, workspace, marks, pending, started, stats, give_way):
     """Worker w runs the events at the cells of its band (row w of `bands`), in
     key order: every event of the spans (index ranges of ev) at such a cell. It
     collects runs of consecutive, pairwise independent events into batches.
-    Only events at edge cells (cells with a neighbour in another band) can touch
-    another band's bytes, so only they wait: until every other worker has done
-    all its edge events before them. Each worker publishes the key of its first
-    edge event not yet done (`progress`); one about to wait runs its batch
-    first, so the earliest pending edge event never waits and the workers
-    cannot deadlock."""
+    Only events at edge cells (cells with a neighbour in another band) touch
+    another band's bytes or read bytes another band writes, so only they wait:
+    until the other bands have done every earlier event at their neighbours.
+    Each worker keeps, for each of its edge cells, the key of the cell's first
+    event not yet done in `pending` (set for all before the workers meet at
+    `started`, then after each batch); one about to wait runs its batch first,
+    so the earliest pending edge event never waits and the workers cannot
+    deadlock."""
     s = worker_scratch(workspace, w)
     lo, hi = bands[w, 0], bands[w, 1]
+    # Its events are found by the cell bits of the keys (8 bytes an event, read
+    # in sequence): a band's planner also emits deliveries to the other bands.
     total = 0
     for span in range(spans.shape[0]):
         for e in range(spans[span, 0], spans[span, 1]):
-            total += lo <= ev[e, EV_CELL] < hi
+            total += lo <= (all_keys[e] >> KEY_SUB_BITS) & CELL_MASK < hi
     mine = np.empty(total, np.int64)
     n = 0
     for span in range(spans.shape[0]):
         for e in range(spans[span, 0], spans[span, 1]):
-            if lo <= ev[e, EV_CELL] < hi:
+            if lo <= (all_keys[e] >> KEY_SUB_BITS) & CELL_MASK < hi:
                 mine[n] = e
                 n += 1
-    order, keys = sort_events(mine, ev, start)
+    order, keys = sort_events(mine, all_keys)
     if order.shape[0] < n:  # crowded instants out of order: a stable sort of the keys
         by_key = np.argsort(keys, kind="mergesort")
         order, keys = mine[by_key], keys[by_key]
-    # next_edge[i]: the key of the first event at an edge cell from position i on,
-    # the word this worker publishes while position i is its first event not done.
-    next_edge = np.empty(n + 1, np.int64)
-    next_edge[n] = DONE
+    # then[i]: for an event at an edge cell, the key of the cell's next event
+    # (what `pending` says of the cell once event i is done); `first` ends as
+    # each edge cell's first key.
+    then = np.empty(n, np.int64)
+    first = np.full(hi - lo, DONE, np.int64)
     for i in range(n - 1, -1, -1):
-        next_edge[i] = keys[i] if edge[ev[order[i], EV_CELL]] else next_edge[i + 1]
+        cell = (keys[i] >> KEY_SUB_BITS) & CELL_MASK
+        if edge[cell]:
+            then[i] = first[cell - lo]
+            first[cell - lo] = keys[i]
+    for cell in range(lo, hi):
+        if edge[cell]:
+            atomic_store(pending, cell, first[cell - lo])
+    team.meet(started, workers, give_way)
     mark = marks[w]
-    batches, waits = run_in_order(w, workers, ev, order, keys, next_edge, ram, words, dead, neighbours, edge,
-                                  routes, inflight, tables, s, mark, mark.max() + 1, progress,
+    batches, waits = run_in_order(ev, order, keys, then, lo, hi, ram, words, dead, neighbours,
+                                  edge, routes, inflight, tables, s, mark, mark.max() + 1, pending,
                                   give_way)
-    publish(progress, w, DONE)
     stats[w, 0], stats[w, 1], stats[w, 2] = n, batches, waits
 
 
@@ -146,38 +156,50 @@ def run_band(w, workers, bands, spans, start, ev, ram, words, dead, neighbours, 
 # update itself. The kernels below allocate nothing and take arrays their
 # callers own, so they are compiled without reference counting (_nrt=False).
 
+@njit(cache=True, inline="always")
+def finish_batch(first, end, order, keys, then, ev, ram, words, dead, neighbours, edge, routes,
+                 inflight, tables, s, count, pending):
+    """Run the queued updates of the batch (events first .. end - 1 of `order`),
+    then tell the other bands that its edge events are done."""
+    finish_updates(count, ev, ram, words, dead, neighbours, routes, inflight, tables, s)
+    for i in range(first, end):
+        cell = (keys[i] >> KEY_SUB_BITS) & CELL_MASK
+        if edge[cell]:
+            atomic_store(pending, cell, then[i])
+
+
 @njit(cache=True, nogil=True, _nrt=False)
-def run_in_order(w, workers, ev, order, keys, next_edge, ram, words, dead, neighbours, edge, routes,
-                 inflight, tables, s, mark, batch, progress, give_way):
+def run_in_order(ev, order, keys, then, lo, hi, ram, words, dead, neighbours, edge, routes,
+                 inflight, tables, s, mark, batch, pending, give_way):
     """The events `order` (rows of ev in key order, `keys` theirs) as run_band
     says, in batches numbered from `batch` on (`mark` holds the batch that last
     held each cell); returns (batches, waits). Events come from all over the
     table and their cells from all over the band: both are fetched ahead."""
     capacity = s.cells.shape[0]
     n = order.shape[0]
-    size = count = batches = waits = 0
+    size = count = batches = waits = first = 0
     for i in range(n):
         if i + 2 * AHEAD < n:
             prefetch_line(ev, order[i + 2 * AHEAD], 0)
         if i + AHEAD < n:
             for line in range(0, ROW_BYTES, 64):
-                prefetch_line(ram, ev[order[i + AHEAD], EV_CELL], line)
+                prefetch_line(ram, (keys[i + AHEAD] >> KEY_SUB_BITS) & CELL_MASK, line)
         e, key = order[i], keys[i]
-        cell = ev[e, EV_CELL]
+        cell = (key >> KEY_SUB_BITS) & CELL_MASK
         conflict = size == capacity or mark[cell] == batch
         for k in range(SLOTS):
             other = neighbours[cell, k]
             conflict = conflict or (other >= 0 and mark[other] == batch)
-        if edge[cell] and not others_reached(progress, w, workers, key):
-            conflict, waits = True, waits + 1
-        if conflict or i == 0:
+        ready = not edge[cell] or neighbours_done(pending, neighbours, cell, lo, hi, key)
+        if conflict or not ready:
             if size:
-                finish_updates(count, ev, ram, words, dead, neighbours, routes, inflight, tables, s)
-                batch, size, count, batches = batch + 1, 0, 0, batches + 1
-            publish(progress, w, next_edge[i])
-            if edge[cell]:
+                finish_batch(first, i, order, keys, then, ev, ram, words, dead, neighbours, edge,
+                             routes, inflight, tables, s, count, pending)
+                batch, size, count, batches, first = batch + 1, 0, 0, batches + 1, i
+            if not ready:
+                waits += 1
                 spins = 0
-                while not others_reached(progress, w, workers, key):
+                while not neighbours_done(pending, neighbours, cell, lo, hi, key):
                     spins += 1
                     if spins > team.SPINS:
                         give_way()
@@ -186,7 +208,8 @@ def run_in_order(w, workers, ev, order, keys, next_edge, ram, words, dead, neigh
         count = start_event(e, ev, ram, words, dead, neighbours, routes, inflight,
                             tables.threshold, s.events, s.cells, s.genomes, count)
     if size:
-        finish_updates(count, ev, ram, words, dead, neighbours, routes, inflight, tables, s)
+        finish_batch(first, n, order, keys, then, ev, ram, words, dead, neighbours, edge, routes,
+                     inflight, tables, s, count, pending)
         batches += 1
     return batches, waits
 
@@ -219,7 +242,7 @@ class FastEngine:
         self.vector = state.clock.vector()
         self._tables_for = None
         self._workspace = None
-        self._edge = self._mark = None
+        self._edge = self._mark = self._pending_keys = None
         # Statistics: events each worker ran, batches, waits at band edges.
         self.band_events = np.zeros(self.workers, np.int64)
         self.batches = 0
@@ -286,6 +309,7 @@ class FastEngine:
 
     def _plan(self, bound):
         st, sched = self.state, self.schedule
+        start = max(st.cursor[0], 0)  # the keys count ticks from here
         faults, targets, genomes = self._fault_events(bound)
         by_cell = np.argsort(faults.cell, kind="stable")
         cell_start = np.searchsorted(faults.cell[by_cell], np.arange(st.cells + 1))
@@ -297,10 +321,10 @@ class FastEngine:
                                                               pending.slot, pending.payload)))
         links = (sched.has_links, sched.link_mask, sched.link_start, sched.link_end,
                  sched.link_loss, sched.link_delay)
-        # Each worker plans a band of cells into its own regions of the outputs.
+        # Each worker plans its band of cells (the one it runs, _bands) into its
+        # own regions of the outputs.
         workers = min(self.workers, st.cells)
-        bands = np.array([[st.cells * w // workers, st.cells * (w + 1) // workers]
-                          for w in range(workers)], np.int64)
+        bands = self._bands(workers)
         span = (bound[0] - max(st.cursor[0], 0) + 1) / clocks.TICKS_PER_UNIT
         per_band = int(st.cells / workers * span * st.clock.fire_rate * 1.3) + 16 * len(faults) + 64
         due_events = (pending.time[due], pending.cell[due], pending.slot[due])
@@ -309,6 +333,7 @@ class FastEngine:
             link_last = st.link_last.copy()
             band_routes = SLOTS * per_band if sched.has_links else 0
             out = np.empty((first_message + workers * per_band, EVENT_FIELDS), np.int64)
+            keys = np.empty(len(out), np.int64)
             routes = np.empty(workers * band_routes, np.int64)
             pending_out = tuple(np.empty(workers * band_routes, np.int64) for _ in range(4))
             regions = np.array([[first_message + w * per_band, first_message + (w + 1) * per_band,
@@ -323,10 +348,12 @@ class FastEngine:
                               (EV_SUB, d_slot), (EV_ARG0, np.arange(first_message)), (EV_ARG1, 0),
                               (EV_ARG2, 0), (EV_ROUTE, -1)):
                 out[:first_message, column] = v
-            plan_args = (bound[0], bound[1], np.uint64(st.seed), self.vector, st.ram, next_fire,
-                         rate, genome_of, (faults.time, faults.kind, faults.sub, faults.bit,
-                                           faults.factor, targets), cell_start, by_cell,
-                         self.neighbours, links, link_last, out, routes, pending_out)
+            keys[:first_message] = event_key.py_func(d_time, DELIVER, d_cell, d_slot, start)
+            plan_args = (start, bound[0], bound[1], np.uint64(st.seed), self.vector, st.ram,
+                         next_fire, rate, genome_of, (faults.time, faults.kind, faults.sub,
+                                                      faults.bit, faults.factor, targets),
+                         cell_start, by_cell, self.neighbours, links, link_last, out, keys,
+                         routes, pending_out)
             results = np.zeros((workers, 4), np.int64)
             team.run_team(plan_band, workers, bands, *plan_args, regions, counts, results)
             if (results[:, 0] >= 0).all():
@@ -342,7 +369,7 @@ class FastEngine:
         inflight[:first_message] = pending.payload[due]
         new_pending = tuple(np.concatenate([a[regions[w, 4]:regions[w, 4] + results[w, 3]]
                                             for w in range(workers)]) for a in pending_out)
-        return dict(bound=bound, bound_start=st.cursor[0], ev=ev, spans=spans, routes=routes, inflight=inflight,
+        return dict(bound=bound, ev=ev, keys=keys, spans=spans, routes=routes, inflight=inflight,
                     next_fire=next_fire, rate=rate, genome_of=genome_of, link_last=link_last,
                     genomes=genomes, counts=counts, fires=int(counts[FIRE]),
                     carried=Pending(*(a[~due] for a in (pending.time, pending.cell, pending.slot,
@@ -353,7 +380,7 @@ class FastEngine:
     def _key_order(plan):
         """All the plan's events (rows of plan["ev"]) in key order, as one list."""
         valid = np.concatenate([np.arange(a, b) for a, b in plan["spans"]])
-        order, keys = sort_events(valid, plan["ev"], max(plan["bound_start"], 0))
+        order, keys = sort_events(valid, plan["keys"])
         return order if len(order) == len(valid) else valid[np.argsort(keys, kind="stable")]
 
     def _key_of_fire(self, plan, nth):
@@ -367,10 +394,10 @@ class FastEngine:
         st.genomes = plan["genomes"]
         workers = self.workers
         ev = plan["ev"]
-        args = (self._bands(), plan["spans"], max(plan["bound_start"], 0), ev, st.ram.view(np.int8),
+        args = (self._bands(), plan["spans"], ev, plan["keys"], st.ram.view(np.int8),
                 st.ram.view(np.uint64), dead_mirror(st.ram), self.neighbours, self._edges(),
                 plan["routes"], plan["inflight"].view(np.uint64), self.tables(),
-                self.workspace(BATCH), self._marks(), np.full(workers * PROGRESS_STRIDE, -1, np.int64),
+                self.workspace(BATCH), self._marks(), self._pending(), np.zeros(1, np.int64),
                 np.zeros((workers, 3), np.int64))
         team.run_team(run_band, workers, *args, team.YIELD)
         stats = args[-1]
@@ -379,9 +406,9 @@ class FastEngine:
         self.waits += int(stats[:, 2].sum())
         self._commit(plan)
 
-    def _bands(self):
+    def _bands(self, workers=None):
         """(workers, 2): worker w's cells [lo, hi), a band of whole rows when it can."""
-        n, workers = self.state.cells, self.workers
+        n, workers = self.state.cells, workers or self.workers
         return np.array([[n * w // workers, n * (w + 1) // workers] for w in range(workers)],
                         np.int64)
 
@@ -393,6 +420,12 @@ class FastEngine:
             other = np.where(nb >= 0, band[np.maximum(nb, 0)], band[:, None])
             self._edge = (other != band[:, None]).any(axis=1).astype(np.uint8)
         return self._edge
+
+    def _pending(self):
+        """Per edge cell, the key of its first event not yet done (run_band)."""
+        if self._pending_keys is None:
+            self._pending_keys = np.full(self.state.cells, DONE, np.int64)
+        return self._pending_keys
 
     def _marks(self):
         """Per worker and cell, the last batch that held the cell (run_band)."""

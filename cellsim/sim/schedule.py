@@ -28,22 +28,34 @@ def _included(tick, rest, bound_tick, bound_rest):
     return tick < bound_tick or (tick == bound_tick and rest <= bound_rest)
 
 
+@njit(cache=True, inline="always")
+def event_key(tick, kind, cell, sub, start):
+    """The packed sort key of an event: (tick - start, kind, cell, sub), bit
+    widths in events.py."""
+    return ((tick - start) << TIME_SHIFT) | (kind << REST_SHIFT) | (cell << KEY_SUB_BITS) | \
+        np.minimum(sub, MAX_SUB)  # (np.minimum: event_key.py_func takes numpy arrays too)
+
+
 @njit(cache=True, inline="always")  # the kinds are literals: one compile each otherwise
-def _emit(out, n, tick, kind, cell, sub, arg0, arg1, arg2, route):
-    """Row n of the event table (columns EV_* of events.py); returns n + 1.
+def _emit(out, keys, start, n, tick, kind, cell, sub, arg0, arg1, arg2, route):
+    """Row n of the event table (columns EV_* of events.py) and its sort key
+    (keys[n], keys of times since `start`); returns n + 1. The key column is
+    what the workers sort and scan: 8 bytes an event, not a 64-byte row.
     (Element by element: a row view would cost reference counts.)"""
     out[n, EV_TIME], out[n, EV_KIND], out[n, EV_CELL], out[n, EV_SUB] = tick, kind, cell, sub
     out[n, EV_ARG0], out[n, EV_ARG1], out[n, EV_ARG2], out[n, EV_ROUTE] = arg0, arg1, arg2, route
+    keys[n] = event_key(tick, kind, cell, sub, start)
     return n + 1
 
 
 @njit(cache=True)
-def plan_window(cells, bound_tick, bound_rest, seed, clock, ram, next_fire, rate, genome_of,
-                faults, cell_start, cell_faults, neighbours, links, link_last, out, routes,
-                pending_out, regions, counts):
+def plan_window(cells, start, bound_tick, bound_rest, seed, clock, ram, next_fire, rate,
+                genome_of, faults, cell_start, cell_faults, neighbours, links, link_last, out,
+                keys, routes, pending_out, regions, counts):
     """List the events of cells[0] <= cell < cells[1] up to the bound, in per-cell
-    time order, into the output regions [start, end) given by `regions` = (events,
-    routes, pending; 2 each) and message ids from regions[6].
+    time order, into the output regions [first, end) given by `regions` = (events
+    and their keys, routes, pending; 2 each) and message ids from regions[6];
+    keys count time from tick `start`.
 
     next_fire, rate, genome_of and link_last are advanced in place (the caller
     passes copies). faults = (time, kind, sub, bit, factor, rom_target) arrays,
@@ -88,13 +100,13 @@ def plan_window(cells, bound_tick, bound_rest, seed, clock, ram, next_fire, rate
                         genome = f_target[j]
                 elif kind == RAMFLIP:
                     bit = f_bit[j]
-                    n = _emit(out, n, tick, RAMFLIP, cell, f_sub[j], bit, 0, 0, -1)
+                    n = _emit(out, keys, start, n, tick, RAMFLIP, cell, f_sub[j], bit, 0, 0, -1)
                     if RNG_BITS[0] <= bit < RNG_BITS[1]:
                         rng ^= 1 << (bit - RNG_BITS[0])
                     elif bit == DEAD_BIT:
                         dead, fire_tick = True, clocks.NEVER
                 elif kind == KILL:
-                    n = _emit(out, n, tick, KILL, cell, f_sub[j], 0, 0, 0, -1)
+                    n = _emit(out, keys, start, n, tick, KILL, cell, f_sub[j], 0, 0, 0, -1)
                     dead, fire_tick = True, clocks.NEVER
                 elif kind == REBOOT:
                     rng, wait = clocks.first_wait(clock, reboot_seed(seed, cell, tick))
@@ -131,14 +143,14 @@ def plan_window(cells, bound_tick, bound_rest, seed, clock, ram, next_fire, rate
                     routes[route_base + k] = n_messages
                     rest = (DELIVER << REST_SHIFT) | (receiver << KEY_SUB_BITS) | slot
                     if _included(arrival, rest, bound_tick, bound_rest):
-                        n = _emit(out, n, arrival, DELIVER, receiver, slot, n_messages, 0, 0, -1)
+                        n = _emit(out, keys, start, n, arrival, DELIVER, receiver, slot, n_messages, 0, 0, -1)
                         counts[DELIVER] += 1
                     else:
                         p_time[n_pending], p_cell[n_pending] = arrival, receiver
                         p_slot[n_pending], p_message[n_pending] = slot, n_messages
                         n_pending += 1
                     n_messages += 1
-            n = _emit(out, n, tick, kind_sent, cell, sub_sent, arg0, rng, wait, route_base)
+            n = _emit(out, keys, start, n, tick, kind_sent, cell, sub_sent, arg0, rng, wait, route_base)
         next_fire[cell] = fire_tick
         genome_of[cell] = genome
     return (n - first_event, n_routes - first_route, n_messages - first_message,
@@ -146,24 +158,24 @@ def plan_window(cells, bound_tick, bound_rest, seed, clock, ram, next_fire, rate
 
 
 @njit(cache=True, nogil=True)
-def plan_band(w, workers, bands, bound_tick, bound_rest, seed, clock, ram, next_fire, rate,
-              genome_of, faults, cell_start, cell_faults, neighbours, links, link_last, out,
-              routes, pending_out, regions, counts, results):
+def plan_band(w, workers, bands, start, bound_tick, bound_rest, seed, clock, ram, next_fire,
+              rate, genome_of, faults, cell_start, cell_faults, neighbours, links, link_last, out,
+              keys, routes, pending_out, regions, counts, results):
     """plan_window for worker w's band of cells (row w of `bands`), into its own
     output regions (row w of `regions`) and count row; its result to row w of
     `results`. The workers share nothing else (team.run_team)."""
-    r = plan_window(bands[w], bound_tick, bound_rest, seed, clock, ram, next_fire, rate,
+    r = plan_window(bands[w], start, bound_tick, bound_rest, seed, clock, ram, next_fire, rate,
                     genome_of, faults, cell_start, cell_faults, neighbours, links, link_last, out,
-                    routes, pending_out, (regions[w, 0], regions[w, 1], regions[w, 2],
+                    keys, routes, pending_out, (regions[w, 0], regions[w, 1], regions[w, 2],
                                           regions[w, 3], regions[w, 4], regions[w, 5],
                                           regions[w, 6]), counts[w])
     results[w, 0], results[w, 1], results[w, 2], results[w, 3] = r
 
 
 @njit(cache=True)
-def sort_events(valid, ev, start):
-    """The rows `valid` of the event table ev in key order: (tick - start, kind,
-    cell, sub) packed into one int64 (bit widths in events.py). A counting sort on the
+def sort_events(valid, all_keys):
+    """The events `valid` in the order of their keys all_keys[valid] (event_key).
+    A counting sort on the
     time's high bits, about one event per bucket, then an insertion sort, which
     only moves events within a bucket: many events at one instant (an erased
     region) come in cell order already. Returns (order, its keys); an empty
@@ -173,10 +185,8 @@ def sort_events(valid, ev, start):
     keys = np.empty(n, np.int64)
     latest = np.int64(0)
     for j in range(n):
-        e = valid[j]
-        latest = max(latest, ev[e, EV_TIME] - start)
-        keys[j] = ((ev[e, EV_TIME] - start) << TIME_SHIFT) | (ev[e, EV_KIND] << REST_SHIFT) | \
-            (ev[e, EV_CELL] << KEY_SUB_BITS) | min(ev[e, EV_SUB], MAX_SUB)
+        keys[j] = all_keys[valid[j]]
+        latest = max(latest, keys[j] >> TIME_SHIFT)
     time_bits = bit_length(latest)
     shift = TIME_SHIFT + time_bits - min(time_bits, bit_length(n))
     counts = np.zeros((latest >> (shift - TIME_SHIFT)) + 2, np.int64)
