@@ -1,7 +1,8 @@
 """Cell updates per second of the exact asynchronous int8 engine (cellsim.sim,
 Poisson clocks, every event in exact order, both cores) against ONNX Runtime
-fp32 running synchronous batched steps of the same model (SPEC.md section 4:
-6.3-6.7 M/s on this machine), on one 72x72 grid where every cell is alive.
+fp32 running synchronous batched steps of the same model (SPEC.md section 4
+measured 6.3-6.7 M/s on the project's first machine), on one 72x72 grid where
+every cell is alive.
 
     python benchmarks/sim_speed.py [--genome G] [--size 72] [--units 40] [--repeats 5]
                                    [--json runs/sim_speed.json]
@@ -11,7 +12,8 @@ update runs the network (the dead-cell shortcut cannot flatter the number);
 "growth" starts from the seed, where most updates take the shortcut, and is
 reported separately. numba's compile time is measured in a fresh process with
 an empty cache. The machine is shared: the load average is printed with the
-numbers and the best of --repeats runs is reported."""
+numbers; every engine runs once per round, --repeats rounds, and the best and
+the median of its rounds are reported."""
 import argparse
 import json
 import os
@@ -53,20 +55,9 @@ def live_states(size: int, seed: int = 1) -> np.ndarray:
     return states
 
 
-def best_rate(make_grid, units: float, repeats: int):
-    """Best updates/s over `repeats` fresh grids run for `units` time units."""
-    rates, updates = [], 0
-    for _ in range(repeats):
-        grid = make_grid()
-        start = time.perf_counter()
-        grid.run(until=grid.time + units)
-        seconds = time.perf_counter() - start
-        updates = grid.updates
-        rates.append(updates / seconds)
-    return max(rates), updates
-
-
-def bench_async(params, size, units, repeats, workers, clock="poisson", grown=True):
+def async_runner(params, size, units, workers, clock="poisson", grown=True):
+    """A function that runs one fresh grid for `units` time units and returns
+    its cell updates per second (the kernels compiled or loaded beforehand)."""
     from cellsim.sim import Grid
 
     def make():
@@ -78,13 +69,14 @@ def bench_async(params, size, units, repeats, workers, clock="poisson", grown=Tr
         return grid
 
     make().run(until=1)  # compile or load the kernels
-    grid = make()
-    grid.run(until=units)
-    rate, updates = best_rate(make, units, repeats)
-    engine = grid.engine
-    return {"updates_per_s": rate, "updates": updates, "workers": workers,
-            "events_per_batch": int(engine.band_events.sum()) / max(engine.batches, 1),
-            "edge_waits": engine.waits}
+    make().run(until=units)
+
+    def once():
+        grid = make()
+        start = time.perf_counter()
+        grid.run(until=grid.time + units)
+        return grid.updates / (time.perf_counter() - start)
+    return once
 
 
 def onnx_model(w1, b1, w2, b2, angle=0.0):
@@ -132,30 +124,38 @@ def onnx_model(w1, b1, w2, b2, angle=0.0):
     return model
 
 
-def bench_onnx(size, batch, repeats, threads=2, min_seconds=0.5):
+def onnx_runner(size, batch, threads=2, min_seconds=0.5):
+    """A function that runs synchronous steps of a batch of grids for
+    `min_seconds` and returns cell updates per second (every cell of every grid
+    counts, fired or not, as the dense engine evaluates them all). Each call
+    makes its own session and ends it: ONNX Runtime's threads keep spinning for
+    a while after a run, and would take a core from the engine measured next."""
     import onnxruntime as ort
 
     rng = np.random.default_rng(0)
     w1 = (rng.standard_normal((HIDDEN, 3 * CHANNELS)) * 0.1).astype(np.float32)
     w2 = (rng.standard_normal((CHANNELS, HIDDEN)) * 0.02).astype(np.float32)
-    model = onnx_model(w1, np.zeros(HIDDEN, np.float32), w2, np.zeros(CHANNELS, np.float32))
+    model = onnx_model(w1, np.zeros(HIDDEN, np.float32), w2,
+                       np.zeros(CHANNELS, np.float32)).SerializeToString()
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    session = ort.InferenceSession(model.SerializeToString(), options,
-                                   providers=["CPUExecutionProvider"])
-    x = rng.random((batch, CHANNELS, size, size)).astype(np.float32)
+    x0 = rng.random((batch, CHANNELS, size, size)).astype(np.float32)
     mask = (rng.random((batch, 1, size, size)) < 0.5).astype(np.float32)
-    for _ in range(3):
-        x = session.run(None, {"x": x, "mask": mask})[0]
-    rates = []
-    for _ in range(repeats):
+
+    def once():
+        session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        x = x0
+        for _ in range(3):
+            x = session.run(None, {"x": x, "mask": mask})[0]
         steps, start = 0, time.perf_counter()
         while time.perf_counter() - start < min_seconds:
             session.run(None, {"x": x, "mask": mask})
             steps += 1
-        rates.append(steps * batch * size * size / (time.perf_counter() - start))
-    return {"updates_per_s": max(rates), "batch": batch, "threads": threads}
+        rate = steps * batch * size * size / (time.perf_counter() - start)
+        del session
+        return rate
+    return once
 
 
 COMPILE_PROBE = """
@@ -190,8 +190,8 @@ def main(argv=None) -> int:
     parser.add_argument("--genome", help="genome file (default: a fixed random genome)")
     parser.add_argument("--size", type=int, default=72)
     parser.add_argument("--units", type=float, default=40.0, help="simulated time per run")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--batches", default="1,8", help="ONNX Runtime batch sizes")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds of every engine in turn")
+    parser.add_argument("--batches", default="1,4,16", help="ONNX Runtime batch sizes")
     parser.add_argument("--skip-compile", action="store_true", help="no cold-cache compile probe")
     parser.add_argument("--json", default="runs/sim_speed.json", help="where to write the numbers")
     args = parser.parse_args(argv)
@@ -207,31 +207,43 @@ def main(argv=None) -> int:
         params = random_params()
     load_before = load_average()
     cores = numba.get_num_threads()
-    rows = {}
-    rows["async int8, grown, %d workers" % cores] = bench_async(params, args.size, args.units,
-                                                                args.repeats, cores)
-    rows["async int8, grown, 1 worker"] = bench_async(params, args.size, args.units,
-                                                      args.repeats, 1)
-    rows["sync int8, grown, %d workers" % cores] = bench_async(params, args.size, args.units,
-                                                               args.repeats, cores, clock="sync")
-    rows["async int8, growth from the seed"] = bench_async(params, args.size, args.units,
-                                                           args.repeats, cores, grown=False)
+    exact_name = "async int8, grown, %d workers" % cores
+    runners = {
+        exact_name: async_runner(params, args.size, args.units, cores),
+        "async int8, grown, 1 worker": async_runner(params, args.size, args.units, 1),
+        "sync int8, grown, %d workers" % cores: async_runner(params, args.size, args.units, cores,
+                                                              clock="sync"),
+        "async int8, growth from the seed": async_runner(params, args.size, args.units, cores,
+                                                         grown=False)}
     for batch in [int(b) for b in args.batches.split(",")]:
-        rows[f"onnxruntime fp32 sync, batch {batch}"] = bench_onnx(args.size, batch, args.repeats)
-    onnx_best = max(v["updates_per_s"] for k, v in rows.items() if k.startswith("onnxruntime"))
-    exact = rows["async int8, grown, %d workers" % cores]["updates_per_s"]
+        runners[f"onnxruntime fp32 sync, batch {batch}"] = onnx_runner(args.size, batch)
+    # Rounds of every engine in turn: a neighbour's load on a shared machine
+    # then falls on all rows alike, and the medians say how much it moved them.
+    rates = {name: [] for name in runners}
+    for _ in range(args.repeats):
+        for name, once in runners.items():
+            rates[name].append(once())
+    rows = {name: {"updates_per_s": max(r), "median_updates_per_s": float(np.median(r)),
+                   "runs": r} for name, r in rates.items()}
+    onnx = [name for name in rows if name.startswith("onnxruntime")]
+    onnx_best = max(rows[name]["updates_per_s"] for name in onnx)
+    onnx_median = max(rows[name]["median_updates_per_s"] for name in onnx)
+    exact = rows[exact_name]
     compile_time = {} if args.skip_compile else {
         clock: {"cold": compile_seconds(clock, True), "warm": compile_seconds(clock, False)}
         for clock in ("poisson", "sync")}
     load_after = load_average()
 
-    print(f"\n{args.size}x{args.size} grid, {args.units:g} time units per run, best of "
-          f"{args.repeats}; products: {simd.backend()}; numba threads {cores} "
+    print(f"\n{args.size}x{args.size} grid, {args.units:g} time units per run, {args.repeats} "
+          f"rounds; products: {simd.backend()}; numba threads {cores} "
           f"(the workers run on threads of their own, team.py)")
-    print(f"{'engine':45s} {'M updates/s':>12s}")
+    print(f"{'engine':45s} {'M updates/s: best':>18s} {'median':>7s}")
     for name, row in rows.items():
-        print(f"{name:45s} {row['updates_per_s'] / 1e6:12.2f}")
-    print(f"{'ratio exact async / best ONNX Runtime':45s} {exact / onnx_best:12.2f}")
+        print(f"{name:45s} {row['updates_per_s'] / 1e6:18.2f} "
+              f"{row['median_updates_per_s'] / 1e6:7.2f}")
+    print(f"{'ratio exact async / ONNX Runtime (best batch)':45s} "
+          f"{exact['updates_per_s'] / onnx_best:18.2f} "
+          f"{exact['median_updates_per_s'] / onnx_median:7.2f}")
     for clock, t in compile_time.items():
         print(f"numba first use ({clock}): {t['cold']['first_run_s']:.1f} s compiling with an "
               f"empty cache, {t['warm']['first_run_s']:.1f} s loading the cache (import "
@@ -244,7 +256,9 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     record = {"grid": args.size, "units": args.units, "repeats": args.repeats,
               "genome": args.genome or "random (seed 0)", "products": simd.backend(),
-              "numba_threads": cores, "rows": rows, "ratio_async_vs_onnx": exact / onnx_best,
+              "numba_threads": cores, "rows": rows,
+              "ratio_async_vs_onnx": exact["updates_per_s"] / onnx_best,
+              "ratio_async_vs_onnx_median": exact["median_updates_per_s"] / onnx_median,
               "compile": compile_time, "load_before": load_before, "load_after": load_after}
     write_text(out, json.dumps(record, indent=2) + "\n")
     print(f"wrote {out}")
