@@ -11,11 +11,13 @@ integers, the float engines the float model; without --checkpoint the model is
 a fixed random one (seed 0) with a non-zero last layer, since speed does not
 depend on training."""
 import math
+import multiprocessing
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -566,11 +568,17 @@ def bench_simulator(engine: str, subject: Subject, plan: Plan, log) -> list[dict
 
     clock = "sync" if engine == "cellsim-sync" else "poisson"
     records = []
-    for precision, rule, start in (("int8", subject.genome, subject.int_state[0]),
-                                   ("fp32", float_params(subject.model),
-                                    np.ascontiguousarray(subject.float_state[0].transpose(1, 2, 0)))):
+    rules = {"int8": (subject.genome, subject.int_state[0]),
+             "fp32": (float_params(subject.model),
+                      np.ascontiguousarray(subject.float_state[0].transpose(1, 2, 0)))}
+    for precision, (rule, start) in rules.items():
+        # Every core, whatever the load average says (Grid's default leaves
+        # out the cores other processes keep busy, and the engines measured
+        # just before leave the load average above 1).
+        workers = numba.get_num_threads()
+
         def fresh():
-            grid = Grid(rule, size=subject.grid, clock=clock, seed=1)
+            grid = Grid(rule, size=subject.grid, clock=clock, seed=1, workers=workers)
             grid.set_states(start)
             return grid
 
@@ -587,7 +595,7 @@ def bench_simulator(engine: str, subject: Subject, plan: Plan, log) -> list[dict
             variant = "float model, events in order" if clock == "poisson" else "float model, grid steps"
         records.append(make_record(
             engine=engine, variant=variant, precision=precision, device="cpu",
-            threads=numba.get_num_threads(), batch=1, grid=subject.grid, pass_="forward",
+            threads=grid.engine.workers, batch=1, grid=subject.grid, pass_="forward",
             scope=("Poisson clocks: every update and message in exact event order" if clock == "poisson"
                    else "synchronous clock: every cell reads the previous step's states"),
             seconds=seconds, calls=1, steps_per_call=plan.sim_units, updates_per_call=updates,
@@ -648,22 +656,31 @@ def run(args) -> int:
     batch = max(max(plan.batches), plan.train_batch)
     subject = make_subject(args.checkpoint, args.genome, args.grid, batch)
     print(f"model: {subject.label}; grid {args.grid}x{args.grid}, every cell alive at the start")
+    # Each engine runs in a fresh process: thread pools outlive their runs
+    # (OpenBLAS threads and ONNX Runtime's spin on after a call) and took a
+    # core from the engines measured after them in one process (9.4 -> 5-6 M
+    # updates/s for the asynchronous simulator).
     records = []
-    with tempfile.TemporaryDirectory(prefix="cellsim-bench-") as scratch:
-        scratch = Path(scratch)
-        for engine in engines:
-            print(f"{engine}:", flush=True)
-            if engine == "onnxruntime":
-                records += bench_onnxruntime(subject, plan, scratch, print_record)
-            elif engine == "torch":
-                records += bench_torch(subject, plan, print_record)
-            elif engine == "c-host":
-                records += bench_c_host(subject, plan, scratch, print_record)
-            else:
-                records += bench_simulator(engine, subject, plan, print_record)
+    spawn = multiprocessing.get_context("spawn")
+    for engine in engines:
+        print(f"{engine}:", flush=True)
+        with ProcessPoolExecutor(1, mp_context=spawn) as child:
+            records += child.submit(engine_records, engine, subject, plan).result()
     machine.finish_record(record)
     write_outputs(out, records, record, subject, plan, pyplot)
     return 0
+
+
+def engine_records(engine: str, subject: Subject, plan: Plan) -> list[dict]:
+    """The records of one engine (run() calls it in a process of its own)."""
+    with tempfile.TemporaryDirectory(prefix="cellsim-bench-") as scratch:
+        if engine == "onnxruntime":
+            return bench_onnxruntime(subject, plan, Path(scratch), print_record)
+        if engine == "torch":
+            return bench_torch(subject, plan, print_record)
+        if engine == "c-host":
+            return bench_c_host(subject, plan, Path(scratch), print_record)
+        return bench_simulator(engine, subject, plan, print_record)
 
 
 def write_outputs(out: Path, records, machine_record, subject, plan, pyplot) -> None:

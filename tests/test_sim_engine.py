@@ -140,6 +140,27 @@ def test_two_workers_on_a_grown_grid_equal_the_reference(clock):
     assert_same(*grids)
 
 
+@pytest.mark.parametrize("torus", [False, True])
+def test_two_workers_with_delayed_messages_across_the_band_edge(torus):
+    """A band's planner emits the deliveries of its cells' delayed messages,
+    also those landing in the other band (and, on a torus, across the wrapped
+    edge): each worker must run exactly the events at its own cells."""
+    rng = np.random.default_rng(3)
+    params = random_int_params(rng, 16, 32)
+    plan = [Fault("delay", Shape(), 0.0, 6.0, 1.5), Fault("loss", Shape("half", ("top",)), 1.0,
+                                                        4.0, 0.2)]
+    grids = []
+    for engine, workers in (("reference", None), ("fast", 2)):
+        grid = Grid(params, (12, 16), clock="poisson", seed=5, torus=torus, engine=engine,
+                    workers=workers)
+        grid.set_states(live_grid_states(np.random.default_rng(4), 12, 16))
+        grid.add_faults(plan)
+        grid.run(until=6)
+        grids.append(grid)
+    assert grids[0].counts()["deliver"] > 0
+    assert_same(*grids)
+
+
 def test_integer_path_equals_the_reference():
     """A genome whose first-layer accumulator can leave int32 (a ROM flip can make
     one) takes the int64 path and still gives the reference bytes."""

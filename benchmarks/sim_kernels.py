@@ -1,0 +1,96 @@
+"""Nanoseconds per update of each stage of the simulator's batched int8 update
+(gather, first layer, requantisation, second layer, and the write-back with its
+eight messages), on 64 cells of a 72x72 RAM with a fixed random genome, one
+thread, everything in cache: where the time of an update goes, not its speed in
+a run (benchmarks/sim_speed.py measures that).
+
+    python benchmarks/sim_kernels.py [--repeats 2000]
+"""
+import argparse
+import sys
+import time
+
+import numpy as np
+from numba import njit
+
+from cellsim.sim.kernels import (batch_network, commit_state, gather_perception,
+                                 requantize_hidden, residual_into, send_state, worker_scratch)
+from cellsim.sim.simd import first_layer, second_layer
+
+CELLS, BATCH = 72 * 72, 64
+
+
+@njit(cache=False)
+def _stage(ram, tables, workspace, repeats, stage):
+    s = worker_scratch(workspace, 0)
+    for j in range(BATCH):
+        s.cells[j] = (j * 37) % CELLS
+        s.genomes[j] = 0
+    for _ in range(repeats):
+        if stage == 0:
+            batch_network(ram, BATCH, tables, s)
+        elif stage == 1:
+            for j in range(BATCH):
+                gather_perception(ram[s.cells[j]], s.perception[j])
+        elif stage == 2:
+            for j in range(BATCH):
+                first_layer(s.perception[j], tables.w1k, tables.init1, 0, s.dots1[j])
+        elif stage == 3:
+            for j in range(BATCH):
+                requantize_hidden(s.dots1[j], tables, 0, s.hidden[j])
+        elif stage == 4:
+            for j in range(BATCH):
+                second_layer(s.hidden[j], tables.w2k, tables.init2, 0, s.dots2[j])
+
+
+@njit(cache=False)
+def _finish(ram, words, dead, neighbours, tables, workspace, repeats):
+    s = worker_scratch(workspace, 0)
+    routes, inflight = np.zeros(1, np.int64), np.zeros((1, 2), np.uint64)
+    for _ in range(repeats):
+        for j in range(BATCH):
+            cell = s.cells[j]
+            residual_into(ram[cell], s.acc2[j], tables, 0, s.new_state)
+            commit_state(ram[cell], s.new_state, tables.threshold[0])
+            send_state(words, dead, cell, neighbours, routes, -1, inflight)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=2000)
+    args = parser.parse_args(argv)
+
+    from benchmarks.sim_speed import random_params
+    from cellsim.sim import simd
+    from cellsim.sim.events import neighbour_table
+    from cellsim.sim.kernels import Scratch
+    from cellsim.sim.rom import GenomeTables, padded_hidden
+
+    tables = GenomeTables.build([random_params()])
+    rng = np.random.default_rng(0)
+    ram = np.zeros((CELLS, 256), np.uint8)
+    ram[:, :144] = rng.integers(0, 256, (CELLS, 144))
+    ram = ram.view(np.int8)
+    workspace = Scratch.allocate(1, BATCH, padded_hidden(128))
+    neighbours = neighbour_table(72, 72, False).astype(np.int64)
+    runs = {name: (lambda n, stage=stage: _stage(ram, tables, workspace, n, stage))
+            for stage, name in enumerate(["whole network (batch_network)", "gather perception",
+                                          "first layer", "requantisation", "second layer"])}
+    runs["state, accumulators, 8 messages"] = lambda n: _finish(
+        ram, ram.view(np.uint64), np.zeros(CELLS, np.uint8), neighbours, tables, workspace, n)
+    print(f"products: {simd.backend()}; {BATCH} cells a batch, best of 5 x {args.repeats}")
+    for name, run in runs.items():
+        run(10)  # compile
+        best = min(_seconds(run, args.repeats) for _ in range(5))
+        print(f"{name:34s} {best / args.repeats / BATCH * 1e9:7.1f} ns/update")
+    return 0
+
+
+def _seconds(run, repeats) -> float:
+    start = time.perf_counter()
+    run(repeats)
+    return time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    sys.exit(main())
