@@ -48,6 +48,7 @@ def test_a_user_png_is_a_target(tmp_path):
     (["--pool", "2"], "must hold at least one batch"),
     (["--device", "tpu"], "unknown device"),
     (["--rotation", "nan"], "--rotation must be a finite"),
+    (["--fresh-pool"], "--fresh-pool goes with --resume"),
 ])
 def test_bad_options_fail_in_one_line_without_writing(tmp_path, capsys, argv, message):
     out = tmp_path / "run"
