@@ -2,6 +2,7 @@
 Charts need matplotlib (the [train] extra); without it they are skipped with a
 printed note and the JSON and markdown are still written."""
 import math
+import textwrap
 
 import numpy as np
 
@@ -127,7 +128,7 @@ def speed_chart(plt, records: list[dict], path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     ax = axes[-1]
-    labels = [record_label(r) for r in others]
+    labels = [textwrap.fill(record_label(r), 40) for r in others]  # long labels ran off the figure
     y = np.array([r["cell_updates_per_s"] for r in others])
     err = np.abs(np.array([r["cell_updates_per_s_iqr"] for r in others]).reshape(-1, 2).T - y)
     colours = ["tab:orange" if r["precision"] == "int8" else "tab:blue" for r in others]
