@@ -1,7 +1,7 @@
 """Nanoseconds per update of each stage of the simulator's batched int8 update
 (gather, first layer, requantisation, second layer, and the write-back with its
 eight messages), on 64 cells of a 72x72 RAM with a fixed random genome, one
-thread, everything in cache: where the time of an update goes, not its speed in
+thread, everything in cache, and of planning a window's events: where the time of an update goes, not its speed in
 a run (benchmarks/sim_speed.py measures that).
 
     python benchmarks/sim_kernels.py [--repeats 2000]
@@ -83,7 +83,26 @@ def main(argv=None) -> int:
         run(10)  # compile
         best = min(_seconds(run, args.repeats) for _ in range(5))
         print(f"{name:34s} {best / args.repeats / BATCH * 1e9:7.1f} ns/update")
+    for clock in ("poisson", "periodic"):
+        print(f"{'planning a window, ' + clock + ' clocks':34s} {planning_ns(clock):7.1f} ns/update")
     return 0
+
+
+def planning_ns(clock: str, units: int = 32) -> float:
+    """The planner (schedule.py, one worker) listing `units` time units of a
+    72x72 grid's events, per update: best of 5."""
+    from benchmarks.sim_speed import live_states, random_params
+    from cellsim.sim import Grid
+
+    grid = Grid(random_params(), 72, clock=clock, seed=3, workers=1)
+    grid.set_states(live_states(72))
+    grid.run(until=1)
+    engine, best = grid.engine, float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        plan = engine._plan((grid.state.cursor[0] + units * 65536, (1 << 40) - 1))
+        best = min(best, (time.perf_counter() - start) / plan["fires"] * 1e9)
+    return best
 
 
 def _seconds(run, repeats) -> float:

@@ -84,3 +84,23 @@ def test_the_chosen_packing_runs_natively_where_the_cpu_can():
     assert simd.PACKING is simd.QUADS or simd.HAS_AVX2 and not simd.HAS_VNNI
     assert simd.HIDDEN_STEP % (simd.QUADS.lanes * SHAPES["first"]["blocks"]) == 0
     assert simd.HIDDEN_STEP % (simd.QUADS.step * SHAPES["second"]["chains"]) == 0
+
+
+@njit
+def _waits(us, mean, out):
+    simd.exponential_waits(us, mean, out)
+
+
+@settings(max_examples=50, deadline=None)
+@given(us=st.lists(st.integers(1, 2 ** 32 - 1), min_size=simd.WAIT_LANES, max_size=simd.WAIT_LANES),
+       mean=st.sampled_from([1, 255, 11_629_080, 23_258_160, (1 << 26) - 1, 11_906_643_600]))
+def test_exponential_waits_are_the_scalar_draws_bit_for_bit(us, mean):
+    """The planner's eight-lane Poisson draw equals rng.exponential_ticks, the
+    clock's definition, on every lane (extremes included: u = 1, 2^31, 2^32 - 1)."""
+    from cellsim.sim.rng import exponential_ticks
+
+    for lanes in (np.array(us, np.int64), np.array([1, 2, 3, 2 ** 31 - 1, 2 ** 31, 2 ** 31 + 1,
+                                                     2 ** 32 - 2, 2 ** 32 - 1], np.int64)):
+        out = np.zeros(simd.WAIT_LANES, np.int64)
+        _waits(lanes, mean, out)
+        assert out.tolist() == [exponential_ticks(int(u), mean) for u in lanes]

@@ -14,13 +14,15 @@ from .events import (CLOCK, DELIVER, EV_ARG0, EV_ARG1, EV_ARG2, EV_CELL, EV_KIND
                      MAX_SUB, RAMFLIP, REBOOT, ROMFLIP)
 from .kernels import ROUTE_IMMEDIATE, ROUTE_LOST, read_u32
 from .links import LOST, message_arrival
-from .rng import reboot_seed
+from .rng import reboot_seed, xorshift32
+from .simd import WAIT_LANES, exponential_waits
 
 REST_SHIFT = KEY_CELL_BITS + KEY_SUB_BITS  # rest key = kind << 34 | cell << 10 | sub
 TIME_SHIFT = REST_SHIFT + KEY_KIND_BITS
 RNG_BITS = (layout.RNG * 8, layout.RNG * 8 + 32)
 DEAD_BIT = layout.FLAGS * 8  # bit 0 of the flags byte
 SLOTS = layout.MAILBOX_SLOTS
+LOOKAHEAD = WAIT_LANES  # Poisson waits drawn at a time for a cell that only fires
 
 
 @njit(cache=True, inline="always")
@@ -67,6 +69,7 @@ def plan_window(cells, start, bound_tick, bound_rest, seed, clock, ram, next_fir
     p_time, p_cell, p_slot, p_message = pending_out
     n, capacity, n_routes, route_capacity, n_pending, pending_capacity, n_messages = regions
     first_event, first_route, first_message, first_pending = n, n_routes, n_messages, n_pending
+    ahead, waits = np.empty(LOOKAHEAD, np.int64), np.empty(LOOKAHEAD, np.int64)
     for cell in range(cells[0], cells[1]):
         row = ram[cell]
         rng = read_u32(row, layout.RNG)
@@ -75,6 +78,31 @@ def plan_window(cells, start, bound_tick, bound_rest, seed, clock, ram, next_fir
         fire_rest = (FIRE << REST_SHIFT) | (cell << KEY_SUB_BITS)
         genome = genome_of[cell]
         f = cell_start[cell]
+        if not has_links and f == cell_start[cell + 1] and clock[clocks.P_KIND] == clocks.POISSON:
+            # Only firings (no fault, no faulty link): the same draws as the
+            # general loop below, LOOKAHEAD at a time so that their chains of
+            # multiplies overlap; the draws past the window are dropped.
+            while fire_tick < clocks.NEVER and _included(fire_tick, fire_rest, bound_tick,
+                                                         bound_rest):
+                u = rng
+                for j in range(LOOKAHEAD):
+                    u = xorshift32(u)
+                    ahead[j] = u
+                exponential_waits(ahead, clock[clocks.P_MEAN_LN2_Q8], waits)
+                for j in range(LOOKAHEAD):
+                    if fire_tick >= clocks.NEVER or not _included(fire_tick, fire_rest, bound_tick,
+                                                                  bound_rest):
+                        break
+                    if n + 1 > capacity:
+                        return -1, 0, 0, 0
+                    n = _emit(out, keys, start, n, fire_tick, FIRE, cell, 0, genome, ahead[j],
+                              waits[j], -1)
+                    counts[FIRE] += 1
+                    fire_tick = fire_tick + clocks.to_global(waits[j], rate[cell])
+                    rng = ahead[j]
+            next_fire[cell] = fire_tick
+            genome_of[cell] = genome
+            continue
         while True:
             fire_due = fire_tick < clocks.NEVER and _included(fire_tick, fire_rest, bound_tick,
                                                               bound_rest)

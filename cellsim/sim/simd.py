@@ -150,6 +150,49 @@ def backend() -> str:
     return f"int8 {PACKING.name}, " + (instruction if NATIVE else "portable vectors")
 
 
+WAIT_LANES = 8  # exponential_waits draws this many at once (one 512-bit vector of int64)
+
+
+@intrinsic
+def exponential_waits(typingctx, us, mean_ln2_q8, waits):
+    """waits[j] = rng.exponential_ticks(us[j], mean_ln2_q8) for the WAIT_LANES
+    uniforms of `us` (int64 arrays), bit for bit: log2_q16's binary search and
+    sixteen truncated squarings, a step at a time on all lanes. One draw alone is
+    a chain of sixteen dependent multiplies that LLVM does not vectorise across
+    draws; this was most of the cost of planning a Poisson firing."""
+    def codegen(context, builder, signature, args):
+        i64 = ir.IntType(64)
+        lanes = ir.VectorType(i64, WAIT_LANES)
+        src, dst = (context.make_array(signature.args[i])(context, builder, args[i]) for i in (0, 2))
+
+        def splat(value):
+            return ir.Constant(lanes, [value] * WAIT_LANES)
+
+        u = builder.load(builder.bitcast(src.data, lanes.as_pointer()), align=8)
+        integer = splat(0)
+        for step in (16, 8, 4, 2, 1):  # floor(log2 u)
+            reached = builder.icmp_unsigned("!=", builder.lshr(u, builder.add(integer, splat(step))),
+                                            splat(0))
+            integer = builder.add(integer, builder.select(reached, splat(step), splat(0)))
+        x = builder.shl(u, builder.sub(splat(31), integer))  # u / 2^integer in Q31
+        logs = builder.shl(integer, splat(16))
+        for bit in range(15, -1, -1):
+            x = builder.lshr(builder.mul(x, x), splat(31))
+            top = builder.lshr(x, splat(32))
+            x = builder.lshr(x, top)
+            logs = builder.or_(logs, builder.shl(top, splat(bit)))
+        mean = context.cast(builder, args[1], signature.args[1], types.int64)
+        mean = builder.shuffle_vector(builder.insert_element(ir.Constant(lanes, ir.Undefined), mean,
+                                                             ir.Constant(_I32, 0)),
+                                      ir.Constant(lanes, ir.Undefined),
+                                      ir.Constant(ir.VectorType(_I32, WAIT_LANES), None))
+        wait = builder.ashr(builder.mul(builder.sub(splat(32 << 16), logs), mean), splat(24))
+        wait = builder.select(builder.icmp_signed("<", wait, splat(1)), splat(1), wait)
+        builder.store(wait, builder.bitcast(dst.data, lanes.as_pointer()), align=8)
+        return context.get_dummy_value()
+    return types.void(us, mean_ln2_q8, waits), codegen
+
+
 @intrinsic
 def prefetch_line(typingctx, array, row, offset):
     """A hint to bring the cache line at byte `offset` of array[row] (a C-contiguous
