@@ -20,8 +20,7 @@ from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, STATE, Scratch, batch_n
                       begin_update, commit_state, deliver, flip_bit, mailbox_alive, reboot,
                       residual_into, send_state, worker_scratch)
 from .rom import GenomeTables, flip_rom_bit, padded_hidden
-from .events import KEY_CELL_BITS, KEY_SUB_BITS
-from .schedule import event_key, plan_band, sort_events
+from .schedule import event_key, key_cell, plan_band, sort_events
 from .simd import prefetch_line
 from .state import LAST_REST, Pending, rest_key
 from .sync import apply_sync_fault, block_count, sync_steps
@@ -35,7 +34,6 @@ WINDOW_UNITS = 32
 BATCH = 64                 # most events a worker queues before running their network
 DONE = np.iinfo(np.int64).max
 AHEAD = 8                  # events between a RAM row's prefetch and its use
-CELL_MASK = (1 << KEY_CELL_BITS) - 1
 ROW_BYTES = layout.RAM_BYTES
 
 
@@ -119,12 +117,12 @@ def run_band(w, workers, bands, spans, ev, all_keys, ram, words, dead, neighbour
     total = 0
     for span in range(spans.shape[0]):
         for e in range(spans[span, 0], spans[span, 1]):
-            total += lo <= (all_keys[e] >> KEY_SUB_BITS) & CELL_MASK < hi
+            total += lo <= key_cell(all_keys[e]) < hi
     mine = np.empty(total, np.int64)
     n = 0
     for span in range(spans.shape[0]):
         for e in range(spans[span, 0], spans[span, 1]):
-            if lo <= (all_keys[e] >> KEY_SUB_BITS) & CELL_MASK < hi:
+            if lo <= key_cell(all_keys[e]) < hi:
                 mine[n] = e
                 n += 1
     order, keys = sort_events(mine, all_keys)
@@ -132,18 +130,18 @@ def run_band(w, workers, bands, spans, ev, all_keys, ram, words, dead, neighbour
         by_key = np.argsort(keys, kind="mergesort")
         order, keys = mine[by_key], keys[by_key]
     # then[i]: for an event at an edge cell, the key of the cell's next event
-    # (what `pending` says of the cell once event i is done); `first` ends as
-    # each edge cell's first key.
+    # (what `pending` says of the cell once event i is done); `first_key` ends
+    # as each edge cell's first key.
     then = np.empty(n, np.int64)
-    first = np.full(hi - lo, DONE, np.int64)
+    first_key = np.full(hi - lo, DONE, np.int64)
     for i in range(n - 1, -1, -1):
-        cell = (keys[i] >> KEY_SUB_BITS) & CELL_MASK
+        cell = key_cell(keys[i])
         if edge[cell]:
-            then[i] = first[cell - lo]
-            first[cell - lo] = keys[i]
+            then[i] = first_key[cell - lo]
+            first_key[cell - lo] = keys[i]
     for cell in range(lo, hi):
         if edge[cell]:
-            atomic_store(pending, cell, first[cell - lo])
+            atomic_store(pending, cell, first_key[cell - lo])
     team.meet(started, workers, give_way)
     mark = marks[w]
     batches, waits = run_in_order(ev, order, keys, then, lo, hi, ram, words, dead, neighbours,
@@ -164,7 +162,7 @@ def finish_batch(first, end, order, keys, then, ev, ram, words, dead, neighbours
     then tell the other bands that its edge events are done."""
     finish_updates(count, ev, ram, words, dead, neighbours, routes, inflight, tables, s)
     for i in range(first, end):
-        cell = (keys[i] >> KEY_SUB_BITS) & CELL_MASK
+        cell = key_cell(keys[i])
         if edge[cell]:
             atomic_store(pending, cell, then[i])
 
@@ -184,9 +182,9 @@ def run_in_order(ev, order, keys, then, lo, hi, ram, words, dead, neighbours, ed
             prefetch_line(ev, order[i + 2 * AHEAD], 0)
         if i + AHEAD < n:
             for line in range(0, ROW_BYTES, 64):
-                prefetch_line(ram, (keys[i + AHEAD] >> KEY_SUB_BITS) & CELL_MASK, line)
+                prefetch_line(ram, key_cell(keys[i + AHEAD]), line)
         e, key = order[i], keys[i]
-        cell = (key >> KEY_SUB_BITS) & CELL_MASK
+        cell = key_cell(key)
         conflict = size == capacity or mark[cell] == batch
         for k in range(SLOTS):
             other = neighbours[cell, k]
@@ -326,7 +324,7 @@ class FastEngine:
         # own regions of the outputs.
         workers = min(self.workers, st.cells)
         bands = self._bands(workers)
-        span = (bound[0] - max(st.cursor[0], 0) + 1) / clocks.TICKS_PER_UNIT
+        span = (bound[0] - start + 1) / clocks.TICKS_PER_UNIT
         per_band = int(st.cells / workers * span * st.clock.fire_rate * 1.3) + 16 * len(faults) + 64
         due_events = (pending.time[due], pending.cell[due], pending.slot[due])
         while True:

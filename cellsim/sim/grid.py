@@ -7,7 +7,6 @@
     grid.states(), grid.float_states(), grid.snapshot(), grid.frames(...)
 
 A FloatParams instead of a genome gives the float32 model on the same grid."""
-import copy
 import math
 
 import numpy as np

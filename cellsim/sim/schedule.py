@@ -38,6 +38,12 @@ def event_key(tick, kind, cell, sub, start):
         np.minimum(sub, MAX_SUB)  # (np.minimum: event_key.py_func takes numpy arrays too)
 
 
+@njit(cache=True, inline="always")
+def key_cell(key):
+    """The cell an event_key names."""
+    return (key >> KEY_SUB_BITS) & ((1 << KEY_CELL_BITS) - 1)
+
+
 @njit(cache=True, inline="always")  # the kinds are literals: one compile each otherwise
 def _emit(out, keys, start, n, tick, kind, cell, sub, arg0, arg1, arg2, route):
     """Row n of the event table (columns EV_* of events.py) and its sort key
