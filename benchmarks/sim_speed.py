@@ -11,11 +11,14 @@ every cell is alive.
 update runs the network (the dead-cell shortcut cannot flatter the number);
 "growth" starts from the seed, where most updates take the shortcut, and is
 reported separately. numba's compile time is measured in a fresh process with
-an empty cache. The machine is shared: the load average is printed with the
-numbers; every engine runs once per round, --repeats rounds, and the best and
-the median of its rounds are reported."""
+an empty cache. Every engine runs in a process of its own (ONNX Runtime, once
+loaded, left the simulator 15-25% slower in the same process on this machine),
+and the engines take turns: every engine runs once per round, --repeats rounds,
+and the best and the median of its rounds are reported, with the load average
+(the machine is shared)."""
 import argparse
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -55,9 +58,12 @@ def live_states(size: int, seed: int = 1) -> np.ndarray:
     return states
 
 
-def async_runner(params, size, units, workers, clock="poisson", grown=True):
-    """A function that runs one fresh grid for `units` time units and returns
-    its cell updates per second (the kernels compiled or loaded beforehand)."""
+def async_runner(params, size, units, workers, clock="poisson", grown=True, min_seconds=0.5):
+    """A function that runs fresh grids for `units` time units each, one after
+    another for at least `min_seconds` after one untimed run, and returns their
+    cell updates per second (the kernels compiled or loaded beforehand). Like
+    onnx_runner, it measures a warm machine: on this VM a single 9 ms run
+    straight after an idle spell ran at half the speed of the runs after it."""
     from cellsim.sim import Grid
 
     def make():
@@ -69,13 +75,17 @@ def async_runner(params, size, units, workers, clock="poisson", grown=True):
         return grid
 
     make().run(until=1)  # compile or load the kernels
-    make().run(until=units)
 
     def once():
-        grid = make()
-        start = time.perf_counter()
-        grid.run(until=grid.time + units)
-        return grid.updates / (time.perf_counter() - start)
+        make().run(until=units)
+        updates, seconds = 0, 0.0
+        while seconds < min_seconds:
+            grid = make()
+            start = time.perf_counter()
+            grid.run(until=grid.time + units)
+            seconds += time.perf_counter() - start
+            updates += grid.updates
+        return updates / seconds
     return once
 
 
@@ -158,6 +168,61 @@ def onnx_runner(size, batch, threads=2, min_seconds=0.5):
     return once
 
 
+def make_runner(spec):
+    """The round function of one engine (a spec of interleaved_rounds), built
+    and warmed up in this process."""
+    if spec[0] == "onnx":
+        _, size, batch, min_seconds = spec
+        return onnx_runner(size, batch, min_seconds=min_seconds)
+    _, genome, size, units, workers, clock, grown, min_seconds = spec
+    if genome:
+        from cellsim.genome import load_genome
+        params = load_genome(genome).params
+    else:
+        params = random_params()
+    return async_runner(params, size, units, workers, clock=clock, grown=grown,
+                        min_seconds=min_seconds)
+
+
+def serve_rounds(spec, connection) -> None:
+    """An engine's process: build its runner, then run a round per request."""
+    once = make_runner(spec)
+    connection.send("ready")
+    while connection.recv():
+        connection.send(once())
+
+
+def interleaved_rounds(specs: dict, repeats: int) -> dict:
+    """{name: [updates/s of each round]}: one process per engine (spawned, so
+    that no engine inherits another's threads or libraries), started one after
+    another; then `repeats` rounds in which every engine runs once in turn, the
+    others idle."""
+    spawn = multiprocessing.get_context("spawn")
+    workers = {}
+    try:
+        for name, spec in specs.items():
+            ours, theirs = spawn.Pipe()
+            process = spawn.Process(target=serve_rounds, args=(spec, theirs), daemon=True)
+            process.start()
+            ours.recv()  # built and warmed up before the next one starts
+            workers[name] = (process, ours)
+        rates = {name: [] for name in specs}
+        for _ in range(repeats):
+            for name, (_, connection) in workers.items():
+                connection.send(True)
+                rates[name].append(connection.recv())
+        return rates
+    finally:
+        for process, connection in workers.values():
+            try:
+                connection.send(False)
+            except OSError:
+                pass
+            process.join(timeout=10)
+            if process.is_alive():
+                process.terminate()
+
+
 COMPILE_PROBE = """
 import sys, time
 sys.path.insert(0, {root!r})
@@ -191,38 +256,46 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=72)
     parser.add_argument("--units", type=float, default=40.0, help="simulated time per run")
     parser.add_argument("--repeats", type=int, default=5, help="rounds of every engine in turn")
+    parser.add_argument("--min-seconds", type=float, default=0.5,
+                        help="timed running per engine and round")
     parser.add_argument("--batches", default="1,4,16", help="ONNX Runtime batch sizes")
     parser.add_argument("--skip-compile", action="store_true", help="no cold-cache compile probe")
     parser.add_argument("--json", default="runs/sim_speed.json", help="where to write the numbers")
     args = parser.parse_args(argv)
+    if args.size < 3 or args.units <= 0 or args.repeats < 1 or args.min_seconds <= 0:
+        parser.error("--size needs at least 3, --units, --repeats and --min-seconds more than 0")
+    try:
+        batches = [int(b) for b in args.batches.split(",")]
+    except ValueError:
+        parser.error(f"--batches takes whole numbers separated by commas, not {args.batches!r}")
+    if min(batches) < 1:
+        parser.error("--batches must be at least 1")
+    if args.genome:
+        from cellsim.errors import CellsimError
+        from cellsim.genome import load_genome
+        try:
+            load_genome(args.genome)  # here, not in the engines' processes: a clear error
+        except CellsimError as exc:
+            parser.error(str(exc))
 
     import numba
 
     from cellsim.sim import simd
 
-    if args.genome:
-        from cellsim.genome import load_genome
-        params = load_genome(args.genome).params
-    else:
-        params = random_params()
     load_before = load_average()
     cores = numba.get_num_threads()
     exact_name = "async int8, grown, %d workers" % cores
-    runners = {
-        exact_name: async_runner(params, args.size, args.units, cores),
-        "async int8, grown, 1 worker": async_runner(params, args.size, args.units, 1),
-        "sync int8, grown, %d workers" % cores: async_runner(params, args.size, args.units, cores,
-                                                              clock="sync"),
-        "async int8, growth from the seed": async_runner(params, args.size, args.units, cores,
-                                                         grown=False)}
-    for batch in [int(b) for b in args.batches.split(",")]:
-        runners[f"onnxruntime fp32 sync, batch {batch}"] = onnx_runner(args.size, batch)
-    # Rounds of every engine in turn: a neighbour's load on a shared machine
-    # then falls on all rows alike, and the medians say how much it moved them.
-    rates = {name: [] for name in runners}
-    for _ in range(args.repeats):
-        for name, once in runners.items():
-            rates[name].append(once())
+    genome, size, units, least = args.genome, args.size, args.units, args.min_seconds
+    specs = {
+        exact_name: ("async", genome, size, units, cores, "poisson", True, least),
+        "async int8, grown, 1 worker": ("async", genome, size, units, 1, "poisson", True, least),
+        "sync int8, grown, %d workers" % cores: ("async", genome, size, units, cores, "sync",
+                                                  True, least),
+        "async int8, growth from the seed": ("async", genome, size, units, cores, "poisson",
+                                             False, least)}
+    for batch in batches:
+        specs[f"onnxruntime fp32 sync, batch {batch}"] = ("onnx", size, batch, least)
+    rates = interleaved_rounds(specs, args.repeats)
     rows = {name: {"updates_per_s": max(r), "median_updates_per_s": float(np.median(r)),
                    "runs": r} for name, r in rates.items()}
     onnx = [name for name in rows if name.startswith("onnxruntime")]
@@ -255,6 +328,7 @@ def main(argv=None) -> int:
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     record = {"grid": args.size, "units": args.units, "repeats": args.repeats,
+              "min_seconds": args.min_seconds,
               "genome": args.genome or "random (seed 0)", "products": simd.backend(),
               "numba_threads": cores, "rows": rows,
               "ratio_async_vs_onnx": exact["updates_per_s"] / onnx_best,
