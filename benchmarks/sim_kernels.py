@@ -15,7 +15,7 @@ from numba import njit
 
 from cellsim.sim.kernels import (batch_network, commit_state, gather_perception,
                                  requantize_hidden, residual_into, send_state, worker_scratch)
-from cellsim.sim.simd import first_layer, second_layer
+from cellsim.sim.simd import first_layer, first_layer_pair, second_layer, second_layer_pair
 
 CELLS, BATCH = 72 * 72, 64
 
@@ -33,14 +33,20 @@ def _stage(ram, tables, workspace, repeats, stage):
             for j in range(BATCH):
                 gather_perception(ram[s.cells[j]], s.perception[j])
         elif stage == 2:
-            for j in range(BATCH):
-                first_layer(s.perception[j], tables.w1k, tables.init1, 0, s.dots1[j])
+            for j in range(0, BATCH, 2):
+                first_layer_pair(s.perception, j, tables.w1k, tables.init1, 0, s.dots1)
         elif stage == 3:
             for j in range(BATCH):
                 requantize_hidden(s.dots1[j], tables, 0, s.hidden[j])
         elif stage == 4:
+            for j in range(0, BATCH, 2):
+                second_layer_pair(s.hidden, j, tables.w2k, tables.init2, 0, s.dots2)
+        elif stage == 5:
             for j in range(BATCH):
-                second_layer(s.hidden[j], tables.w2k, tables.init2, 0, s.dots2[j])
+                first_layer(s.perception, j, tables.w1k, tables.init1, 0, s.dots1)
+        elif stage == 6:
+            for j in range(BATCH):
+                second_layer(s.hidden, j, tables.w2k, tables.init2, 0, s.dots2)
 
 
 @njit(cache=False)
@@ -75,7 +81,10 @@ def main(argv=None) -> int:
     neighbours = neighbour_table(72, 72, False).astype(np.int64)
     runs = {name: (lambda n, stage=stage: _stage(ram, tables, workspace, n, stage))
             for stage, name in enumerate(["whole network (batch_network)", "gather perception",
-                                          "first layer", "requantisation", "second layer"])}
+                                          "first layer (cells in pairs)", "requantisation",
+                                          "second layer (cells in pairs)",
+                                          "first layer, one cell at a time",
+                                          "second layer, one cell at a time"])}
     runs["state, accumulators, 8 messages"] = lambda n: _finish(
         ram, ram.view(np.uint64), np.zeros(CELLS, np.uint8), neighbours, tables, workspace, n)
     print(f"products: {simd.backend()}; {BATCH} cells a batch, best of 5 x {args.repeats}")

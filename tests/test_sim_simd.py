@@ -1,7 +1,8 @@
 """The packed integer products (simd.py) equal integer matrix products: the
 native instruction of this CPU and the portable spelling, for both packings
-(VNNI quads, AVX2 pairs), on random and extreme weights and inputs, for hidden
-sizes that need padding, with the per-genome start values."""
+(VNNI quads, AVX2 pairs), one cell at a time and two cells per weight load, on
+random and extreme weights and inputs, for hidden sizes that need padding, with
+the per-genome start values."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -14,19 +15,35 @@ NATIVE = {simd.QUADS: simd.HAS_VNNI, simd.PAIRS: simd.HAS_AVX2}
 VARIANTS = [(packing, native) for packing in (simd.QUADS, simd.PAIRS)
             for native in sorted({False, NATIVE[packing]})]
 SHAPES = {"first": dict(blocks=8, chains=2), "second": dict(blocks=1, chains=8)}
+CELLS = (1, 2)
 
 
-def runner(packing, native, layer):
-    products = simd.products(packing=packing, native=native, **SHAPES[layer])
+def runner(packing, native, layer, cells):
+    products = simd.products(packing=packing, native=native, cells=cells, **SHAPES[layer])
 
     @njit
-    def run(x, w, init, g, out):
-        products(x, w, init, g, out)
+    def run(xs, row, w, init, g, outs):
+        products(xs, row, w, init, g, outs)
     return run
 
 
-RUNNERS = {(packing.name, native, layer): runner(packing, native, layer)
-           for packing, native in VARIANTS for layer in SHAPES}
+RUNNERS = {(packing.name, native, layer, cells): runner(packing, native, layer, cells)
+           for packing, native in VARIANTS for layer in SHAPES for cells in CELLS}
+
+
+def rows_of(run, x, w, init, g, n):
+    """Each cell count's products of x, run on rows 1.. of a table with a row of
+    zeros above and below (rows the products must not read or write)."""
+    results = []
+    for cells in CELLS:
+        xs = np.zeros((cells + 2, len(x)), np.uint8)
+        xs[1:1 + cells] = x[None]
+        xs[1 + cells - 1] = x[::-1] if cells > 1 else x  # the pair's second row differs
+        outs = np.zeros((cells + 2, n), np.int32)
+        run[cells](xs, 1, w, init, g, outs)
+        assert not outs[0].any() and not outs[-1].any()
+        results.append((xs[1:1 + cells], outs[1:1 + cells]))
+    return results
 
 
 def padded(hidden):
@@ -44,13 +61,15 @@ def check(packing, native, w1, w2, x, h, init1, init2):
     i2 = stack(init2.astype(np.int32))
     hp = np.zeros(pad, np.uint8)
     hp[:hidden] = h
-    dots1 = np.zeros(pad, np.int32)
-    RUNNERS[packing.name, native, "first"](x, w1k, i1, 1, dots1)
-    assert np.array_equal(dots1[:hidden], init1 + w1 @ x.astype(np.int64))
-    assert not dots1[hidden:].any()
-    dots2 = np.zeros(16, np.int32)
-    RUNNERS[packing.name, native, "second"](hp, w2k, i2, 1, dots2)
-    assert np.array_equal(dots2, init2 + w2 @ h.astype(np.int64))
+    first = {c: RUNNERS[packing.name, native, "first", c] for c in CELLS}
+    second = {c: RUNNERS[packing.name, native, "second", c] for c in CELLS}
+    for xs, dots1 in rows_of(first, x, w1k, i1, 1, pad):
+        for xr, d in zip(xs, dots1):
+            assert np.array_equal(d[:hidden], init1 + w1 @ xr.astype(np.int64))
+            assert not d[hidden:].any()
+    for hs, dots2 in rows_of(second, hp, w2k, i2, 1, 16):
+        for hr, d in zip(hs, dots2):
+            assert np.array_equal(d, init2 + w2 @ hr[:hidden].astype(np.int64))
 
 
 @pytest.mark.parametrize("packing,native", VARIANTS, ids=lambda v: getattr(v, "name", str(v)))

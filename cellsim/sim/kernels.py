@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit
 
 from ..intspec import layout
-from .simd import first_layer, second_layer
+from .simd import first_layer, first_layer_pair, second_layer, second_layer_pair
 
 CHANNELS = layout.CHANNELS
 SLOTS = layout.MAILBOX_SLOTS
@@ -225,21 +225,28 @@ def batch_network(ram, count, tables, s):
     s.genomes), writing their gradients to RAM scratch."""
     for j in range(count):
         gather_perception(ram[s.cells[j]], s.perception[j])
-    for j in range(count):
-        if tables.exact[s.genomes[j]]:
-            first_layer(s.perception[j], tables.w1k, tables.init1, s.genomes[j], s.dots1[j])
-    for j in range(count):
-        if tables.exact[s.genomes[j]]:
-            requantize_hidden(s.dots1[j], tables, s.genomes[j], s.hidden[j])
-    for j in range(count):
-        if tables.exact[s.genomes[j]]:
-            second_layer(s.hidden[j], tables.w2k, tables.init2, s.genomes[j], s.dots2[j])
-    for j in range(count):
+    j = 0
+    while j < count:  # two cells of one genome at a time where they come so
         g = s.genomes[j]
-        if tables.exact[g]:
-            for c in range(CHANNELS):
-                s.acc2[j, c] = np.int64(s.dots2[j, c]) + tables.b2[g, c]
+        cells = 2 if j + 1 < count and s.genomes[j + 1] == g else 1
+        if not tables.exact[g]:
+            for i in range(j, j + cells):
+                integer_network(tables.w1[g], tables.b1[g], tables.m1[g], tables.rounding1[g],
+                                tables.shift1[g], tables.zero_point[g], tables.w2[g],
+                                tables.b2[g], s.perception[i], s.acc2[i])
+            j += cells
+            continue
+        if cells == 2:
+            first_layer_pair(s.perception, j, tables.w1k, tables.init1, g, s.dots1)
         else:
-            integer_network(tables.w1[g], tables.b1[g], tables.m1[g], tables.rounding1[g],
-                            tables.shift1[g], tables.zero_point[g], tables.w2[g], tables.b2[g],
-                            s.perception[j], s.acc2[j])
+            first_layer(s.perception, j, tables.w1k, tables.init1, g, s.dots1)
+        for i in range(j, j + cells):
+            requantize_hidden(s.dots1[i], tables, g, s.hidden[i])
+        if cells == 2:
+            second_layer_pair(s.hidden, j, tables.w2k, tables.init2, g, s.dots2)
+        else:
+            second_layer(s.hidden, j, tables.w2k, tables.init2, g, s.dots2)
+        for i in range(j, j + cells):
+            for c in range(CHANNELS):
+                s.acc2[i, c] = np.int64(s.dots2[i, c]) + tables.b2[g, c]
+        j += cells

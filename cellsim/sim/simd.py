@@ -62,77 +62,106 @@ def _dot_step(builder, acc, x, w, packing, native):
     return acc
 
 
-def products(blocks: int, chains: int = 1, packing: Packing = PACKING, native: bool = NATIVE):
-    """An intrinsic products(x, w, init, g, out): out[n] = init[g, n] + sum over i
-    of x[i] * W[n, i] for uint8 x (K * step,), W packed by `pack` as row g of the
-    2-D w, int32 init (G, N) and out (N,), N a multiple of lanes * blocks, K of
-    chains. Each pass over all of x keeps blocks * chains vectors of sums in
-    registers: `chains` independent running sums per block, so that the adds
-    need not wait for each other. (w and g rather than the view w[g]: a view
-    costs reference counts.)"""
+def products(blocks: int, chains: int = 1, packing: Packing = PACKING, native: bool = NATIVE,
+             cells: int = 1):
+    """An intrinsic products(xs, row, w, init, g, outs): for the `cells` rows
+    r = row, row + 1, ... of xs and outs, outs[r, n] = init[g, n] + sum over i
+    of xs[r, i] * W[n, i], for uint8 xs rows (K * step,), W packed by `pack` as
+    row g of the 2-D w, int32 init (G, N) and outs rows (N,), N a multiple of
+    lanes * blocks, K of chains. Each pass over the inputs keeps cells * blocks *
+    chains vectors of sums in registers: `chains` independent running sums per
+    block, so that the adds need not wait for each other, and `cells` rows that
+    share each weight vector loaded (the cells run one genome). (w and g rather
+    than the view w[g], rows of 2-D arrays rather than views: a view costs
+    reference counts.)"""
     step, lanes = packing.step, packing.lanes
     sums = ir.VectorType(_I32, lanes)
     width = lanes * blocks
 
     @intrinsic
-    def dot_products(typingctx, x, w, init, g, out):
+    def dot_products(typingctx, xs, row, w, init, g, outs):
         def codegen(context, builder, signature, args):
-            xs, ws, inits, outs = [context.make_array(signature.args[i])(context, builder, args[i])
-                                   for i in (0, 1, 2, 4)]
-            n = builder.extract_value(outs.shape, 0)
+            x2, ws, inits, o2 = [context.make_array(signature.args[i])(context, builder, args[i])
+                                 for i in (0, 2, 3, 5)]
+            n = builder.extract_value(o2.shape, 1)
             index = n.type
-            genome = context.cast(builder, args[3], signature.args[3], types.intp)
+            first_row = context.cast(builder, args[1], signature.args[1], types.intp)
+            genome = context.cast(builder, args[4], signature.args[4], types.intp)
             weights = builder.gep(ws.data, [builder.mul(genome, builder.extract_value(ws.shape, 1))])
             init_row = builder.gep(inits.data, [builder.mul(genome, n)])
-            k = builder.udiv(builder.extract_value(xs.shape, 0), ir.Constant(index, step))
+            k = builder.udiv(builder.extract_value(x2.shape, 1), ir.Constant(index, step))
             x_step = ir.IntType(8 * step)
-            x_steps = builder.bitcast(xs.data, x_step.as_pointer())
-            accs = [[cgutils.alloca_once(builder, sums) for _ in range(blocks)] for _ in range(chains)]
+            x_rows, out_rows = [], []
+            for c in range(cells):
+                r = builder.add(first_row, ir.Constant(index, c))
+                x_rows.append(builder.bitcast(builder.gep(x2.data, [builder.mul(
+                    r, builder.extract_value(x2.shape, 1))]), x_step.as_pointer()))
+                out_rows.append(builder.gep(o2.data, [builder.mul(r, n)]))
+            # accs[cell][chain][block]
+            accs = [[[cgutils.alloca_once(builder, sums) for _ in range(blocks)]
+                     for _ in range(chains)] for _ in range(cells)]
             with cgutils.for_range_slice(builder, ir.Constant(index, 0), n,
                                          ir.Constant(index, width)) as (first, _):
-                for chain in accs:
-                    for acc in chain:
-                        builder.store(ir.Constant(sums, None), acc)
+                for cell in accs:
+                    for chain in cell:
+                        for acc in chain:
+                            builder.store(ir.Constant(sums, None), acc)
                 with cgutils.for_range_slice(builder, ir.Constant(index, 0), k,
                                              ir.Constant(index, chains)) as (k0, _):
-                    for c, chain in enumerate(accs):
+                    for c in range(chains):
                         at = builder.add(k0, ir.Constant(index, c))
-                        value = builder.load(builder.gep(x_steps, [at]), align=1)
-                        if packing is PAIRS:  # two bytes -> two int16 in one int32
-                            value = builder.bitcast(builder.zext(
-                                builder.bitcast(value, ir.VectorType(_I8, 2)),
-                                ir.VectorType(_I16, 2)), _I32)
-                        spread = builder.insert_element(ir.Constant(sums, ir.Undefined), value,
-                                                        ir.Constant(_I32, 0))
-                        spread = builder.shuffle_vector(spread, spread, ir.Constant(sums, None))
-                        row = builder.add(builder.mul(at, n), first)
-                        for b, acc in enumerate(chain):
-                            offset = builder.mul(builder.add(row, ir.Constant(index, lanes * b)),
+                        spreads = []
+                        for x_row in x_rows:
+                            value = builder.load(builder.gep(x_row, [at]), align=1)
+                            if packing is PAIRS:  # two bytes -> two int16 in one int32
+                                value = builder.bitcast(builder.zext(
+                                    builder.bitcast(value, ir.VectorType(_I8, 2)),
+                                    ir.VectorType(_I16, 2)), _I32)
+                            spread = builder.insert_element(ir.Constant(sums, ir.Undefined), value,
+                                                            ir.Constant(_I32, 0))
+                            spreads.append(builder.shuffle_vector(spread, spread,
+                                                                  ir.Constant(sums, None)))
+                        w_row = builder.add(builder.mul(at, n), first)
+                        for b in range(blocks):
+                            offset = builder.mul(builder.add(w_row, ir.Constant(index, lanes * b)),
                                                  ir.Constant(index, step))
                             wv = builder.load(builder.bitcast(builder.gep(weights, [offset]),
                                                               sums.as_pointer()), align=1)
-                            builder.store(_dot_step(builder, builder.load(acc), spread, wv,
-                                                    packing, native), acc)
+                            for cell, spread in zip(accs, spreads):
+                                acc = cell[c][b]
+                                builder.store(_dot_step(builder, builder.load(acc), spread, wv,
+                                                        packing, native), acc)
                 for b in range(blocks):
                     start = builder.add(first, ir.Constant(index, lanes * b))
-                    total = builder.load(builder.bitcast(builder.gep(init_row, [start]),
-                                                         sums.as_pointer()), align=4)
-                    for chain in accs:
-                        total = builder.add(total, builder.load(chain[b]))
-                    builder.store(total, builder.bitcast(builder.gep(outs.data, [start]),
-                                                         sums.as_pointer()), align=4)
+                    base = builder.load(builder.bitcast(builder.gep(init_row, [start]),
+                                                        sums.as_pointer()), align=4)
+                    for cell, out_row in zip(accs, out_rows):
+                        total = base
+                        for chain in cell:
+                            total = builder.add(total, builder.load(chain[b]))
+                        builder.store(total, builder.bitcast(builder.gep(out_row, [start]),
+                                                             sums.as_pointer()), align=4)
             return context.get_dummy_value()
-        return types.void(x, w, init, g, out), codegen
+        return types.void(xs, row, w, init, g, outs), codegen
     return dot_products
 
 
 # The layers' shapes: 48 inputs -> the padded hidden units (many outputs: all in
 # registers at once), and the hidden units -> 16 channels (few outputs, a long
-# sum: split into several chains).
+# sum: split into several chains). The _pair kernels do two cells of one genome
+# at a time, each weight vector loaded serving both: python benchmarks/sim_kernels.py
+# measured the first layer at 16.8 ns a cell in pairs, 30.1 one at a time (second
+# layer 6.9 and 9.4).
 if PACKING is QUADS:
-    first_layer, second_layer = products(blocks=8, chains=2), products(blocks=1, chains=8)
+    SHAPES = {"first": dict(blocks=8, chains=2), "second": dict(blocks=1, chains=8),
+              "first_pair": dict(blocks=8, chains=1, cells=2),
+              "second_pair": dict(blocks=1, chains=8, cells=2)}
 else:
-    first_layer, second_layer = products(blocks=4), products(blocks=2)
+    SHAPES = {"first": dict(blocks=4), "second": dict(blocks=2),
+              "first_pair": dict(blocks=4, cells=2), "second_pair": dict(blocks=2, cells=2)}
+first_layer, second_layer = products(**SHAPES["first"]), products(**SHAPES["second"])
+first_layer_pair, second_layer_pair = (products(**SHAPES["first_pair"]),
+                                       products(**SHAPES["second_pair"]))
 
 
 def pack(weights, outputs: int, inputs: int, packing: Packing = PACKING) -> np.ndarray:
