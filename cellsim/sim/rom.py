@@ -15,7 +15,6 @@ from ..intspec.layout import CHANNELS
 from .simd import HIDDEN_STEP, pack
 
 INT32_LIMIT = 1 << 31
-FLOAT_SHIFT = 52  # largest first-layer total shift the float64 requantisation takes
 
 
 def rom_bits(p: IntParams) -> int:
@@ -40,25 +39,12 @@ def flip_rom_bit(p: IntParams, bit: int):
 def batchable(p: IntParams) -> bool:
     """Whether the packed products and the batched requantisation are exact for
     every input: both layers' sums inside int32, the first also with its bias
-    (the genome file's own rule; a ROM flip can break it), and the first
-    layer's total shifts at most FLOAT_SHIFT. Other genomes take the int64 path."""
+    (the genome file's own rule; a ROM flip can break it). Then |b1| < 2^31, so
+    the requantisation's (dot * m + b1 * m + rounding) stays inside int64
+    (kernels.requantize_hidden). Other genomes take the int64 path."""
     reach1 = 128 * np.abs(p.w1.astype(np.int64)).sum(axis=1) + np.abs(p.b1.astype(np.int64))
     reach2 = (127 - p.hidden_zero_point) * np.abs(p.w2.astype(np.int64)).sum(axis=1)
-    return bool(reach1.max() < INT32_LIMIT and reach2.max() < INT32_LIMIT
-                and (31 - np.asarray(p.shift1)).max() <= FLOAT_SHIFT)
-
-
-def float_requantisation(m1, shift1, bias_term1):
-    """The first layer's requantisation (dot * m + B) >> s as float64 operands:
-    floor(dot * scale + offset) + base with scale = m 2^-s, B = base 2^s + r
-    (0 <= r < 2^s), offset = r 2^-s. Exact: |dot| <= 48 * 128 * 127 < 2^20 and
-    m < 2^31, so with s <= FLOAT_SHIFT = 52 the numerator dot * m + r stays below
-    2^53 and every step is exact in float64; base is capped at +-2^53, which
-    only moves results already far outside the clamp range 0..255."""
-    base = np.right_shift(bias_term1, np.minimum(shift1, FLOAT_SHIFT))
-    rest = bias_term1 - np.left_shift(base, np.minimum(shift1, FLOAT_SHIFT))
-    power = np.ldexp(1.0, -shift1)
-    return (m1 * power, rest * power, np.clip(base, -(1 << 53), 1 << 53).astype(np.float64))
+    return bool(reach1.max() < INT32_LIMIT and reach2.max() < INT32_LIMIT)
 
 
 class GenomeTables(NamedTuple):
@@ -70,13 +56,11 @@ class GenomeTables(NamedTuple):
     init1: np.ndarray       # int32 (G, H'): -128 * the row sums of w1 (the inputs' offset)
     init2: np.ndarray       # int32 (G, C): zeros (the hidden values carry no offset)
     b1: np.ndarray          # int64 (G, H)
-    m1: np.ndarray
+    m1: np.ndarray          # int32 (G, H): a 32-bit multiplier (one multiply a lane)
     rounding1: np.ndarray   # 2^(total shift - 1)
     shift1: np.ndarray      # total right shift 31 - shift, in [1, 62]
-    scale1: np.ndarray      # float64 (G, H): the batched requantisation's operands,
-    offset1: np.ndarray     # float_requantisation's scale, offset and base
-    base1: np.ndarray
-    top1: np.ndarray        # float64 (G,): 127 - zero point, the hidden values' top
+    bias1: np.ndarray       # int64 (G, H): b1 * m + rounding (wraps where not batchable)
+    top1: np.ndarray        # int64 (G,): 127 - zero point, the hidden values' top
     b2: np.ndarray          # int64 (G, C)
     m2: np.ndarray
     rounding2: np.ndarray
@@ -101,10 +85,10 @@ class GenomeTables(NamedTuple):
 
         shift1 = 31 - stack("shift1", np.int64)
         shift2 = 31 - stack("shift2", np.int64)
-        b1, m1 = stack("b1", np.int64), stack("m1", np.int64)
+        b1, m1 = stack("b1", np.int64), stack("m1", np.int32)
         rounding1 = np.left_shift(np.int64(1), shift1 - 1)
         with np.errstate(over="ignore"):
-            bias_term1 = b1 * m1 + rounding1
+            bias1 = b1 * m1 + rounding1
         w1, w2 = stack("w1", np.int8), stack("w2", np.int8)
         padded = padded_hidden(first.hidden)
         return cls(w1=w1, w2=w2,
@@ -113,10 +97,8 @@ class GenomeTables(NamedTuple):
                    init1=np.stack([np.pad(-128 * p.w1.astype(np.int32).sum(axis=1),
                                           (0, padded - p.hidden)) for p in genomes]).astype(np.int32),
                    init2=np.zeros((len(genomes), CHANNELS), np.int32),
-                   b1=b1, m1=m1, rounding1=rounding1, shift1=shift1,
-                   **dict(zip(("scale1", "offset1", "base1"),
-                              float_requantisation(m1, shift1, bias_term1))),
-                   top1=np.array([127.0 - p.hidden_zero_point for p in genomes]),
+                   b1=b1, m1=m1, rounding1=rounding1, shift1=shift1, bias1=bias1,
+                   top1=np.array([127 - p.hidden_zero_point for p in genomes], np.int64),
                    b2=stack("b2", np.int64), m2=stack("m2", np.int64),
                    rounding2=np.left_shift(np.int64(1), shift2 - 1), shift2=shift2,
                    zero_point=np.array([p.hidden_zero_point for p in genomes], np.int64),
