@@ -1,11 +1,15 @@
-"""The planner's sort against plain numpy: any events, sparse or crowded in time
-(the insertion sort's fallback), in key order, stable on equal keys."""
+"""The planner's packed keys and sort against plain numpy: any events, sparse or
+crowded in time (the insertion sort's fallback), in key order, stable on equal
+keys, and each key giving back its event's time, kind, cell and sub."""
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cellsim.sim.events import EV_CELL, EV_KIND, EV_SUB, EV_TIME, EVENT_FIELDS
-from cellsim.sim.schedule import TIME_SHIFT, event_key, sort_events
+from cellsim.sim.events import MAX_SUB
+from cellsim.sim.schedule import (TIME_SHIFT, event_key, key_cell, key_kind, key_sub,
+                                  sort_events)
+
+TIME, KIND, CELL, SUB = range(4)  # columns of the test's event arrays
 
 
 @st.composite
@@ -19,8 +23,8 @@ def event_arrays(draw):
     cell = rng.integers(0, draw(st.sampled_from([2, 50, 1 << 24])), n)
     sub = rng.integers(0, 2000, n)
     valid = np.sort(rng.choice(n + 10, n, replace=False)) if n else np.zeros(0, np.int64)
-    full = np.zeros((n + 10, EVENT_FIELDS), np.int64)
-    for column, v in zip((EV_TIME, EV_KIND, EV_CELL, EV_SUB), (time, kind, cell, sub)):
+    full = np.zeros((n + 10, 4), np.int64)
+    for column, v in zip((TIME, KIND, CELL, SUB), (time, kind, cell, sub)):
         full[valid, column] = v
     return valid.astype(np.int64), full, start
 
@@ -29,16 +33,20 @@ def event_arrays(draw):
 @given(event_arrays())
 def test_sort_events_is_a_stable_key_sort(events):
     valid, ev, start = events
-    time, kind, cell, sub = (ev[valid, c] for c in (EV_TIME, EV_KIND, EV_CELL, EV_SUB))
+    time, kind, cell, sub = (ev[valid, c] for c in (TIME, KIND, CELL, SUB))
     keys = [time - start, kind, cell, np.minimum(sub, 1023)]
     expected = valid[np.lexsort(keys[::-1])]
-    all_keys = event_key.py_func(ev[:, EV_TIME], ev[:, EV_KIND], ev[:, EV_CELL], ev[:, EV_SUB], start)
+    all_keys = event_key.py_func(ev[:, TIME], ev[:, KIND], ev[:, CELL], ev[:, SUB], start)
+    mine = all_keys[valid]
+    assert np.array_equal(key_kind.py_func(mine), kind)
+    assert np.array_equal(key_cell.py_func(mine), cell)
+    assert np.array_equal(key_sub.py_func(mine), np.minimum(sub, MAX_SUB))
     order, packed = sort_events(valid, all_keys)
     if len(order) < len(valid):  # too crowded: the engine sorts the packed keys
         order = valid[np.argsort(packed, kind="stable")]
     else:  # the keys come back in the order's order
         assert np.all(np.diff(packed) >= 0)
-        assert np.array_equal(packed >> TIME_SHIFT, ev[order, EV_TIME] - start)
+        assert np.array_equal(packed >> TIME_SHIFT, ev[order, TIME] - start)
     assert np.array_equal(order, expected)
     assert TIME_SHIFT + 26 <= 63
 

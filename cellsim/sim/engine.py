@@ -13,14 +13,14 @@ from numba import njit
 
 from ..intspec import layout
 from . import clocks, team
-from .events import (DELIVER, EV_ARG0, EV_ARG1, EV_ARG2, EV_CELL, EV_KIND, EV_ROUTE, EV_SUB,
-                     EV_TIME, EVENT_FIELDS, FIRE, KILL, MAX_WINDOW_TICKS, RAMFLIP, REBOOT, ROMFLIP,
-                     SYNC)
+from .events import (DELIVER, EV_ARG0, EV_ARG1, EV_ARG2, EV_ROUTE, EVENT_FIELDS, FIRE, KILL,
+                     MAX_WINDOW_TICKS, RAMFLIP, REBOOT, ROMFLIP, SYNC)
 from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, STATE, Scratch, batch_network,
                       begin_update, commit_state, deliver, flip_bit, mailbox_alive, reboot,
                       residual_into, send_state, worker_scratch)
+from .memory import aligned_empty
 from .rom import GenomeTables, flip_rom_bit, padded_hidden
-from .schedule import event_key, key_cell, plan_band, sort_events
+from .schedule import TIME_SHIFT, event_key, key_cell, key_kind, key_sub, plan_band, sort_events
 from .simd import prefetch_line
 from .state import LAST_REST, Pending, rest_key
 from .sync import apply_sync_fault, block_count, sync_steps
@@ -40,14 +40,14 @@ ROW_BYTES = layout.RAM_BYTES
 # -- executing a band ----------------------------------------------------------
 
 @njit(cache=True, inline="always")
-def start_event(e, ev, ram, words, dead, neighbours, routes, inflight, threshold, queued_events,
-                queued_cells, queued_genomes, count):
-    """Event e (a row of the event table ev), except the network of a live
-    update, which joins the queue at position `count`; returns the queue's new
-    length. words = ram as uint64, inflight too.
+def start_event(e, key, ev, ram, words, dead, neighbours, routes, inflight, threshold,
+                queued_events, queued_cells, queued_genomes, count):
+    """Event e (its key, and row e of the event table ev), except the network of
+    a live update, which joins the queue at position `count`; returns the
+    queue's new length. words = ram as uint64, inflight too.
     (Arrays only, no tuples of them: an inlined call still counts references
     to every array it is given, a cost that tuples of arrays multiply.)"""
-    kind, cell = ev[e, EV_KIND], ev[e, EV_CELL]
+    kind, cell = key_kind(key), key_cell(key)
     row = ram[cell]
     if kind == FIRE:
         genome = ev[e, EV_ARG0]
@@ -59,7 +59,7 @@ def start_event(e, ev, ram, words, dead, neighbours, routes, inflight, threshold
         row[STATE:STATE + CHANNELS] = 0
         send_state(words, dead, cell, neighbours, routes, ev[e, EV_ROUTE], inflight)
     elif kind == DELIVER:
-        deliver(words, dead, cell, ev[e, EV_SUB], inflight, ev[e, EV_ARG0])
+        deliver(words, dead, cell, key_sub(key), inflight, ev[e, EV_ARG0])
     elif kind == RAMFLIP:
         flip_bit(row, ev[e, EV_ARG0])
         dead[cell] = row[FLAGS] & FLAG_DEAD
@@ -204,7 +204,7 @@ def run_in_order(ev, order, keys, then, lo, hi, ram, words, dead, neighbours, ed
                         give_way()
         mark[cell] = batch
         size += 1
-        count = start_event(e, ev, ram, words, dead, neighbours, routes, inflight,
+        count = start_event(e, key, ev, ram, words, dead, neighbours, routes, inflight,
                             tables.threshold, s.events, s.cells, s.genomes, count)
     if size:
         finish_batch(first, n, order, keys, then, ev, ram, words, dead, neighbours, edge, routes,
@@ -331,7 +331,7 @@ class FastEngine:
             next_fire, rate, genome_of = st.next_fire.copy(), st.rate.copy(), st.genome_of.copy()
             link_last = st.link_last.copy()
             band_routes = SLOTS * per_band if sched.has_links else 0
-            out = np.empty((first_message + workers * per_band, EVENT_FIELDS), np.int64)
+            out = aligned_empty((first_message + workers * per_band, EVENT_FIELDS), np.int64)
             keys = np.empty(len(out), np.int64)
             routes = np.empty(workers * band_routes, np.int64)
             pending_out = tuple(np.empty(workers * band_routes, np.int64) for _ in range(4))
@@ -343,9 +343,8 @@ class FastEngine:
             # The deliveries of messages sent in earlier windows are events (and
             # messages) 0, 1, ...
             d_time, d_cell, d_slot = due_events
-            for column, v in ((EV_TIME, d_time), (EV_KIND, DELIVER), (EV_CELL, d_cell),
-                              (EV_SUB, d_slot), (EV_ARG0, np.arange(first_message)), (EV_ARG1, 0),
-                              (EV_ARG2, 0), (EV_ROUTE, -1)):
+            for column, v in ((EV_ARG0, np.arange(first_message)), (EV_ARG1, 0), (EV_ARG2, 0),
+                              (EV_ROUTE, -1)):
                 out[:first_message, column] = v
             keys[:first_message] = event_key.py_func(d_time, DELIVER, d_cell, d_slot, start)
             plan_args = (start, bound[0], bound[1], np.uint64(st.seed), self.vector, st.ram,
@@ -368,7 +367,7 @@ class FastEngine:
         inflight[:first_message] = pending.payload[due]
         new_pending = tuple(np.concatenate([a[regions[w, 4]:regions[w, 4] + results[w, 3]]
                                             for w in range(workers)]) for a in pending_out)
-        return dict(bound=bound, ev=ev, keys=keys, spans=spans, routes=routes, inflight=inflight,
+        return dict(bound=bound, start=start, ev=ev, keys=keys, spans=spans, routes=routes, inflight=inflight,
                     next_fire=next_fire, rate=rate, genome_of=genome_of, link_last=link_last,
                     genomes=genomes, counts=counts, fires=int(counts[FIRE]),
                     carried=Pending(*(a[~due] for a in (pending.time, pending.cell, pending.slot,
@@ -384,9 +383,9 @@ class FastEngine:
 
     def _key_of_fire(self, plan, nth):
         """The key of the nth (1-based) update of a plan: the bound that stops there."""
-        ev, order = plan["ev"], self._key_order(plan)
-        e = order[ev[order, EV_KIND] == FIRE][nth - 1]
-        return (int(ev[e, EV_TIME]), rest_key(FIRE, int(ev[e, EV_CELL]), 0))
+        keys = plan["keys"][self._key_order(plan)]
+        key = int(keys[key_kind.py_func(keys) == FIRE][nth - 1])
+        return (plan["start"] + (key >> TIME_SHIFT), rest_key(FIRE, int(key_cell.py_func(key)), 0))
 
     def _execute(self, plan):
         st = self.state

@@ -11,10 +11,10 @@ from ..intspec.layout import NEIGHBOUR_OFFSETS
 CLOCK, ROMFLIP, RAMFLIP, KILL, REBOOT, DELIVER, FIRE, SYNC = range(8)
 KIND_NAMES = ("clock", "romflip", "ramflip", "kill", "reboot", "deliver", "fire", "sync")
 
-# A planned event is one row of 8 int64 (one cache line) of the fast engine's
-# event table: these columns.
-EV_TIME, EV_KIND, EV_CELL, EV_SUB, EV_ARG0, EV_ARG1, EV_ARG2, EV_ROUTE = range(8)
-EVENT_FIELDS = 8
+# A planned event is its sort key (below: time, kind, cell, sub) and one row of
+# 4 int64 (half a cache line) of the fast engine's event table: these columns.
+EV_ARG0, EV_ARG1, EV_ARG2, EV_ROUTE = range(4)
+EVENT_FIELDS = 4
 
 # Packed sort key of the fast engine (schedule.sort_events): bits of
 # (time - window start, kind, cell, sub), most significant first.

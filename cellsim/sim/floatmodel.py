@@ -15,11 +15,11 @@ from ..errors import CheckpointError
 from ..intspec import layout
 from . import clocks
 from .engine import FastEngine
-from .events import (CLOCK, DELIVER, EV_ARG0, EV_ARG1, EV_ARG2, EV_CELL, EV_KIND, EV_ROUTE, EV_SUB,
-                     FIRE, KILL, REBOOT, SYNC)
+from .events import CLOCK, DELIVER, EV_ARG0, EV_ARG1, EV_ARG2, EV_ROUTE, FIRE, KILL, REBOOT, SYNC
 from .kernels import ROUTE_LOST, begin_update, is_dead, read_u32, reboot, route_to, \
     write_u32
 from .rng import reboot_seed
+from .schedule import key_cell, key_kind, key_sub
 
 CHANNELS, SLOTS, ALPHA = layout.CHANNELS, layout.MAILBOX_SLOTS, layout.ALPHA
 ALIVE_THRESHOLD = 0.1
@@ -148,16 +148,15 @@ def float_send(states, mailboxes, ram, cell, neighbours, routes, route_base, inf
 
 
 @njit(cache=True)
-def run_float_events(order, ev, ram, states, mailboxes, neighbours, routes, inflight, kernels,
-                     w1, b1, w2, b2):
+def run_float_events(order, keys, ev, ram, states, mailboxes, neighbours, routes, inflight,
+                     kernels, w1, b1, w2, b2):
     """The planned events one at a time, in key order."""
-    kinds, cells, subs = ev[:, EV_KIND], ev[:, EV_CELL], ev[:, EV_SUB]
     args0, args1, args2, route = ev[:, EV_ARG0], ev[:, EV_ARG1], ev[:, EV_ARG2], ev[:, EV_ROUTE]
     perception = np.empty(3 * CHANNELS, np.float32)
     hidden = np.empty(w1.shape[0], np.float32)
     for i in range(order.shape[0]):
         e = order[i]
-        kind, cell = kinds[e], cells[e]
+        kind, cell = key_kind(keys[e]), key_cell(keys[e])
         row = ram[cell]
         if kind == FIRE:
             begin_update(row, args1[e], args2[e])
@@ -165,7 +164,7 @@ def run_float_events(order, ev, ram, states, mailboxes, neighbours, routes, infl
             float_send(states, mailboxes, ram, cell, neighbours, routes, route[e], inflight)
         elif kind == DELIVER:
             if not is_dead(row):
-                mailboxes[cell, subs[e], :] = inflight[args0[e]]
+                mailboxes[cell, key_sub(keys[e]), :] = inflight[args0[e]]
         elif kind == KILL:
             row[layout.FLAGS] |= layout.FLAG_DEAD
         elif kind == REBOOT:
@@ -237,7 +236,7 @@ class FloatEngine(FastEngine):
     def _execute(self, plan):
         st = self.state
         p = self.params
-        run_float_events(self._key_order(plan), plan["ev"], st.ram.view(np.int8), self.states,
+        run_float_events(self._key_order(plan), plan["keys"], plan["ev"], st.ram.view(np.int8), self.states,
                          self.mailboxes, self.neighbours, plan["routes"], plan["inflight"],
                          p.kernels(), p.w1, p.b1, p.w2, p.b2)
         self._commit(plan)

@@ -9,6 +9,7 @@ from numba import njit
 
 from ..intspec.layout import CHANNELS, CLOCK, MAILBOX_SLOTS, RAM_BYTES, RNG
 from . import clocks
+from .memory import aligned_copy
 from .events import FIRE, KIND_NAMES, KEY_CELL_BITS, KEY_KIND_BITS, KEY_SUB_BITS, MAX_SUB
 from .rng import cell_seed
 
@@ -62,14 +63,16 @@ class GridState:
         return int(self.counts[FIRE])
 
     def copy(self) -> "GridState":
-        return copy.deepcopy(self)
+        twin = copy.deepcopy(self)
+        twin.ram = aligned_copy(self.ram)  # deepcopy's copy starts anywhere
+        return twin
 
 
 def power_up(height, width, torus, seed, clock, genomes, genome_of) -> GridState:
     """A grid just switched on: RAM zero but each cell's rng word; async clocks
     have drawn their start delay (counted from tick 0)."""
     n = height * width
-    ram = np.zeros((n, RAM_BYTES), np.uint8)
+    ram = aligned_copy(np.zeros((n, RAM_BYTES), np.uint8))  # rows on cache lines
     rate = clock.oscillator_rates(seed, n)
     next_fire = np.full(n, clocks.NEVER, np.int64)
     words = ram.view("<u4")
