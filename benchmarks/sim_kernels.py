@@ -20,7 +20,7 @@ from cellsim.sim.simd import first_layer, first_layer_pair, second_layer, second
 CELLS, BATCH = 72 * 72, 64
 
 
-@njit(cache=False)
+@njit(cache=False, _nrt=False)  # as the engine compiles its kernels
 def _stage(ram, tables, workspace, repeats, stage):
     s = worker_scratch(workspace, 0)
     for j in range(BATCH):
@@ -49,10 +49,9 @@ def _stage(ram, tables, workspace, repeats, stage):
                 second_layer(s.hidden, j, tables.w2k, tables.init2, 0, s.dots2)
 
 
-@njit(cache=False)
-def _finish(ram, words, dead, neighbours, tables, workspace, repeats):
+@njit(cache=False, _nrt=False)  # as the engine compiles its kernels
+def _finish(ram, words, dead, neighbours, routes, inflight, tables, workspace, repeats):
     s = worker_scratch(workspace, 0)
-    routes, inflight = np.zeros(1, np.int64), np.zeros((1, 2), np.uint64)
     for _ in range(repeats):
         for j in range(BATCH):
             cell = s.cells[j]
@@ -86,7 +85,8 @@ def main(argv=None) -> int:
                                           "first layer, one cell at a time",
                                           "second layer, one cell at a time"])}
     runs["state, accumulators, 8 messages"] = lambda n: _finish(
-        ram, ram.view(np.uint64), np.zeros(CELLS, np.uint8), neighbours, tables, workspace, n)
+        ram, ram.view(np.uint64), np.zeros(CELLS, np.uint8), neighbours, np.zeros(1, np.int64),
+        np.zeros((1, 2), np.uint64), tables, workspace, n)
     print(f"products: {simd.backend()}; {BATCH} cells a batch, best of 5 x {args.repeats}")
     for name, run in runs.items():
         run(10)  # compile
