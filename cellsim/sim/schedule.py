@@ -98,13 +98,14 @@ def plan_window(cells, start, bound_tick, bound_rest, seed, clock, ram, next_fir
             # Only firings (no fault, no faulty link): the same draws as the
             # general loop below, LOOKAHEAD at a time so that their chains of
             # multiplies overlap; the draws past the window are dropped.
+            first_fire, cell_rate, mean = n, rate[cell], clock[clocks.P_MEAN_LN2_Q8]
             while fire_tick < clocks.NEVER and _included(fire_tick, fire_rest, bound_tick,
                                                          bound_rest):
                 u = rng
                 for j in range(LOOKAHEAD):
                     u = xorshift32(u)
                     ahead[j] = u
-                exponential_waits(ahead, clock[clocks.P_MEAN_LN2_Q8], waits)
+                exponential_waits(ahead, mean, waits)
                 for j in range(LOOKAHEAD):
                     if fire_tick >= clocks.NEVER or not _included(fire_tick, fire_rest, bound_tick,
                                                                   bound_rest):
@@ -113,9 +114,9 @@ def plan_window(cells, start, bound_tick, bound_rest, seed, clock, ram, next_fir
                         return -1, 0, 0, 0
                     n = _emit(out, keys, start, n, fire_tick, FIRE, cell, 0, genome, ahead[j],
                               waits[j], -1)
-                    counts[FIRE] += 1
-                    fire_tick = fire_tick + clocks.to_global(waits[j], rate[cell])
+                    fire_tick = fire_tick + clocks.to_global(waits[j], cell_rate)
                     rng = ahead[j]
+            counts[FIRE] += n - first_fire
             next_fire[cell] = fire_tick
             genome_of[cell] = genome
             continue

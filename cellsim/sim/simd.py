@@ -179,7 +179,10 @@ def backend() -> str:
     return f"int8 {PACKING.name}, " + (instruction if NATIVE else "portable vectors")
 
 
-WAIT_LANES = 8  # exponential_waits draws this many at once (one 512-bit vector of int64)
+# exponential_waits draws this many at once: two 512-bit vectors of int64, two
+# independent chains of multiplies (planning took 12.3 ns an update, 14.5 with one,
+# python benchmarks/sim_kernels.py, though more of the draws fall past the window)
+WAIT_LANES = 16
 
 
 @intrinsic
