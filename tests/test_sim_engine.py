@@ -113,6 +113,18 @@ def test_window_splits_do_not_change_the_result(scenario, updates):
     assert_same(whole, cut)
 
 
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(scenarios())
+def test_one_unit_windows_equal_the_reference(monkeypatch, scenario):
+    """A run the engine plans in many windows (messages in flight, faults and
+    clocks carried from one window to the next) equals the reference."""
+    from cellsim.sim import engine as fast_engine
+
+    monkeypatch.setattr(fast_engine, "WINDOW_UNITS", 1)
+    assert_same(run(**scenario, engine="reference"), run(**scenario, engine="fast"))
+
+
 def live_grid_states(rng, height, width):
     states = rng.integers(-128, 128, (height, width, 16)).astype(np.int8)
     states[..., 3] = rng.integers(20, 128, (height, width))
