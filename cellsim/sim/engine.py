@@ -21,7 +21,7 @@ from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, STATE, Scratch, batch_n
 from .memory import aligned_empty
 from .rom import GenomeTables, flip_rom_bit, padded_hidden
 from .schedule import TIME_SHIFT, event_key, key_cell, key_kind, key_sub, plan_band, sort_events
-from .simd import prefetch_line
+from .simd import prefetch_line, prefetch_once
 from .state import LAST_REST, Pending, rest_key
 from .sync import apply_sync_fault, block_count, sync_steps
 from .team import atomic_load, atomic_store
@@ -181,7 +181,7 @@ def run_in_order(ev, order, keys, then, lo, hi, ram, words, dead, neighbours, ed
     size = count = batches = waits = first = 0
     for i in range(n):
         if i + 2 * AHEAD < n:
-            prefetch_line(ev, order[i + 2 * AHEAD], 0)
+            prefetch_once(ev, order[i + 2 * AHEAD], 0)
         if i + AHEAD < n:
             for line in range(0, ROW_BYTES, 64):
                 prefetch_line(ram, key_cell(keys[i + AHEAD]), line)

@@ -225,19 +225,33 @@ def exponential_waits(typingctx, us, mean_ln2_q8, waits):
     return types.void(us, mean_ln2_q8, waits), codegen
 
 
-@intrinsic
-def prefetch_line(typingctx, array, row, offset):
-    """A hint to bring the cache line at byte `offset` of array[row] (a C-contiguous
-    2-D array) into cache for writing: the engine knows which rows its next events
-    touch, the CPU cannot guess rows of cells visited in time order."""
-    def codegen(context, builder, signature, args):
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        row, offset = (context.cast(builder, args[i], signature.args[i], types.intp) for i in (1, 2))
-        stride = builder.extract_value(ary.strides, 0)
-        byte = ir.IntType(8).as_pointer()
-        at = builder.gep(builder.bitcast(ary.data, byte), [builder.add(builder.mul(row, stride), offset)])
-        hint = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [byte, _I32, _I32, _I32]), "llvm.prefetch.p0")
-        builder.call(hint, [at, ir.Constant(_I32, 1), ir.Constant(_I32, 3), ir.Constant(_I32, 1)])
-        return context.get_dummy_value()
-    return types.void(array, row, offset), codegen
+def prefetch(write: bool, keep: bool):
+    """An intrinsic hint(array, row, offset) to bring the cache line at byte
+    `offset` of array[row] (a C-contiguous 2-D array) into cache, for writing
+    or reading, to stay (keep) or to be used once and leave soon: the engine
+    knows which rows its next events touch, the CPU cannot guess rows of cells
+    visited in time order."""
+    @intrinsic
+    def hint(typingctx, array, row, offset):
+        def codegen(context, builder, signature, args):
+            ary = context.make_array(signature.args[0])(context, builder, args[0])
+            row, offset = (context.cast(builder, args[i], signature.args[i], types.intp)
+                           for i in (1, 2))
+            stride = builder.extract_value(ary.strides, 0)
+            byte = ir.IntType(8).as_pointer()
+            at = builder.gep(builder.bitcast(ary.data, byte),
+                             [builder.add(builder.mul(row, stride), offset)])
+            fn = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), [byte, _I32, _I32, _I32]),
+                "llvm.prefetch.p0")
+            builder.call(fn, [at, ir.Constant(_I32, int(write)), ir.Constant(_I32, 3 if keep else 0),
+                              ir.Constant(_I32, 1)])
+            return context.get_dummy_value()
+        return types.void(array, row, offset), codegen
+    return hint
+
+
+# A cell's RAM row: written, and wanted again soon. An event's row: read once (a
+# window's table is several MB, more than the L2 cache, which holds the RAM).
+prefetch_line = prefetch(write=True, keep=True)
+prefetch_once = prefetch(write=False, keep=False)
