@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit
 
 from cellsim.sim.kernels import (batch_network, commit_state, gather_perception,
-                                 requantize_hidden, residual_into, send_state, worker_scratch)
+                                 requantize_hidden, residual_words, send_state, worker_scratch)
 from cellsim.sim.simd import first_layer, first_layer_pair, second_layer, second_layer_pair
 
 CELLS, BATCH = 72 * 72, 64
@@ -55,9 +55,9 @@ def _finish(ram, words, dead, neighbours, routes, inflight, tables, workspace, r
     for _ in range(repeats):
         for j in range(BATCH):
             cell = s.cells[j]
-            residual_into(ram[cell], s.acc2[j], tables, 0, s.new_state)
-            commit_state(ram[cell], s.new_state, tables.threshold[0])
-            send_state(words, dead, cell, neighbours, routes, -1, inflight)
+            low, high = residual_words(ram[cell], s.acc2[j], tables, 0)
+            low, high = commit_state(ram[cell], words, cell, low, high, tables.threshold[0])
+            send_state(words, dead, cell, low, high, neighbours, routes, -1, inflight)
 
 
 def main(argv=None) -> int:

@@ -17,7 +17,7 @@ from .events import (DELIVER, EV_ARG0, EV_ARG1, EV_ARG2, EV_ROUTE, EVENT_FIELDS,
                      MAX_WINDOW_TICKS, RAMFLIP, REBOOT, ROMFLIP, SYNC)
 from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, STATE, Scratch, batch_network,
                       begin_update, commit_state, deliver, flip_bit, mailbox_alive, reboot,
-                      residual_into, send_state, worker_scratch)
+                      residual_words, send_state, worker_scratch)
 from .memory import aligned_empty
 from .rom import GenomeTables, flip_rom_bit, padded_hidden
 from .schedule import TIME_SHIFT, event_key, key_cell, key_kind, key_sub, plan_band, sort_events
@@ -36,6 +36,7 @@ WINDOW_UNITS = 64
 BATCH = 64                 # most events a worker queues before running their network
 DONE = np.iinfo(np.int64).max
 AHEAD = 8                  # events between a RAM row's prefetch and its use
+ZERO = np.uint64(0)        # a word of a state that is all zeros
 ROW_BYTES = layout.RAM_BYTES
 
 
@@ -59,7 +60,7 @@ def start_event(e, key, ev, ram, words, dead, neighbours, routes, inflight, thre
             return count + 1
         # the dead-cell shortcut: no live neighbour, state 0, scratch kept
         row[STATE:STATE + CHANNELS] = 0
-        send_state(words, dead, cell, neighbours, routes, ev[e, EV_ROUTE], inflight)
+        send_state(words, dead, cell, ZERO, ZERO, neighbours, routes, ev[e, EV_ROUTE], inflight)
     elif kind == DELIVER:
         deliver(words, dead, cell, key_sub(key), inflight, ev[e, EV_ARG0])
     elif kind == RAMFLIP:
@@ -70,7 +71,7 @@ def start_event(e, key, ev, ram, words, dead, neighbours, routes, inflight, thre
         dead[cell] = 1
     elif kind == REBOOT:
         reboot(row, ev[e, EV_ARG1], ev[e, EV_ARG2])
-        send_state(words, dead, cell, neighbours, routes, ev[e, EV_ROUTE], inflight)
+        send_state(words, dead, cell, ZERO, ZERO, neighbours, routes, ev[e, EV_ROUTE], inflight)
     return count
 
 
@@ -81,9 +82,10 @@ def finish_updates(count, ev, ram, words, dead, neighbours, routes, inflight, ta
     batch_network(ram, count, tables, s)
     for j in range(count):
         cell, genome = s.cells[j], s.genomes[j]
-        residual_into(ram[cell], s.acc2[j], tables, genome, s.new_state)
-        commit_state(ram[cell], s.new_state, tables.threshold[genome])
-        send_state(words, dead, cell, neighbours, routes, ev[s.events[j], EV_ROUTE], inflight)
+        low, high = residual_words(ram[cell], s.acc2[j], tables, genome)
+        low, high = commit_state(ram[cell], words, cell, low, high, tables.threshold[genome])
+        send_state(words, dead, cell, low, high, neighbours, routes, ev[s.events[j], EV_ROUTE],
+                   inflight)
 
 
 @njit(cache=True, inline="always")

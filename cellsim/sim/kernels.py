@@ -8,6 +8,7 @@ GenomeTables (weights packed for simd.py, biases pre-multiplied, shifts as total
 right shifts).
 The per-update kernels are inlined into their callers: a call that takes array
 views costs atomic reference counts, as much as the update's own arithmetic."""
+import sys
 from typing import NamedTuple
 
 import numpy as np
@@ -23,6 +24,7 @@ RNG, CLOCK, COUNT, FLAGS = layout.RNG, layout.CLOCK, layout.COUNT, layout.FLAGS
 ALPHA, FLAG_DEAD = layout.ALPHA, layout.FLAG_DEAD
 STATE_WORD = STATE // 8  # the state's first uint64 in a RAM row
 assert CHANNELS == 16 and STATE % 8 == 0
+assert sys.byteorder == "little"  # a state's 16 bytes travel as two uint64 words
 ROUTE_IMMEDIATE, ROUTE_LOST = -1, -2  # otherwise a route is an in-flight message id
 
 
@@ -110,23 +112,42 @@ def requantize_hidden(dots, tables, g, hidden):
 
 
 @njit(cache=True, inline="always")
-def residual_into(row, acc2, tables, g, new_state):
+def residual_words(row, acc2, tables, g):
     """Second-layer accumulators (int64, bias included) -> RAM scratch at 176 (int32,
-    wrapping like the spec's astype) and the saturated state + saturated delta."""
+    wrapping like the spec's astype), and the saturated state + saturated delta
+    returned as the state's two RAM words (low: channels 0-7). Kept in registers
+    to the end: reading back single channels of a state just stored as a vector
+    stalled the CPU until the store was done (perf: a third of finish_updates)."""
+    low = high = np.uint64(0)
     for c in range(CHANNELS):
         write_u32(row, ACC + 4 * c, acc2[c] & 0xFFFFFFFF)
         delta = min(127, max(-128, (acc2[c] * tables.m2[g, c] + tables.rounding2[g, c])
                              >> tables.shift2[g, c]))
-        new_state[c] = min(127, max(-128, np.int64(row[STATE + c]) + delta))
+        byte = np.uint64(min(127, max(-128, np.int64(row[STATE + c]) + delta)) & 0xFF)
+        if c < 8:
+            low |= byte << np.uint64(8 * c)
+        else:
+            high |= byte << np.uint64(8 * (c - 8))
+    return low, high
 
 
 @njit(cache=True, inline="always")
-def commit_state(row, new_state, threshold):
+def state_channel(low, high, c):
+    """Channel c (int8 value) of a state held as its two RAM words."""
+    word = low if c < 8 else high
+    value = np.int64((word >> np.uint64(8 * (c % 8))) & np.uint64(0xFF))
+    return value - 256 if value > 127 else value
+
+
+@njit(cache=True, inline="always")
+def commit_state(row, words, cell, low, high, threshold):
     """The after-update alive test of an asynchronous update (the caller has seen
-    a live neighbourhood before it): the new state, or zeros."""
-    live = new_state[ALPHA] > threshold or mailbox_alive(row, threshold)
-    for c in range(CHANNELS):
-        row[STATE + c] = new_state[c] if live else 0
+    a live neighbourhood before it): the new state (two words, residual_words),
+    or zeros, into the cell's RAM (words = RAM as uint64); returns what it wrote."""
+    if not (state_channel(low, high, ALPHA) > threshold or mailbox_alive(row, threshold)):
+        low = high = np.uint64(0)
+    words[cell, STATE_WORD], words[cell, STATE_WORD + 1] = low, high
+    return low, high
 
 
 @njit(cache=True, _nrt=False)
@@ -154,13 +175,12 @@ def route_to(neighbours, cell, k, routes, route_base):
 
 
 @njit(cache=True, inline="always")
-def send_state(words, dead, cell, neighbours, routes, route_base, inflight):
-    """The cell's state to its 8 neighbours: neighbour k receives in slot 7 - k,
-    unless the link lost the message or holds it in flight. Dead cells hear
-    nothing (`dead` mirrors the flag bytes, sparing a cache line per receiver).
-    words and inflight are the RAM and the in-flight messages as uint64 (a state
-    is 2 words: copies of 8 bytes at a time)."""
-    low, high = words[cell, STATE_WORD], words[cell, STATE_WORD + 1]
+def send_state(words, dead, cell, low, high, neighbours, routes, route_base, inflight):
+    """The cell's state, as its two RAM words low and high, to its 8 neighbours:
+    neighbour k receives in slot 7 - k, unless the link lost the message or
+    holds it in flight. Dead cells hear nothing (`dead` mirrors the flag bytes,
+    sparing a cache line per receiver). words and inflight are the RAM and the
+    in-flight messages as uint64 (a state is 2 words: copies of 8 bytes)."""
     for k in range(SLOTS):
         receiver, route = route_to(neighbours, cell, k, routes, route_base)
         if route == ROUTE_LOST:
@@ -200,7 +220,6 @@ class Scratch(NamedTuple):
     hidden: np.ndarray       # uint8 (cap, H') hidden - zero point; the padding stays 0
     dots2: np.ndarray        # int32 (cap, C)
     acc2: np.ndarray         # int64 (cap, C) second-layer accumulators, bias included
-    new_state: np.ndarray    # int64 (C,)
 
     @classmethod
     def allocate(cls, workers: int, capacity: int, padded_hidden: int) -> "Scratch":
@@ -210,8 +229,7 @@ class Scratch(NamedTuple):
                    np.zeros((w, cap), np.int64), np.zeros((w, cap, 3 * CHANNELS), np.uint8),
                    np.zeros((w, cap, padded_hidden), np.int32),
                    np.zeros((w, cap, padded_hidden), np.uint8),
-                   np.zeros((w, cap, CHANNELS), np.int32), np.zeros((w, cap, CHANNELS), np.int64),
-                   np.zeros((w, CHANNELS), np.int64))
+                   np.zeros((w, cap, CHANNELS), np.int32), np.zeros((w, cap, CHANNELS), np.int64))
 
 
 @njit(cache=True, inline="always")
@@ -219,7 +237,7 @@ def worker_scratch(scratch, w):
     """Worker w's slice of a Scratch.allocate workspace."""
     return Scratch(scratch.events[w], scratch.cells[w], scratch.genomes[w],
                    scratch.perception[w], scratch.dots1[w], scratch.hidden[w], scratch.dots2[w],
-                   scratch.acc2[w], scratch.new_state[w])
+                   scratch.acc2[w])
 
 
 @njit(cache=True, _nrt=False)  # no reference counting (engine.run_in_order says why)

@@ -8,8 +8,8 @@ from ..intspec import layout
 from . import clocks, team
 from .events import CLOCK, KILL, RAMFLIP, REBOOT, ROMFLIP
 from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, RNG, STATE, batch_network, flip_bit,
-                      is_dead, mailbox_alive, read_u32, reboot, residual_into, send_state,
-                      worker_scratch, write_u32)
+                      is_dead, mailbox_alive, read_u32, reboot, residual_words, send_state,
+                      state_channel, worker_scratch, write_u32)
 from .rng import reboot_seed
 from .team import atomic_add, atomic_load, meet
 
@@ -63,8 +63,9 @@ def sync_steps_of(w, workers, block, steps, left, ram, neighbours, genome_of, ra
                             new_states[c, :] = 0
         batch_network(ram, live, tables, s)
         for j in range(live):
-            residual_into(ram[s.cells[j]], s.acc2[j], tables, s.genomes[j], s.new_state)
-            new_states[s.cells[j], :] = s.new_state
+            low, high = residual_words(ram[s.cells[j]], s.acc2[j], tables, s.genomes[j])
+            for ch in range(CHANNELS):
+                new_states[s.cells[j], ch] = state_channel(low, high, ch)
         atomic_add(updates, step, count)
         meet(arrived, (2 * step + 1) * workers, give_way)
         total += atomic_load(updates, step)
@@ -133,4 +134,4 @@ def apply_sync_fault(kind, cell, tick, bit, factor, rom_target, seed, ram, words
         dead[cell] = 1
     elif kind == REBOOT:
         reboot(row, reboot_seed(seed, cell, tick), np.int64(0))
-        send_state(words, dead, cell, neighbours, routes, -1, inflight)
+        send_state(words, dead, cell, np.uint64(0), np.uint64(0), neighbours, routes, -1, inflight)
