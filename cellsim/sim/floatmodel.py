@@ -236,9 +236,9 @@ class FloatEngine(FastEngine):
     def _execute(self, plan):
         st = self.state
         p = self.params
-        run_float_events(self._key_order(plan), plan["keys"], plan["ev"], st.ram.view(np.int8), self.states,
-                         self.mailboxes, self.neighbours, plan["routes"], plan["inflight"],
-                         p.kernels(), p.w1, p.b1, p.w2, p.b2)
+        run_float_events(self._key_order(plan), plan["keys"], plan["ev"], st.ram.view(np.int8),
+                         self.states, self.mailboxes, self.neighbours, plan["routes"],
+                         plan["inflight"], p.kernels(), p.w1, p.b1, p.w2, p.b2)
         self._commit(plan)
 
     def _run_sync(self, bound, left) -> int:
