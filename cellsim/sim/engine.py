@@ -104,8 +104,9 @@ def neighbours_done(pending, neighbours, cell, lo, hi, key):
 def run_band(w, workers, bands, spans, ev, all_keys, ram, words, dead, neighbours, edge, routes,
              inflight, tables, workspace, marks, pending, started, stats, give_way):
     """Worker w runs the events at the cells of its band (row w of `bands`), in
-    key order: every event of the spans (index ranges of ev) at such a cell. It
-    collects runs of consecutive, pairwise independent events into batches.
+    key order: every event of the spans (rows [start, end, owner]: index ranges
+    of ev, all at cells of band `owner`, or anywhere if owner < 0) at such a
+    cell. It collects runs of consecutive, pairwise independent events into batches.
     Only events at edge cells (cells with a neighbour in another band) touch
     another band's bytes or read bytes another band writes, so only they wait:
     until the other bands have done every earlier event at their neighbours.
@@ -116,17 +117,20 @@ def run_band(w, workers, bands, spans, ev, all_keys, ram, words, dead, neighbour
     deadlock."""
     s = worker_scratch(workspace, w)
     lo, hi = bands[w, 0], bands[w, 1]
-    # Its events are found by the cell bits of the keys (8 bytes an event, read
-    # in sequence): a band's planner also emits deliveries to the other bands.
+    # Its events: a span of its own whole, and those of mixed spans found by the
+    # cell bits of their keys (8 bytes an event, read in sequence).
     total = 0
     for span in range(spans.shape[0]):
-        for e in range(spans[span, 0], spans[span, 1]):
-            total += lo <= key_cell(all_keys[e]) < hi
+        if spans[span, 2] == w:
+            total += spans[span, 1] - spans[span, 0]
+        elif spans[span, 2] < 0:
+            for e in range(spans[span, 0], spans[span, 1]):
+                total += lo <= key_cell(all_keys[e]) < hi
     mine = np.empty(total, np.int64)
     n = 0
     for span in range(spans.shape[0]):
         for e in range(spans[span, 0], spans[span, 1]):
-            if lo <= key_cell(all_keys[e]) < hi:
+            if spans[span, 2] == w or spans[span, 2] < 0 and lo <= key_cell(all_keys[e]) < hi:
                 mine[n] = e
                 n += 1
     order, keys = sort_events(mine, all_keys)
@@ -370,14 +374,20 @@ class FastEngine:
         ev = out
         counts = counts[:, :len(st.counts)].sum(axis=0)
         counts[DELIVER] += first_message
-        spans = np.array([[0, first_message]] + [[regions[w, 0], regions[w, 0] + results[w, 0]]
-                                                 for w in range(workers)], np.int64)
+        # A planner's region holds events of its own band only, unless links
+        # send messages (deliveries) across, or the planners' bands are not the
+        # workers' (fewer cells than workers).
+        pure = not sched.has_links and workers == self.workers
+        spans = np.array([[0, first_message, -1]] + [
+            [regions[w, 0], regions[w, 0] + results[w, 0], w if pure else -1]
+            for w in range(workers)], np.int64)
         inflight = np.zeros((max(first_message + workers * band_routes, 1), CHANNELS),
                             pending.payload.dtype)
         inflight[:first_message] = pending.payload[due]
         new_pending = tuple(np.concatenate([a[regions[w, 4]:regions[w, 4] + results[w, 3]]
                                             for w in range(workers)]) for a in pending_out)
-        return dict(bound=bound, start=start, ev=ev, keys=keys, spans=spans, routes=routes, inflight=inflight,
+        return dict(bound=bound, start=start, ev=ev, keys=keys, spans=spans, routes=routes,
+                    inflight=inflight,
                     next_fire=next_fire, rate=rate, genome_of=genome_of, link_last=link_last,
                     genomes=genomes, counts=counts, fires=int(counts[FIRE]),
                     carried=Pending(*(a[~due] for a in (pending.time, pending.cell, pending.slot,
@@ -387,7 +397,7 @@ class FastEngine:
     @staticmethod
     def _key_order(plan):
         """All the plan's events (rows of plan["ev"]) in key order, as one list."""
-        valid = np.concatenate([np.arange(a, b) for a, b in plan["spans"]])
+        valid = np.concatenate([np.arange(a, b) for a, b, _ in plan["spans"]])
         order, keys = sort_events(valid, plan["keys"])
         return order if len(order) == len(valid) else valid[np.argsort(keys, kind="stable")]
 
