@@ -179,9 +179,11 @@ def finish_batch(first, end, order, keys, then, ev, ram, words, dead, neighbours
 def run_in_order(ev, order, keys, then, lo, hi, ram, words, dead, neighbours, edge, routes,
                  inflight, tables, s, mark, batch, pending, give_way):
     """The events `order` (rows of ev in key order, `keys` theirs) as run_band
-    says, in batches numbered from `batch` on (`mark` holds the batch that last
-    held each cell); returns (batches, waits). Events come from all over the
-    table and their cells from all over the band: both are fetched ahead."""
+    says, in batches numbered from `batch` on (`mark` holds, for each cell, the
+    last batch that held the cell or a neighbour: an event conflicts with the
+    batch if its own cell's mark is the batch's); returns (batches, waits).
+    Events come from all over the table and their cells from all over the band:
+    both are fetched ahead."""
     capacity = s.cells.shape[0]
     n = order.shape[0]
     size = count = batches = waits = first = 0
@@ -194,9 +196,6 @@ def run_in_order(ev, order, keys, then, lo, hi, ram, words, dead, neighbours, ed
         e, key = order[i], keys[i]
         cell = key_cell(key)
         conflict = size == capacity or mark[cell] == batch
-        for k in range(SLOTS):
-            other = neighbours[cell, k]
-            conflict = conflict or (other >= 0 and mark[other] == batch)
         ready = not edge[cell] or neighbours_done(pending, neighbours, cell, lo, hi, key)
         if conflict or not ready:
             if size:
@@ -211,6 +210,10 @@ def run_in_order(ev, order, keys, then, lo, hi, ram, words, dead, neighbours, ed
                     if spins > team.SPINS:
                         give_way()
         mark[cell] = batch
+        for k in range(SLOTS):
+            other = neighbours[cell, k]
+            if other >= 0:
+                mark[other] = batch
         size += 1
         count = start_event(e, key, ev, ram, words, dead, neighbours, routes, inflight,
                             tables.threshold, s.events, s.cells, s.genomes, count)
@@ -446,7 +449,7 @@ class FastEngine:
         return self._pending_keys
 
     def _marks(self):
-        """Per worker and cell, the last batch that held the cell (run_band)."""
+        """Per worker and cell, the last batch that held the cell or a neighbour (run_band)."""
         if self._mark is None:
             self._mark = np.zeros((self.workers, self.state.cells), np.int64)
         return self._mark
