@@ -254,6 +254,7 @@ class FastEngine:
         self._workspace = None
         self._edge = self._mark = self._pending_keys = None
         # Statistics: events each worker ran, batches, waits at band edges.
+        self._buffers = {}
         self.band_events = np.zeros(self.workers, np.int64)
         self.batches = 0
         self.waits = 0
@@ -347,8 +348,8 @@ class FastEngine:
             next_fire, rate, genome_of = st.next_fire.copy(), st.rate.copy(), st.genome_of.copy()
             link_last = st.link_last.copy()
             band_routes = SLOTS * per_band if sched.has_links else 0
-            out = aligned_empty((first_message + workers * per_band, EVENT_FIELDS), np.int64)
-            keys = np.empty(len(out), np.int64)
+            out = self._kept("events", (first_message + workers * per_band, EVENT_FIELDS))
+            keys = self._kept("keys", (len(out),))
             routes = np.empty(workers * band_routes, np.int64)
             pending_out = tuple(np.empty(workers * band_routes, np.int64) for _ in range(4))
             regions = np.array([[first_message + w * per_band, first_message + (w + 1) * per_band,
@@ -426,6 +427,16 @@ class FastEngine:
         self.batches += int(stats[:, 1].sum())
         self.waits += int(stats[:, 2].sum())
         self._commit(plan)
+
+    def _kept(self, name, shape):
+        """An int64 array of this shape in a buffer the engine keeps for the next
+        windows (grown when short): a window's event table is megabytes, and
+        fresh memory costs the kernel a page fault and a clearing every 4 KB."""
+        size = int(np.prod(shape))
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.size < size:
+            buffer = self._buffers[name] = aligned_empty(size + size // 4, np.int64)
+        return buffer[:size].reshape(shape)
 
     def _bands(self, workers=None):
         """(workers, 2): worker w's cells [lo, hi), a band of whole rows when it can."""
