@@ -239,10 +239,10 @@ class Grid:
         return snap
 
     def restore(self, snap: dict) -> None:
-        state = snap["state"].copy()
-        if (state.height, state.width) != (self.height, self.width):
+        saved = snap["state"]
+        if (saved.height, saved.width) != (self.height, self.width):
             raise ConfigError("snapshot of a grid of another size")
-        self.state.__dict__.update(state.__dict__)
+        self.state.__dict__.update(saved.copy(ram=self.state.ram).__dict__)
         self.now, self.faults = snap["now"], list(snap["faults"])
         self._schedule()
         self.engine.schedule = self.schedule

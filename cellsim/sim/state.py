@@ -9,8 +9,8 @@ from numba import njit
 
 from ..intspec.layout import CHANNELS, CLOCK, MAILBOX_SLOTS, RAM_BYTES, RNG
 from . import clocks
-from .memory import aligned_copy
 from .events import FIRE, KIND_NAMES, KEY_CELL_BITS, KEY_KIND_BITS, KEY_SUB_BITS, MAX_SUB
+from .memory import aligned_copy
 from .rng import cell_seed
 
 REST_BITS = KEY_KIND_BITS + KEY_CELL_BITS + KEY_SUB_BITS
@@ -62,10 +62,18 @@ class GridState:
     def updates(self) -> int:
         return int(self.counts[FIRE])
 
-    def copy(self) -> "GridState":
-        twin = copy.deepcopy(self)
-        twin.ram = aligned_copy(self.ram)  # deepcopy's copy starts anywhere
-        return twin
+    def copy(self, ram=None) -> "GridState":
+        """A deep copy that shares the genomes (never changed in place: a ROM flip
+        makes a new one, so the engine's tables of them stay valid), with its RAM
+        on cache lines, or copied into `ram` (an array of the same shape) when
+        given: restoring a snapshot keeps the grid's own RAM."""
+        if ram is None:
+            ram = aligned_copy(self.ram)
+        else:
+            np.copyto(ram, self.ram)
+        memo = {id(genome): genome for genome in self.genomes}
+        memo[id(self.ram)] = ram
+        return copy.deepcopy(self, memo)
 
 
 def power_up(height, width, torus, seed, clock, genomes, genome_of) -> GridState:
