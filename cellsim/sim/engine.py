@@ -305,6 +305,8 @@ class FastEngine:
         """This window's fault events (key in (cursor, bound]) and ROM flip targets."""
         st = self.state
         events = self.schedule.events(max(st.cursor[0], 0), bound[0] + 1)
+        if len(events) == 0:  # (most windows: spared a dozen numpy calls)
+            return events, np.zeros(0, np.int64), list(st.genomes)
         rest = ((events.kind << 34) | (events.cell << 10) | np.minimum(events.sub, 1023))
         after = (events.time > st.cursor[0]) | ((events.time == st.cursor[0])
                                                 & (rest > st.cursor[1]))
@@ -356,7 +358,7 @@ class FastEngine:
                                  w * band_routes, (w + 1) * band_routes, w * band_routes,
                                  (w + 1) * band_routes, first_message + w * band_routes]
                                 for w in range(workers)], np.int64)
-            counts = aligned_empty((workers, -(-len(st.counts) // 8) * 8), np.int64)
+            counts = self._kept("counts", (workers, -(-len(st.counts) // 8) * 8))
             counts[:] = 0  # a cache line a worker: each planner counts its events in its own
             # The deliveries of messages sent in earlier windows are events (and
             # messages) 0, 1, ...
@@ -544,8 +546,10 @@ class FastEngine:
     def _compact_genomes(self):
         """Drop genomes no cell runs any more (ROM flips leave old copies behind)."""
         st = self.state
+        if len(st.genomes) < 2:
+            return
         used = np.unique(st.genome_of)
-        if not st.genomes or len(used) == len(st.genomes):
+        if len(used) == len(st.genomes):
             return
         remap = np.full(len(st.genomes), -1, np.int64)
         remap[used] = np.arange(len(used))
