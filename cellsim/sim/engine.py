@@ -353,8 +353,12 @@ class FastEngine:
         per_band = int(st.cells / workers * span * st.clock.fire_rate * 1.3) + 16 * len(faults) + 64
         due_events = (pending.time[due], pending.cell[due], pending.slot[due])
         while True:
-            next_fire, rate, genome_of = st.next_fire.copy(), st.rate.copy(), st.genome_of.copy()
-            link_last = st.link_last.copy()
+            # The planner advances these; rates and genomes change only by faults,
+            # the links' last arrivals only with links (link_last is N x 8).
+            next_fire = st.next_fire.copy()
+            rate, genome_of = (st.rate.copy(), st.genome_of.copy()) if len(faults) else \
+                (st.rate, st.genome_of)
+            link_last = st.link_last.copy() if sched.has_links else st.link_last
             band_routes = SLOTS * per_band if sched.has_links else 0
             out = self._kept("events", (first_message + workers * per_band, EVENT_FIELDS))
             keys = self._kept("keys", (len(out),))
