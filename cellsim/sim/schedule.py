@@ -9,8 +9,8 @@ from numba import njit
 
 from ..intspec import layout
 from . import clocks
-from .events import (CLOCK, DELIVER, EV_ARG0, EV_ARG1, EV_ARG2, EV_ROUTE, FIRE, KEY_CELL_BITS, KEY_KIND_BITS, KEY_SUB_BITS, KILL,
-                     MAX_SUB, RAMFLIP, REBOOT, ROMFLIP)
+from .events import (CLOCK, DELIVER, EV_ARG0, EV_ARG1, EV_ARG2, EV_ROUTE, FIRE, KEY_CELL_BITS,
+                     KEY_KIND_BITS, KEY_SUB_BITS, KILL, MAX_SUB, RAMFLIP, REBOOT, ROMFLIP)
 from .kernels import ROUTE_IMMEDIATE, ROUTE_LOST, read_u32
 from .links import LOST, message_arrival
 from .rng import reboot_seed, xorshift32

@@ -87,7 +87,8 @@ def products(blocks: int, chains: int = 1, packing: Packing = PACKING, native: b
             index = n.type
             first_row = context.cast(builder, args[1], signature.args[1], types.intp)
             genome = context.cast(builder, args[4], signature.args[4], types.intp)
-            weights = builder.gep(ws.data, [builder.mul(genome, builder.extract_value(ws.shape, 1))])
+            weights = builder.gep(ws.data,
+                                  [builder.mul(genome, builder.extract_value(ws.shape, 1))])
             init_row = builder.gep(inits.data, [builder.mul(genome, n)])
             k = builder.udiv(builder.extract_value(x2.shape, 1), ir.Constant(index, step))
             x_step = ir.IntType(8 * step)
