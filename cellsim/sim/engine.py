@@ -35,7 +35,7 @@ SLOTS = layout.MAILBOX_SLOTS
 WINDOW_UNITS = 64
 BATCH = 64                 # most events a worker queues before running their network
 DONE = np.iinfo(np.int64).max
-AHEAD = 8                  # events between a RAM row's prefetch and its use
+AHEAD = 12                 # events between a RAM row's prefetch and its use
 ZERO = np.uint64(0)        # a word of a state that is all zeros
 ROW_BYTES = layout.RAM_BYTES
 
