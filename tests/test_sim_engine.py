@@ -113,8 +113,8 @@ def test_window_splits_do_not_change_the_result(scenario, updates):
     assert_same(whole, cut)
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(scenarios())
 def test_one_unit_windows_equal_the_reference(monkeypatch, scenario):
     """A run the engine plans in many windows (messages in flight, faults and

@@ -28,10 +28,10 @@ from .team import atomic_load, atomic_store
 
 SLOTS = layout.MAILBOX_SLOTS
 # Events planned at a time (time units). Each window costs a round trip through
-# Python, a plan and two meetings of the workers (about 0.4 ms). On a 72x72 grid
-# 32 and 64 units measured alike in 400-unit runs, and 64 made 40-unit runs
-# (one window instead of two) 7-12% faster; the window's event table is then
-# about 40 bytes x 1.3 x cells x 32 (8.6 MB at 72x72).
+# Python and two hand-overs to the worker threads (about 0.3 ms at 72x72). On a
+# 72x72 grid 32 and 64 units measured alike in 400-unit runs, and 64 made
+# 40-unit runs (one window instead of two) 7-12% faster. A window's table takes
+# about 40 bytes x 1.3 x 32 events a cell (8.6 MB at 72x72).
 WINDOW_UNITS = 64
 BATCH = 64                 # most events a worker queues before running their network
 DONE = np.iinfo(np.int64).max
@@ -106,7 +106,8 @@ def run_band(w, workers, bands, spans, ev, all_keys, ram, words, dead, neighbour
     """Worker w runs the events at the cells of its band (row w of `bands`), in
     key order: every event of the spans (rows [start, end, owner]: index ranges
     of ev, all at cells of band `owner`, or anywhere if owner < 0) at such a
-    cell. It collects runs of consecutive, pairwise independent events into batches.
+    cell. It collects runs of consecutive, pairwise independent events into
+    batches.
     Only events at edge cells (cells with a neighbour in another band) touch
     another band's bytes or read bytes another band writes, so only they wait:
     until the other bands have done every earlier event at their neighbours.
@@ -253,8 +254,8 @@ class FastEngine:
         self._tables_for = None
         self._workspace = None
         self._edge = self._mark = self._pending_keys = None
+        self._buffers = {}  # arrays kept from window to window (_kept)
         # Statistics: events each worker ran, batches, waits at band edges.
-        self._buffers = {}
         self.band_events = np.zeros(self.workers, np.int64)
         self.batches = 0
         self.waits = 0
