@@ -24,7 +24,7 @@ def block_count(cells, workers):
     return -(-blocks // workers) * BLOCK
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)  # no reference counting (engine.run_in_order says why)
 def sync_steps_of(w, workers, block, steps, left, ram, neighbours, genome_of, rate, clock,
                   tables, workspace, pre, fired, new_states, updates, arrived, give_way):
     """Worker w's blocks of `block` cells (every workers-th) through `steps`
