@@ -7,9 +7,9 @@ from numba import njit
 from ..intspec import layout
 from . import clocks, team
 from .events import CLOCK, KILL, RAMFLIP, REBOOT, ROMFLIP
-from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, RNG, STATE, batch_network, flip_bit,
-                      is_dead, mailbox_alive, read_u32, reboot, residual_words, send_state,
-                      state_channel, worker_scratch, write_u32)
+from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, RNG, STATE, STATE_WORD, batch_network,
+                      flip_bit, is_dead, mailbox_alive, read_u32, reboot, residual_words,
+                      send_state, state_channel, worker_scratch, write_u32)
 from .rng import reboot_seed
 from .team import atomic_add, atomic_load, meet
 
@@ -25,8 +25,8 @@ def block_count(cells, workers):
 
 
 @njit(cache=True, nogil=True, _nrt=False)  # no reference counting (engine.run_in_order says why)
-def sync_steps_of(w, workers, block, steps, left, ram, neighbours, genome_of, rate, clock,
-                  tables, workspace, pre, fired, new_states, updates, arrived, give_way):
+def sync_steps_of(w, workers, block, steps, left, ram, words, neighbours, genome_of, rate,
+                  clock, tables, workspace, pre, fired, new_states, updates, arrived, give_way):
     """Worker w's blocks of `block` cells (every workers-th) through `steps`
     training steps (the reference's _sync), meeting the other workers after the
     network and after the alive test.
@@ -93,11 +93,11 @@ def sync_steps_of(w, workers, block, steps, left, ram, neighbours, genome_of, ra
                 row = ram[c]
                 if is_dead(row):
                     continue
-                for slot in range(SLOTS):
+                for slot in range(SLOTS):  # (a state is two uint64 words of `words`)
                     sender = neighbours[c, slot]
                     if sender >= 0 and not is_dead(ram[sender]):
-                        for ch in range(CHANNELS):
-                            row[slot * CHANNELS + ch] = ram[sender, STATE + ch]
+                        words[c, 2 * slot] = words[sender, STATE_WORD]
+                        words[c, 2 * slot + 1] = words[sender, STATE_WORD + 1]
         if 0 <= left <= total:
             break
 
@@ -107,8 +107,8 @@ def sync_steps(workers, steps, left, ram, neighbours, genome_of, rate, clock, ta
     """Up to `steps` training steps (fewer when `left` >= 0 updates are reached);
     returns the updates of each step run."""
     updates = np.zeros(steps, np.int64)
-    args = (BLOCK, steps, left, ram, neighbours, genome_of, rate, clock, tables, workspace, pre,
-            fired, new_states, updates)
+    args = (BLOCK, steps, left, ram, ram.view(np.uint64), neighbours, genome_of, rate, clock,
+            tables, workspace, pre, fired, new_states, updates)
     team.run_team(sync_steps_of, workers, *args, np.zeros(1, np.int64), give_way)
     ran = steps if left < 0 else min(steps, int(np.searchsorted(np.cumsum(updates), left)) + 1)
     return updates[:ran]
