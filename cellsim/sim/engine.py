@@ -17,7 +17,7 @@ from .events import (DELIVER, EV_ARG0, EV_ARG1, EV_ARG2, EV_ROUTE, EVENT_FIELDS,
                      MAX_WINDOW_TICKS, RAMFLIP, REBOOT, ROMFLIP, SYNC)
 from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, STATE, Scratch, batch_network,
                       begin_update, commit_state, deliver, flip_bit, mailbox_alive, reboot,
-                      residual_words, send_state, worker_scratch)
+                      residual_words, send_state, worker_scratch, ZERO_WORD)
 from .memory import aligned_empty
 from .rom import GenomeTables, flip_rom_bit, padded_hidden
 from .schedule import TIME_SHIFT, event_key, key_cell, key_kind, key_sub, plan_band, sort_events
@@ -36,7 +36,6 @@ WINDOW_UNITS = 64
 BATCH = 64                 # most events a worker queues before running their network
 DONE = np.iinfo(np.int64).max
 AHEAD = 12                 # events between a RAM row's prefetch and its use
-ZERO = np.uint64(0)        # a word of a state that is all zeros
 ROW_BYTES = layout.RAM_BYTES
 
 
@@ -60,7 +59,8 @@ def start_event(e, key, ev, ram, words, dead, neighbours, routes, inflight, thre
             return count + 1
         # the dead-cell shortcut: no live neighbour, state 0, scratch kept
         row[STATE:STATE + CHANNELS] = 0
-        send_state(words, dead, cell, ZERO, ZERO, neighbours, routes, ev[e, EV_ROUTE], inflight)
+        send_state(words, dead, cell, ZERO_WORD, ZERO_WORD, neighbours, routes, ev[e, EV_ROUTE],
+                   inflight)
     elif kind == DELIVER:
         deliver(words, dead, cell, key_sub(key), inflight, ev[e, EV_ARG0])
     elif kind == RAMFLIP:
@@ -71,7 +71,8 @@ def start_event(e, key, ev, ram, words, dead, neighbours, routes, inflight, thre
         dead[cell] = 1
     elif kind == REBOOT:
         reboot(row, ev[e, EV_ARG1], ev[e, EV_ARG2])
-        send_state(words, dead, cell, ZERO, ZERO, neighbours, routes, ev[e, EV_ROUTE], inflight)
+        send_state(words, dead, cell, ZERO_WORD, ZERO_WORD, neighbours, routes, ev[e, EV_ROUTE],
+                   inflight)
     return count
 
 
@@ -334,7 +335,7 @@ class FastEngine:
             by_cell = np.argsort(faults.cell, kind="stable")
             cell_start = np.searchsorted(faults.cell[by_cell], np.arange(st.cells + 1))
         else:  # (most windows: a few numpy calls fewer, as below)
-            by_cell, cell_start = targets, np.zeros(st.cells + 1, np.int64)
+            by_cell, cell_start = np.zeros(0, np.int64), np.zeros(st.cells + 1, np.int64)
         pending = st.pending
         if len(pending):
             p_rest = (DELIVER << 34) | (pending.cell << 10) | pending.slot

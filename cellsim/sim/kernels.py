@@ -25,6 +25,7 @@ ALPHA, FLAG_DEAD = layout.ALPHA, layout.FLAG_DEAD
 STATE_WORD = STATE // 8  # the state's first uint64 in a RAM row
 assert CHANNELS == 16 and STATE % 8 == 0
 assert sys.byteorder == "little"  # a state's 16 bytes travel as two uint64 words
+ZERO_WORD = np.uint64(0)  # a word of a state that is all zeros
 ROUTE_IMMEDIATE, ROUTE_LOST = -1, -2  # otherwise a route is an in-flight message id
 
 
@@ -118,7 +119,7 @@ def residual_words(row, acc2, tables, g):
     returned as the state's two RAM words (low: channels 0-7). Kept in registers
     to the end: reading back single channels of a state just stored as a vector
     stalled the CPU until the store was done (perf: a third of finish_updates)."""
-    low = high = np.uint64(0)
+    low = high = ZERO_WORD
     for c in range(CHANNELS):
         write_u32(row, ACC + 4 * c, acc2[c] & 0xFFFFFFFF)
         delta = min(127, max(-128, (acc2[c] * tables.m2[g, c] + tables.rounding2[g, c])
@@ -145,7 +146,7 @@ def commit_state(row, words, cell, low, high, threshold):
     a live neighbourhood before it): the new state (two words, residual_words),
     or zeros, into the cell's RAM (words = RAM as uint64); returns what it wrote."""
     if not (state_channel(low, high, ALPHA) > threshold or mailbox_alive(row, threshold)):
-        low = high = np.uint64(0)
+        low = high = ZERO_WORD
     words[cell, STATE_WORD], words[cell, STATE_WORD + 1] = low, high
     return low, high
 

@@ -9,7 +9,7 @@ from . import clocks, team
 from .events import CLOCK, KILL, RAMFLIP, REBOOT, ROMFLIP
 from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, RNG, STATE, STATE_WORD, batch_network,
                       flip_bit, is_dead, mailbox_alive, read_u32, reboot, residual_words,
-                      send_state, state_channel, worker_scratch, write_u32)
+                      send_state, state_channel, worker_scratch, write_u32, ZERO_WORD)
 from .rng import reboot_seed
 from .team import atomic_add, atomic_load, meet
 
@@ -134,4 +134,4 @@ def apply_sync_fault(kind, cell, tick, bit, factor, rom_target, seed, ram, words
         dead[cell] = 1
     elif kind == REBOOT:
         reboot(row, reboot_seed(seed, cell, tick), np.int64(0))
-        send_state(words, dead, cell, np.uint64(0), np.uint64(0), neighbours, routes, -1, inflight)
+        send_state(words, dead, cell, ZERO_WORD, ZERO_WORD, neighbours, routes, -1, inflight)
