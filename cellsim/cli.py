@@ -19,6 +19,7 @@ COMMANDS = [
     ("header", "generate C headers and the cell firmware from a genome"),
     ("bench", "measure speed and quantised-vs-float behaviour"),
     ("demo", "grow and regrow a shipped model on the asynchronous int8 grid"),
+    ("study", "many seeded runs under swept faults and clocks, on Dask"),
 ]
 
 

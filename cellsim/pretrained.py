@@ -1,6 +1,7 @@
 """The models cellsim ships, trained with its own pipeline on a CPU
 (scripts/train-pretrained, then scripts/package-pretrained). Each lives in
-cellsim/data/models/NAME/: float checkpoint, QAT int8 genome, C header, model.json."""
+cellsim/data/models/NAME/: float checkpoint, QAT int8 genome, C header, the float
+weights as .npz (the simulator's float rows, no torch needed), model.json."""
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,11 @@ class ShippedModel:
         return self._file("checkpoint")
 
     @property
+    def float_path(self) -> Path | None:
+        """Float weights for the simulator's float32 mode (`cellsim export --npz`)."""
+        return self._file("float") if "float" in self.metadata["files"] else None
+
+    @property
     def header_path(self) -> Path:
         return self._file("header")
 
@@ -56,7 +62,9 @@ def _read(directory: Path) -> ShippedModel:
     try:
         metadata = json.loads(path.read_text(encoding="utf-8"))
         files = metadata["files"]
-        missing = [f for f in ("genome", "checkpoint", "header") if not (directory / files[f]).is_file()]
+        missing = [f for f in ("genome", "checkpoint", "header", "float")
+                   if f in files and not (directory / files[f]).is_file()]
+        missing += [f for f in ("genome", "checkpoint", "header") if f not in files]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise GenomeError(f"shipped model {directory.name}: unreadable {path} ({exc})") from None
     if missing:

@@ -3,6 +3,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cellsim.errors import ConfigError
 from cellsim.intspec import layout
@@ -207,3 +209,31 @@ def test_faults_the_grid_cannot_take_are_refused():
     with pytest.raises(ConfigError, match="asynchronous clock"):
         sync.add_faults([parse_fault("loss=0.5@1-2")])
     assert grid.faults == []
+
+
+@settings(max_examples=30, deadline=None)
+@given(p=st.floats(0.01, 1.0), seed=st.integers(0, 2 ** 32 - 1), side=st.integers(4, 30))
+def test_random_shape_draws_each_cell_with_its_probability_from_the_seed(p, seed, side):
+    shape = Shape.parse(f"random:{p!r}")
+    assert str(shape) == f"random:{p:g}"
+    mask = shape.mask(side, side, [seed, 11, 0])
+    assert np.array_equal(mask, shape.mask(side, side, [seed, 11, 0]))
+    # A binomial count: far outside six standard deviations would mean a wrong draw.
+    n = side * side
+    assert abs(mask.sum() - p * n) <= 6 * np.sqrt(n * p * (1 - p)) + 1
+
+
+def test_random_kill_kills_the_drawn_cells_and_replays_from_the_seed():
+    def killed(seed):
+        grid = Grid(random_int_params(8, 16, 16), 12, seed=seed, workers=1)
+        grid.add_faults([parse_fault("kill:random:0.3@1")])
+        grid.run(until=2)
+        return grid.dead()
+
+    first = killed(5)
+    expected = Shape.parse("random:0.3").mask(12, 12, [5, 11, 0])
+    assert np.array_equal(first, expected) and 0 < first.sum() < 144
+    assert np.array_equal(killed(5), first) and not np.array_equal(killed(6), first)
+    for bad in ("random:0", "random:1.5", "random:a", "random"):
+        with pytest.raises(ConfigError):
+            Shape.parse(bad)

@@ -33,7 +33,7 @@ ONE_SHOT = ("erase", "kill", "reboot", "stuck", "drift")   # happen at one time
 RATE = ("ramflip", "romflip")                               # random events over a window
 LINK = ("loss", "delay")                                    # conditions on messages sent
 HALVES = ("left", "right", "top", "bottom")
-SHAPE_ARITY = {"all": 0, "half": None, "circle": 3, "rect": 4, "cell": 2}
+SHAPE_ARITY = {"all": 0, "half": None, "circle": 3, "rect": 4, "cell": 2, "random": 1}
 RAM_BITS = 256 * 8
 MAX_LINK_FAULTS = 64  # one bit each in a per-cell mask
 MAX_TIME = 1e7
@@ -43,7 +43,9 @@ MAX_TIME = 1e7
 class Shape:
     """A set of cells: all; half[:left|right|top|bottom] (default right);
     circle:X,Y,R (cells with (x-X)^2 + (y-Y)^2 <= R^2); rect:X0,Y0,X1,Y1
-    (X0 <= x < X1, Y0 <= y < Y1); cell:X,Y. x is the column, y the row."""
+    (X0 <= x < X1, Y0 <= y < Y1); cell:X,Y; random:P (each cell with probability
+    P, drawn from the grid seed and the fault's place in the plan: scattered
+    failures, e.g. kill:random:0.1). x is the column, y the row."""
     kind: str = "all"
     args: tuple = ()
 
@@ -84,6 +86,8 @@ class Shape:
             raise ConfigError(f"shape {text!r}: the radius is negative")
         if name == "rect" and (numbers[2] <= numbers[0] or numbers[3] <= numbers[1]):
             raise ConfigError(f"shape {text!r}: need X0 < X1 and Y0 < Y1")
+        if name == "random" and not 0 < numbers[0] <= 1:
+            raise ConfigError(f"shape {text!r}: the probability must lie in (0, 1]")
         return cls(name, numbers)
 
     def __str__(self) -> str:
@@ -91,8 +95,10 @@ class Shape:
             return self.kind
         return f"{self.kind}:" + ",".join(a if isinstance(a, str) else f"{a:g}" for a in self.args)
 
-    def mask(self, height: int, width: int) -> np.ndarray:
-        """(H, W) bool; ConfigError if the shape selects no cell of this grid."""
+    def mask(self, height: int, width: int, seed=0) -> np.ndarray:
+        """(H, W) bool; ConfigError if the shape selects no cell of this grid.
+        `seed` (an int or a sequence of ints) draws the cells of a random shape,
+        which may select none: a scattered failure can miss a small grid."""
         y, x = np.mgrid[0:height, 0:width]
         if self.kind == "all":
             m = np.ones((height, width), bool)
@@ -105,6 +111,8 @@ class Shape:
         elif self.kind == "rect":
             x0, y0, x1, y1 = self.args
             m = (x >= x0) & (x < x1) & (y >= y0) & (y < y1)
+        elif self.kind == "random":
+            return np.random.default_rng(seed).random((height, width)) < self.args[0]
         else:
             m = (x == self.args[0]) & (y == self.args[1])
         if not m.any():
@@ -272,7 +280,9 @@ class FaultSchedule:
     def __init__(self, faults, height: int, width: int, seed: int, rom_bits: int):
         self.faults = tuple(faults)
         self.height, self.width, self.seed, self.rom_bits = height, width, seed, rom_bits
-        self.cells = [np.flatnonzero(f.shape.mask(height, width)) for f in self.faults]
+        # A random shape draws from (seed, 11, its index): the same cells in any replay.
+        self.cells = [np.flatnonzero(f.shape.mask(height, width, [seed, 11, i]))
+                      for i, f in enumerate(self.faults)]
         links = [i for i, f in enumerate(self.faults) if f.kind in LINK]
         if len(links) > MAX_LINK_FAULTS:
             raise ConfigError(f"{len(links)} message faults; at most {MAX_LINK_FAULTS} are "
@@ -343,7 +353,7 @@ class FaultSchedule:
         bits_per_cell = RAM_BITS if fault.kind == "ramflip" else self.rom_bits
         lo = max(t0, ticks(fault.start))
         hi = min(t1, ticks(fault.end))
-        if hi <= lo or fault.value == 0.0:
+        if hi <= lo or fault.value == 0.0 or len(cells) == 0:
             return []
         kind = ev.RAMFLIP if fault.kind == "ramflip" else ev.ROMFLIP
         parts = []
