@@ -36,6 +36,13 @@ def test_shipped_files_agree(model, tmp_path):
     assert main(["header", str(model.genome_path), "--name", model.name,
                  "--out", str(regenerated)]) == 0
     assert regenerated.read_bytes() == model.header_path.read_bytes()
+    # The shipped float weights are what `cellsim export --npz` makes of the checkpoint.
+    floats = tmp_path / "float.npz"
+    assert main(["export", str(model.checkpoint_path), "--npz", str(floats)]) == 0
+    with np.load(floats) as made, np.load(model.float_path) as shipped:
+        assert sorted(made.files) == sorted(shipped.files)
+        for name in made.files:
+            assert np.array_equal(made[name], shipped[name]), name
     q = meta["quantisation"]
     assert q["int8_loss"] == q["losses"][q["chosen"]][q["summary_label"]]
     assert meta["training"]["iterations"] >= 1 and meta["training"]["wall_time_s"] > 0

@@ -28,3 +28,23 @@ def test_simulator_imports_no_torch_or_onnxruntime():
     done = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+STUDY = """
+import sys
+from importlib.resources import files
+from cellsim.study import driver, parse_spec_text
+from cellsim.study.run import execute
+plan = driver.plan_study(parse_spec_text(files("cellsim.study").joinpath("example.toml").read_text()))
+run, payload, _ = next(job for job in plan.jobs if job[0].precision == "float")
+execute(run, payload)
+bad = [m for m in ("torch", "onnxruntime", "onnx", "distributed") if m in sys.modules]
+print("loaded:", bad)
+sys.exit(1 if bad else 0)
+"""
+
+
+def test_a_study_plans_and_runs_float_rows_without_torch_and_a_run_without_dask():
+    done = subprocess.run([sys.executable, "-c", STUDY], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -106,6 +106,7 @@ def test_local_cluster_of_two_workers_and_of_one_give_the_serial_results(tmp_pat
     study = json.loads((tmp_path / "two" / "study.json").read_text())
     assert study["totals"]["runs"] == 10 and study["totals"]["ran_now"] == 10
     assert study["cluster"]["workers"] == 2 and study["versions"]["distributed"]
+    assert study["cluster"]["numba_threads"] == [1, 1]  # one numba thread per worker process
     for name in ("survival.png", "heatmap.png", "recovery.png", "report.md"):
         assert (tmp_path / "two" / name).stat().st_size > 0, name
     assert "![survival](survival.png)" in (tmp_path / "two" / "report.md").read_text()

@@ -40,7 +40,7 @@ def test_example_spec_parses_and_expands_to_its_product_plus_the_extra_run():
     assert len(runs) == 2 * families * len(spec.seeds) + 1 and skipped == {}
     extra = runs[-1]
     assert (extra.clock, extra.skew, extra.jitter, extra.seed, extra.fault_value) == \
-        ("periodic", 0.1, 0.2, 7, 16)
+        ("periodic", 0.1, 0.2, 7, 12)
 
 
 def test_the_product_leaves_out_what_cannot_run_and_fills_the_fault_templates():

@@ -32,7 +32,8 @@ def add_arguments(parser) -> None:
     torus.add_argument("--no-torus", dest="torus", action="store_false")
     parser.add_argument("--damage", action="append", default=[], metavar="SHAPE@T",
                         help="erase a shape at time T: half[:left|right|top|bottom], "
-                             "circle:X,Y,R, rect:X0,Y0,X1,Y1, cell:X,Y, all (repeatable)")
+                             "circle:X,Y,R, rect:X0,Y0,X1,Y1, cell:X,Y, random:P, all "
+                             "(repeatable)")
     parser.add_argument("--fault", action="append", default=[], metavar="SPEC",
                         help="KIND[=VALUE][:SHAPE][@START[-END]]: erase, kill, reboot, stuck, "
                              "drift=F, ramflip=RATE, romflip=RATE, loss=P, delay=UNITS "

@@ -66,7 +66,7 @@ class Shape:
         name, _, rest = str(text).strip().partition(":")
         if name not in SHAPE_ARITY:
             raise ConfigError(f"unknown shape {text!r}; use all, half[:side], circle:X,Y,R, "
-                              "rect:X0,Y0,X1,Y1 or cell:X,Y")
+                              "rect:X0,Y0,X1,Y1, cell:X,Y or random:P")
         if name == "half":
             side = rest or "right"
             if side not in HALVES:

@@ -91,12 +91,20 @@ def connect(scheduler: str | None, workers: int | None, quiet: bool = True):
         yield client
 
 
+def _numba_threads() -> int:
+    import numba
+
+    return numba.config.NUMBA_NUM_THREADS
+
+
 def describe(client) -> dict:
     info = client.scheduler_info()
     workers = info.get("workers", {})
     return {"scheduler": info.get("address", ""), "workers": len(workers),
             "threads": sum(w.get("nthreads", 0) for w in workers.values()),
-            "hosts": sorted({w.get("host", "") for w in workers.values()})}
+            "hosts": sorted({w.get("host", "") for w in workers.values()}),
+            # numba's pool size in each worker process (1 is what a study wants).
+            "numba_threads": sorted(client.run(_numba_threads).values())}
 
 
 def run_all(client, jobs: list, store: ResultStore, version: str, on_result=None) -> Progress:

@@ -40,6 +40,8 @@ class StudyOutcome:
     records: list = field(default_factory=list)
     files: list = field(default_factory=list)
     wall_time_s: float = 0.0
+    cluster_start_s: float = 0.0   # connecting, or starting the local cluster
+    run_phase_s: float = 0.0       # first submission to last result
 
 
 def plan_study(spec: StudySpec, max_runs: int | None = DEFAULT_MAX_RUNS) -> StudyPlan:
@@ -100,7 +102,9 @@ def run_study(plan: StudyPlan, out, *, scheduler: str | None = None, workers: in
     if todo:
         from tqdm import tqdm
 
+        connecting = time.perf_counter()
         with cluster.connect(scheduler, workers) as client:
+            outcome.cluster_start_s = time.perf_counter() - connecting
             cluster_info = {"kind": "scheduler" if scheduler else "LocalCluster",
                             **cluster.describe(client)}
             log(f"running {len(todo)} runs on {cluster_info['workers']} Dask workers "
@@ -113,7 +117,9 @@ def run_study(plan: StudyPlan, out, *, scheduler: str | None = None, workers: in
                 bar.update(1)
                 bar.set_postfix(done=state.done, failed=state.failed, refresh=False)
 
+            submitting = time.perf_counter()
             state = cluster.run_all(client, todo, store, plan.version, tick)
+            outcome.run_phase_s = time.perf_counter() - submitting
             bar.close()
         outcome.ran = state.done
     outcome.records = [store.load(job[2]["key"]) or {**job[2], "status": "missing"}
@@ -139,6 +145,8 @@ def run_study(plan: StudyPlan, out, *, scheduler: str | None = None, workers: in
             "cell_updates": sum(int(r.get("cell_updates") or 0) for r in outcome.records),
             "run_wall_time_s": sum(float(r.get("wall_time_s") or 0.0) for r in outcome.records),
             "command_wall_time_s": outcome.wall_time_s,
+            "cluster_start_s": outcome.cluster_start_s,
+            "run_phase_s": outcome.run_phase_s,
         },
     }
     path = out / "study.json"

@@ -72,6 +72,9 @@ def _axis(ax, values):
         positive = [x for x in xs if x > 0]
         if len(positive) == len(xs) and len(xs) > 1 and max(xs) / min(xs) > 10:
             ax.set_xscale("log")
+            ax.minorticks_off()
+        ax.set_xticks(xs)
+        ax.set_xticklabels([f"{x:g}" for x in xs], rotation=30)
         return xs
     ax.set_xticks(range(len(values)))
     ax.set_xticklabels(["-" if v is None else str(v) for v in values], rotation=30)
@@ -185,6 +188,9 @@ def recovery_plot(records, path):
         ax.set_xticks(range(len(values)))
         ax.set_xticklabels(["-" if v is None else f"{v:g}" if isinstance(v, (int, float))
                             else str(v) for v in values], rotation=30, fontsize=8)
+        if not any(r["recovered"] for r in mine):
+            ax.text(0.5, 0.5, "no run recovered", transform=ax.transAxes, ha="center",
+                    va="center", color="grey")
         ax.set_title(family, fontsize=10)
         ax.set_ylabel("time to recover", fontsize=8)
         ax.tick_params(labelsize=8)

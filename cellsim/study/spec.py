@@ -10,6 +10,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..demo import REGROWN_FACTOR
 from ..errors import ConfigError
 from ..sim import ClockSpec, parse_fault
 from ..sim.faults import KINDS as FAULT_KINDS
@@ -59,17 +60,23 @@ class FaultFamily:
             return ()
         fill = {"cx": width // 2, "cy": height // 2, "w": width, "h": height, "value": value}
         shape = self.shape.format(**fill)
-        own = "" if self.shape_takes_value or value is None else f"={value:g}"
+        own = "" if self.shape_takes_value or value is None else f"={_exact(value)}"
         return tuple(_timed(text, at, min(end, at + self.duration))
                      for text in (f"{self.kind}{own}:{shape}",
                                   *(extra.format(**fill) for extra in self.also)))
 
 
+def _exact(x) -> str:
+    """Shortest text that reads back as the same number ('200', '0.05', '1e-07')."""
+    short = f"{x:g}"
+    return short if float(short) == x else repr(float(x))
+
+
 def _timed(text: str, at: float, end: float) -> str:
     kind = text.partition(":")[0].partition("=")[0]
     if kind in ONE_SHOT:
-        return f"{text}@{at:g}"
-    return f"{text}@{at:g}-{end:g}"
+        return f"{text}@{_exact(at)}"
+    return f"{text}@{_exact(at)}-{_exact(end)}"
 
 
 @dataclass(frozen=True)
@@ -118,7 +125,7 @@ class Run:
 
 
 def _fmt(value) -> str:
-    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+    return _exact(value) if isinstance(value, (int, float)) else str(value)
 
 
 @dataclass(frozen=True)
@@ -310,7 +317,8 @@ def parse_spec(data: dict, source: str = "study spec") -> StudySpec:
     if longest / sample_every > MAX_SAMPLES:
         raise ConfigError(f"sample_every = {sample_every:g} gives more than {MAX_SAMPLES} "
                           f"samples over {longest:g} time units")
-    recover_factor = _number(data.get("recover_factor", 1.5), "recover_factor", 1.0, 1e6)
+    recover_factor = _number(data.get("recover_factor", REGROWN_FACTOR), "recover_factor", 1.0,
+                             1e6)
     target = data.get("target", "")
     if not isinstance(target, str):
         raise ConfigError("target must be an emoji name (or '' for each model's own)")
