@@ -104,9 +104,10 @@ def test_local_cluster_of_two_workers_and_of_one_give_the_serial_results(tmp_pat
     assert (table.cell_updates > 0).all() and (table.loss_t30 == table.pre_damage_loss).all()
     assert_same_results(tmp_path / "two" / "results.csv", reference)
     study = json.loads((tmp_path / "two" / "study.json").read_text())
-    assert study["totals"]["runs"] == 10 and study["totals"]["ran_now"] == 10
-    assert study["cluster"]["workers"] == 2 and study["versions"]["distributed"]
-    assert study["cluster"]["numba_threads"] == [1, 1]  # one numba thread per worker process
+    [command] = study["commands"]
+    assert study["totals"]["runs"] == 10 and command["ran"] == 10
+    assert command["cluster"]["workers"] == 2 and study["versions"]["distributed"]
+    assert command["cluster"]["numba_threads"] == [1, 1]  # one numba thread per worker process
     for name in ("survival.png", "heatmap.png", "recovery.png", "report.md"):
         assert (tmp_path / "two" / name).stat().st_size > 0, name
     assert "![survival](survival.png)" in (tmp_path / "two" / "report.md").read_text()
@@ -118,6 +119,8 @@ def test_local_cluster_of_two_workers_and_of_one_give_the_serial_results(tmp_pat
     again = cellsim(spec, "--out", tmp_path / "one", "--no-progress", "--no-plots")
     assert again.returncode == 0 and "skipping 10 of 10 runs already done" in again.stderr
     assert "running" not in again.stderr
+    first, second = json.loads((tmp_path / "one" / "study.json").read_text())["commands"]
+    assert (first["ran"], second["ran"], second["skipped_already_done"]) == (10, 0, 10)
 
 
 def start(*args, **kwargs):

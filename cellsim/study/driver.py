@@ -127,29 +127,29 @@ def run_study(plan: StudyPlan, out, *, scheduler: str | None = None, workers: in
     outcome.failures = [r for r in outcome.records if r.get("status") != "ok"]
     outcome.wall_time_s = time.perf_counter() - started
     outcome.files.append(write_table(out, outcome.records))
+    path = out / "study.json"
+    command = {"argv": sys.argv, "started": begun, "cluster": cluster_info,
+               "ran": outcome.ran, "skipped_already_done": outcome.skipped,
+               "wall_time_s": outcome.wall_time_s, "cluster_start_s": outcome.cluster_start_s,
+               "run_phase_s": outcome.run_phase_s}
+    commands = _earlier_commands(path) + [command]
     summary = {
         "name": plan.spec.name,
         "spec": plan.spec.source,
         "models": [source.record() for source in plan.sources.values()],
         "versions": _versions(),
         "machine": _machine(),
-        "cluster": cluster_info,
-        "command": sys.argv,
-        "started": begun,
+        # Every command that worked on this directory, the last one last.
+        "commands": commands,
         "totals": {
             "runs": len(plan.jobs),
-            "ran_now": outcome.ran,
-            "skipped_already_done": outcome.skipped,
             "failed": len(outcome.failures),
             "left_out": plan.inapplicable,
             "cell_updates": sum(int(r.get("cell_updates") or 0) for r in outcome.records),
             "run_wall_time_s": sum(float(r.get("wall_time_s") or 0.0) for r in outcome.records),
-            "command_wall_time_s": outcome.wall_time_s,
-            "cluster_start_s": outcome.cluster_start_s,
-            "run_phase_s": outcome.run_phase_s,
+            "commands_wall_time_s": sum(c["wall_time_s"] for c in commands),
         },
     }
-    path = out / "study.json"
     atomic.write_text(path, json.dumps(summary, indent=2, default=_json_default) + "\n")
     outcome.files.append(path)
     if plots:
@@ -157,6 +157,20 @@ def run_study(plan: StudyPlan, out, *, scheduler: str | None = None, workers: in
 
         outcome.files.extend(write_report(out, plan.spec, outcome.records, summary))
     return outcome
+
+
+def _earlier_commands(path: Path) -> list:
+    """The command records of an earlier study.json in the same directory ([] if none
+    or unreadable: it is a record, never an input to the results)."""
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+        commands = earlier["commands"]
+        if isinstance(commands, list) and all(isinstance(c, dict) and "wall_time_s" in c
+                                              for c in commands):
+            return commands
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return []
 
 
 def _json_default(value):

@@ -113,7 +113,8 @@ def survival_plot(records, path, factor: float):
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=8)
         ax.legend(fontsize=7)
-    fig.suptitle(f"fraction of seeds back within {factor:g}x of the pre-damage loss at the end")
+    fig.suptitle(f"fraction of seeds recovered: the loss back within {factor:g}x of the "
+                 "pre-damage loss, and staying there to the end")
     fig.tight_layout()
     _save(fig, path)
 
@@ -142,7 +143,7 @@ def heatmap_plot(records, path, dims):
     for (y, x), losses in cells.items():
         grid[ys.index(y), xs.index(x)] = np.median(losses)
     positive = grid[np.isfinite(grid) & (grid > 0)]
-    fig, ax = plt.subplots(figsize=(2.0 + 0.9 * len(xs), 1.4 + 0.28 * len(ys)))
+    fig, ax = plt.subplots(figsize=(max(5.5, 2.5 + 1.0 * len(xs)), 1.4 + 0.28 * len(ys)))
     norm = LogNorm(positive.min(), positive.max()) if positive.size and \
         positive.max() > positive.min() else None
     image = ax.imshow(grid, aspect="auto", cmap="viridis", norm=norm)
@@ -219,13 +220,15 @@ def _fmt(value, digits=3):
 def report_markdown(spec, records, summary) -> str:
     totals = summary["totals"]
     ok = _ok(records)
+    commands = summary["commands"]
+    worked = [c for c in commands if c["ran"]]
+    ran = "; ".join(f"{c['ran']} runs on {c['cluster'].get('workers', 0)} workers in "
+                    f"{c['wall_time_s']:.0f} s" for c in worked) or "nothing"
     lines = [f"# Study `{spec.name}`", "",
              f"{totals['runs']} runs ({len(ok)} finished, {totals['failed']} failed), "
              f"{totals['cell_updates']:,} cell updates, {totals['run_wall_time_s']:.0f} s of run "
-             f"time; this command took {totals['command_wall_time_s']:.0f} s on "
-             f"{summary['cluster'].get('workers', 0)} workers and skipped "
-             f"{totals['skipped_already_done']} runs already done. cellsim "
-             f"{summary['versions']['simulator']}.", "",
+             f"time. {len(commands)} command{'s' * (len(commands) != 1)} worked on it: {ran}. "
+             f"cellsim {summary['versions']['simulator']}.", "",
              f"A run *recovers* when, from some time after the damage to the end, its loss "
              f"against the target stays within {spec.recover_factor:g}x of the loss at the "
              "damage time; the recovery time is when that stretch begins.", "",
