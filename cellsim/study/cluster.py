@@ -11,7 +11,7 @@ import logging
 import os
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import ConfigError
 from .run import execute, sim_version
@@ -82,10 +82,8 @@ def _worker_address() -> str:
 
 @dataclass
 class Progress:
-    total: int
     done: int = 0
     failed: int = 0
-    failures: list = field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -143,10 +141,10 @@ def describe(client) -> dict:
 
 def run_all(client, jobs: list, store: ResultStore, version: str, on_result=None) -> Progress:
     """jobs: (run, payload, parameter record) in study order. Files each result
-    as it comes back; returns the counts and the failures."""
+    as it comes back; returns the counts."""
     from distributed import as_completed
 
-    progress = Progress(total=len(jobs))
+    progress = Progress()
     pending = iter(jobs)
     in_flight = {}
     finished = as_completed()
@@ -175,9 +173,7 @@ def run_all(client, jobs: list, store: ResultStore, version: str, on_result=None
         record = {**params, **row}
         store.write(record)
         progress.done += 1
-        if row["status"] != "ok":
-            progress.failed += 1
-            progress.failures.append(record)
+        progress.failed += row["status"] != "ok"
         if on_result is not None:
             on_result(record, progress)
         submit_next()
