@@ -1,20 +1,24 @@
 """numba's on-disk cache for the simulator's kernels, stale as soon as any module
-of this package changes: numba checks only a kernel's own file, yet a cached
-kernel holds the compiled code of every kernel it calls from other files."""
+they are built from changes: numba checks only a kernel's own file, yet a cached
+kernel holds the compiled code of every kernel it calls from other files, and
+the constants it read at compile time (the RAM layout of cellsim.intspec)."""
 import os
 
 from numba.core import caching
 
 PACKAGE = os.path.dirname(os.path.abspath(__file__))
+# Every folder whose modules the kernels call or take constants from.
+STAMPED = (PACKAGE, os.path.join(os.path.dirname(PACKAGE), "intspec"))
 
 
-def package_stamp() -> tuple:
-    """Name, modification time and size of every module of the package."""
+def package_stamp(folders=STAMPED) -> tuple:
+    """Folder/name, modification time and size of every module the kernels read."""
     stamp = []
-    for name in sorted(os.listdir(PACKAGE)):
-        if name.endswith(".py"):
-            st = os.stat(os.path.join(PACKAGE, name))
-            stamp.append((name, st.st_mtime_ns, st.st_size))
+    for folder in folders:
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".py"):
+                st = os.stat(os.path.join(folder, name))
+                stamp.append((f"{os.path.basename(folder)}/{name}", st.st_mtime_ns, st.st_size))
     return tuple(stamp)
 
 
