@@ -1,6 +1,7 @@
 """firmware_gen: C for the cell computers. Turns a genome into a C99 header (or a
-.h/.c pair) and ships the portable integer cell firmware (c/nca_cell.h, .c) that
-computes exactly cellsim.intspec.update_ram. numpy only, never torch.
+.h/.c pair) and ships the portable integer cell firmware (c/nca_cell.h, .c, and
+nca_cell_layout.h generated from the simulator's RAM layout by layout_header.py)
+that computes exactly cellsim.intspec.update_ram. numpy only, never torch.
 
     from firmware_gen import generate_header, write_header_files
     text = generate_header(genome, "lizard")            # str, deterministic
@@ -16,7 +17,7 @@ from cellsim.errors import ConfigError, OutputError
 from .header import c_identifier, check_firmware_genome, generate_header, generate_split, rom_bytes
 
 C_DIR = Path(__file__).resolve().parent / "c"
-FIRMWARE_FILES = ("nca_cell.h", "nca_cell.c")
+FIRMWARE_FILES = ("nca_cell.h", "nca_cell_layout.h", "nca_cell.c")
 
 __all__ = ["C_DIR", "FIRMWARE_FILES", "c_identifier", "firmware_sources", "generate_header",
            "generate_split", "rom_bytes", "write_header_files"]

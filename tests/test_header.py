@@ -1,6 +1,7 @@
 """The genome header generator and `cellsim header`: identifiers, deterministic
 C99 text that round-trips the genome and compiles warning-free (single header
 and --split pair), and bad input ending in one line, exit 2, nothing written."""
+import math
 import re
 import zlib
 
@@ -17,7 +18,10 @@ from cellsim.genome import FORMAT_VERSION, save_genome
 from firmware_gen import (FIRMWARE_FILES, C_DIR, c_identifier, generate_header, generate_split,
                           rom_bytes, write_header_files)
 from firmware_gen import toolchain
+from cellsim.intspec import layout
 from firmware_gen.header import ARRAYS
+from firmware_gen.layout_header import FILE_NAME as LAYOUT_FILE
+from firmware_gen.layout_header import generate_layout_header
 
 needs_gcc = pytest.mark.skipif(bool(toolchain.missing(*toolchain.HOST_TOOLS)),
                                reason="host C compiler (gcc) not installed")
@@ -185,6 +189,45 @@ def test_mismatched_firmware_abi_is_a_compile_error(tmp_path, genome):
                                     "int main(void) { return 0; }\n")
     with pytest.raises(toolchain.ToolchainError, match="ABI version"):
         gcc(tmp_path, [tmp_path / "abi.c"], "abi")
+
+
+# --- the generated RAM layout ---------------------------------------------------------------
+
+def test_the_shipped_layout_header_is_the_one_generated_from_the_simulators_layout():
+    shipped = (C_DIR / LAYOUT_FILE).read_text(encoding="ascii")
+    assert shipped == generate_layout_header(), \
+        f"{LAYOUT_FILE} is stale: run `python -m firmware_gen.layout_header`"
+
+
+def test_the_layout_fields_tile_the_cells_ram_in_order():
+    end = 0
+    for name, offset, ctype, dims, _ in layout.FIELDS:
+        assert offset == end, name
+        end += layout.C_TYPE_BYTES[ctype] * math.prod(dims)
+    assert end == layout.RAM_BYTES
+    offsets = {name: offset for name, offset, *_ in layout.FIELDS}
+    assert (offsets["mailbox"], offsets["state"], offsets["acc"], offsets["rng"],
+            offsets["clock"], offsets["count"], offsets["flags"]) == \
+        (layout.MAILBOX, layout.STATE, layout.ACC, layout.RNG, layout.CLOCK, layout.COUNT,
+         layout.FLAGS)
+
+
+@needs_gcc
+def test_a_layout_the_compiler_disagrees_with_stops_the_build(tmp_path):
+    """The generated static asserts are real checks: a header whose offsets do not
+    match the struct does not compile."""
+    for name in ("nca_cell.h", "nca_cell.c"):
+        (tmp_path / name).write_bytes((C_DIR / name).read_bytes())
+    wrong = generate_layout_header().replace('state) == 128, "state at 128"',
+                                             'state) == 129, "state at 129"')
+    assert wrong != generate_layout_header()
+    (tmp_path / LAYOUT_FILE).write_text(wrong)
+    with pytest.raises(toolchain.ToolchainError, match="state at 129"):
+        toolchain._run(["gcc", *toolchain.HOST_FLAGS, "-c", tmp_path / "nca_cell.c",
+                        "-o", tmp_path / "nca_cell.o"])
+    (tmp_path / LAYOUT_FILE).write_text(generate_layout_header())
+    toolchain._run(["gcc", *toolchain.HOST_FLAGS, "-c", tmp_path / "nca_cell.c",
+                    "-o", tmp_path / "nca_cell.o"])
 
 
 # --- writing files ----------------------------------------------------------------------

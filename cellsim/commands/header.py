@@ -14,7 +14,8 @@ def add_arguments(parser):
                         help="write a .h with extern declarations plus a .c defining the "
                              "arrays, for builds with several translation units")
     parser.add_argument("--firmware", metavar="DIR",
-                        help="also copy the cell firmware nca_cell.h / nca_cell.c into DIR")
+                        help="also copy the cell firmware (nca_cell.h, nca_cell_layout.h, "
+                             "nca_cell.c) into DIR")
 
 
 def run(args) -> int:

@@ -34,6 +34,23 @@ FLAGS = 252
 FLAG_DEAD = 0x01
 RESERVED = 253
 
+# The fields in order: name, offset, C element type, dimensions, role. The C
+# firmware's struct is generated from this table (firmware_gen.layout_header ->
+# firmware_gen/c/nca_cell_layout.h); a test checks that the fields tile the RAM.
+FIELDS = (
+    ("mailbox", MAILBOX, "int8_t", (MAILBOX_SLOTS, CHANNELS), "last state of each neighbour"),
+    ("state", STATE, "int8_t", (CHANNELS,), "own state"),
+    ("grad_x", GRAD_X, "int8_t", (CHANNELS,), "scratch, Sobel x / 8"),
+    ("grad_y", GRAD_Y, "int8_t", (CHANNELS,), "scratch, Sobel y / 8"),
+    ("acc", ACC, "int32_t", (CHANNELS,), "scratch, layer-2 accumulators"),
+    ("rng", RNG, "uint32_t", (), "xorshift32 of the clock model"),
+    ("clock", CLOCK, "uint32_t", (), "last wait drawn, in local ticks"),
+    ("count", COUNT, "uint32_t", (), "updates so far, wraps"),
+    ("flags", FLAGS, "uint8_t", (), "bit 0: dead"),
+    ("reserved", RESERVED, "uint8_t", (RAM_BYTES - RESERVED,), "zero"),
+)
+C_TYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int32_t": 4, "uint32_t": 4}
+
 # Mailbox slot k holds the neighbour at offset NEIGHBOUR_OFFSETS[k] (dy, dx):
 # the 3x3 neighbourhood in row-major order without its centre. A cell that sends
 # to its neighbour at offset k lands in that neighbour's slot 7 - k.
