@@ -7,9 +7,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import random_genome, random_int_params
 
-from cellsim.intspec import layout, step_grid_sync, update_ram
+from cellsim.intspec import layout, update_ram
+from conformance import assert_same, edge_rams, random_rams, trajectory_rams
 from firmware_gen import toolchain
-from firmware_gen.reference import rams_from_grid, update_rams
+from firmware_gen.reference import update_rams
 
 needs_gcc = pytest.mark.skipif(bool(toolchain.missing(*toolchain.HOST_TOOLS)),
                                reason="host C compiler (gcc) not installed")
@@ -17,51 +18,6 @@ needs_arm = pytest.mark.skipif(
     bool(toolchain.missing(*toolchain.ARM_TOOLS)),
     reason="missing " + " ".join(toolchain.missing(*toolchain.ARM_TOOLS))
     + " (Debian: gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)")
-
-
-def random_rams(rng, n: int) -> np.ndarray:
-    """Random RAMs mixing the cases that take different paths through the update."""
-    rng = np.random.default_rng(rng)
-    rams = rng.integers(0, 256, (n, layout.RAM_BYTES), dtype=np.uint8)
-    kind = rng.integers(0, 6, n)
-    alphas = rams[:, layout.ALPHA:layout.STATE + layout.CHANNELS:layout.CHANNELS]  # 9 alphas
-    # 1: quiet neighbourhoods, where the alive test decides (mostly dead or dying)
-    alphas[kind == 1] = rng.integers(-8, 9, alphas[kind == 1].shape).astype(np.int8).view(np.uint8)
-    # 2: saturated values everywhere
-    rams[kind == 2, :layout.GRAD_X] = rng.choice(np.array([0x7F, 0x80], np.uint8),
-                                                  ((kind == 2).sum(), layout.GRAD_X))
-    # 3: small states, as in a grown pattern's background
-    rams[kind == 3, :layout.GRAD_X] = rng.integers(-3, 4, ((kind == 3).sum(), layout.GRAD_X)
-                                                    ).astype(np.int8).view(np.uint8)
-    # 4: the update count about to wrap
-    rams[kind == 4, layout.COUNT:layout.COUNT + 4] = 0xFF
-    return rams
-
-
-def edge_rams(threshold: int) -> np.ndarray:
-    """Cells whose life hangs on one alpha equal to or just above the threshold."""
-    rams = []
-    for where in range(9):  # each neighbour slot, then the own state
-        for alpha in (threshold, threshold + 1):
-            if not -128 <= alpha <= 127:
-                continue
-            ram = np.zeros(layout.RAM_BYTES, np.uint8)
-            ram.view(np.int8)[layout.ALPHA:layout.STATE + layout.CHANNELS:layout.CHANNELS] = -128
-            idx = (layout.STATE if where == 8 else where * layout.CHANNELS) + layout.ALPHA
-            ram.view(np.int8)[idx] = alpha
-            rams.append(ram)
-    return np.array(rams)
-
-
-def assert_same(got: np.ndarray, expected: np.ndarray, what: str):
-    assert got.shape == expected.shape, f"{what}: {got.shape} RAMs back, expected {expected.shape}"
-    bad = np.flatnonzero((got != expected).any(axis=1))
-    if bad.size:
-        i = bad[0]
-        cols = np.flatnonzero(got[i] != expected[i])
-        pytest.fail(f"{what}: {bad.size} of {len(got)} RAMs differ; RAM {i} at bytes "
-                    f"{cols[:12].tolist()}: got {got[i, cols[:12]].tolist()}, "
-                    f"expected {expected[i, cols[:12]].tolist()}")
 
 
 @pytest.fixture(scope="module")
@@ -104,21 +60,6 @@ def test_host_matches_spec_for_any_genome(host_harness, seed, extreme, hidden, z
     rams = np.concatenate([random_rams(seed, 150), edge_rams(p.alive_threshold)])
     assert_same(toolchain.run_host_harness(host_harness, rams, p), update_rams(p, rams),
                 "host")
-
-
-def trajectory_rams(params, size: int = 24, steps: int = 12, seed: int = 0) -> np.ndarray:
-    """RAMs of every cell along a synchronous run from the seed (with a damaged
-    block half way), mailboxes filled from the neighbours, scratch random."""
-    rng = np.random.default_rng(seed)
-    grid = np.zeros((size, size, layout.CHANNELS), np.int8)
-    grid[size // 2, size // 2] = params.seed_state()
-    rams = []
-    for step in range(steps):
-        rams.append(rams_from_grid(grid, torus=bool(step % 2), rng=rng))
-        grid = step_grid_sync(params, grid, rng.random((size, size)) < 0.5, torus=bool(step % 2))
-        if step == steps // 2:
-            grid[size // 2 - 2:size // 2 + 1, size // 2 - 2:size // 2 + 1] = 0
-    return np.concatenate(rams)
 
 
 @needs_gcc
