@@ -107,6 +107,33 @@ def run_host_harness(exe, rams, params=None) -> np.ndarray:
     return np.frombuffer(out, np.uint8).reshape(-1, RAM_BYTES)
 
 
+def build_grid_driver(workdir, header: Path, init: str) -> Path:
+    """Compile harness/grid_driver.c (a synchronous grid of cells driven by the
+    firmware, timed) with the genome's header and the strict host flags."""
+    exe = Path(workdir) / "grid_driver"
+    _run(["gcc", *HOST_FLAGS, f"-I{C_DIR}", *_genome_defines(header, init),
+          HARNESS_DIR / "grid_driver.c", C_DIR / "nca_cell.c", "-o", exe])
+    return exe
+
+
+def run_grid_driver(exe, int_grid: np.ndarray, masks: np.ndarray, torus: bool, reps: int,
+                    workdir) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """Run `reps` repetitions of len(masks) synchronous steps from int_grid (H, W, C)
+    int8 with masks (steps, H, W) bool: [(nanoseconds, updates)] per repetition and
+    the grid after the first."""
+    workdir = Path(workdir)
+    h, w, c = int_grid.shape
+    grid_file, mask_file, final_file = (workdir / "grid.bin", workdir / "masks.bin",
+                                        workdir / "final.bin")
+    grid_file.write_bytes(np.ascontiguousarray(int_grid, np.int8).tobytes())
+    mask_file.write_bytes(np.ascontiguousarray(masks, np.uint8).tobytes())
+    out = _run([exe, h, w, len(masks), reps, int(torus), grid_file, mask_file, final_file],
+               timeout=3600).stdout.decode()
+    timings = [tuple(int(v) for v in line.split()) for line in out.split("\n") if line.strip()]
+    final = np.frombuffer(final_file.read_bytes(), np.int8).reshape(h, w, c)
+    return timings, final
+
+
 # --- Cortex-M ---------------------------------------------------------------
 
 def build_cortexm_image(cpu: str, workdir, header: Path, init: str,

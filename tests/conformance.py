@@ -4,11 +4,13 @@ are all held to (tests/test_conformance.py runs each row against the spec).
 Three levels, each with its specification in cellsim.intspec:
 - "cell": a batch of 256-byte RAMs through one update each (spec: update_ram).
   Everything but the clock model's rng and clock words must match byte for byte.
+  run(params, rams, workdir) -> rams.
 - "step": one synchronous training step of a grid of int8 states with a fire
   mask (spec: step_grid_sync). An engine that draws its own fire mask reports it.
+  run(params, states, fire_mask, torus, seed, workdir) -> (states, mask used).
 - "delta": the saturated int8 update of every cell of a grid, before any
   masking (spec: the layers of intspec.cell_update), for graphs that compute
-  only that (the int8 ONNX model).
+  only that (the int8 ONNX model). run(params, states, torus, workdir) -> deltas.
 
 A new engine or MCU target is one more Implementation here. A row whose tools
 are missing skips with the reason; CI installs them all, so CI skips none."""
@@ -165,13 +167,18 @@ def _host_c(params, rams, workdir):
     return toolchain.run_host_harness(_HOST_HARNESS[key], rams, params)
 
 
+def _genome_header(params, workdir):
+    """The params as a genome header in workdir: (path, init macro)."""
+    from cellsim.genome import Genome
+
+    genome = Genome(params=params, name="conformance", target="", grid_size=72,
+                    fire_rate=0.5, angle=0.0, torus=False, source_sha256=bytes(32))
+    return toolchain.write_genome_header(genome, workdir, "conformance")
+
+
 def _qemu(cpu: str, portable: bool = False):
     def run(params, rams, workdir):
-        from cellsim.genome import Genome
-
-        genome = Genome(params=params, name="conformance", target="", grid_size=72,
-                        fire_rate=0.5, angle=0.0, torus=False, source_sha256=bytes(32))
-        header, init = toolchain.write_genome_header(genome, workdir, "conformance")
+        header, init = _genome_header(params, workdir)
         elf = toolchain.build_cortexm_image(cpu, workdir, header, init, portable=portable)
         return toolchain.run_qemu(cpu, elf, rams, workdir)
     return run
@@ -207,7 +214,7 @@ def _engine_cells(engine: str):
 def _engine_step(engine: str):
     """The sync clock's step on a grid whose mailboxes agree with the states;
     the cells draw their own fire mask, read back from their update counts."""
-    def run(params, states, fire_mask, torus, seed):
+    def run(params, states, fire_mask, torus, seed, workdir):
         from cellsim.sim import Grid
 
         grid = Grid(params, states.shape[:2], clock="sync", torus=torus, seed=seed,
@@ -220,7 +227,16 @@ def _engine_step(engine: str):
     return run
 
 
-def _torch_step(params, states, fire_mask, torus, seed):
+def _c_grid_step(params, states, fire_mask, torus, seed, workdir):
+    """The firmware driving a grid (harness/grid_driver.c, what `cellsim bench
+    speed` times): message exchange, updates of the fired cells, alive masks."""
+    header, init = _genome_header(params, workdir)
+    exe = toolchain.build_grid_driver(workdir, header, init)
+    _, final = toolchain.run_grid_driver(exe, states, fire_mask[None], torus, 1, workdir)
+    return final, fire_mask
+
+
+def _torch_step(params, states, fire_mask, torus, seed, workdir):
     import torch
 
     from training.quantize import intsim
@@ -270,10 +286,12 @@ REGISTRY = (
       for cpu in toolchain.TARGETS for portable in ((False, True) if cpu == "cortex-m4"
                                                     else (False,))),
     Implementation("cellsim.intspec.step_grid_sync (the spec)", "step",
-                   lambda p, states, mask, torus, seed: (step_grid_sync(p, states, mask, torus),
-                                                         mask)),
+                   lambda p, states, mask, torus, seed, workdir: (
+                       step_grid_sync(p, states, mask, torus), mask)),
     Implementation("simulator sync clock, fast engine", "step", _engine_step("fast")),
     Implementation("simulator sync clock, reference engine", "step", _engine_step("reference")),
+    Implementation("C firmware grid driver, host gcc", "step", _c_grid_step,
+                   tools=toolchain.HOST_TOOLS, examples=8),
     Implementation("torch integer step (QAT, training.quantize.intsim)", "step", _torch_step,
                    modules=("torch",)),
     Implementation("int8 ONNX graph, QDQ semantics (basic optimisation)", "delta",

@@ -44,7 +44,7 @@ def test_cell_update_conforms(impl, tmp_path_factory):
 
 
 @pytest.mark.parametrize("impl", rows("step"), ids=_ids(rows("step")))
-def test_synchronous_step_conforms(impl):
+def test_synchronous_step_conforms(impl, tmp_path_factory):
     _require(impl)
 
     @settings(max_examples=impl.examples, deadline=None)
@@ -54,7 +54,8 @@ def test_synchronous_step_conforms(impl):
         params = random_int_params(seed, hidden=hidden, extreme=extreme)
         states, mask = conformance.step_inputs(params, seed, height, width)
         for step in range(2):  # the second step starts from the first one's result
-            got, used = impl.run(params, states, mask, torus, seed + step)
+            got, used = impl.run(params, states, mask, torus, seed + step,
+                                 tmp_path_factory.mktemp("step"))
             expected = step_grid_sync(params, states, used, torus)
             within(got[None], expected[None], impl, f"{impl.name}, step {step}, seed {seed}")
             states = expected
