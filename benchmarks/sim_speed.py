@@ -1,7 +1,7 @@
 """Cell updates per second of the exact asynchronous int8 engine (cellsim.sim,
 Poisson clocks, every event in exact order, both cores) against ONNX Runtime
-fp32 running synchronous batched steps of the same model (SPEC.md section 4
-measured 6.3-6.7 M/s on the project's first machine), on one 72x72 grid where
+fp32 running synchronous batched steps of the same model (6.3-6.7 M/s on the
+project's first machine), on one 72x72 grid where
 every cell is alive.
 
     python benchmarks/sim_speed.py [--genome G] [--size 72] [--units 40] [--repeats 5]
@@ -96,6 +96,8 @@ def onnx_model(w1, b1, w2, b2, angle=0.0):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
+    from cellsim.intspec.alive import ALIVE_ALPHA
+
     c, s = np.cos(angle), np.sin(angle)
     sobel = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], np.float32) / 8
     identity = np.zeros((3, 3), np.float32)
@@ -104,7 +106,7 @@ def onnx_model(w1, b1, w2, b2, angle=0.0):
     perception = np.tile(filters, (CHANNELS, 1, 1))[:, None].astype(np.float32)  # (48, 1, 3, 3)
     inits = [numpy_helper.from_array(a, n) for a, n in (
         (perception, "perception"), (w1[:, :, None, None], "w1"), (b1, "b1"),
-        (w2[:, :, None, None], "w2"), (b2, "b2"), (np.array(0.1, np.float32), "threshold"),
+        (w2[:, :, None, None], "w2"), (b2, "b2"), (np.array(ALIVE_ALPHA, np.float32), "threshold"),
         (np.array([0, 3, 0, 0], np.int64), "a0"),
         (np.array([1, 4, 1 << 30, 1 << 30], np.int64), "a1"))]
     nodes = [

@@ -21,7 +21,7 @@ from .intspec.layout import ALPHA
 
 MAGIC = b"NCAG"
 FORMAT_VERSION = 1
-MAX_GENOME_BYTES = 10240  # the article's ROM budget for one cell (SPEC.md section 1)
+MAX_GENOME_BYTES = 10240  # the article's ROM budget for one cell
 
 MAX_TEXT_BYTES = 64       # name and target, UTF-8
 MIN_CHANNELS = ALPHA + 1  # the alive test reads channel 3

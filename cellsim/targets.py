@@ -6,7 +6,7 @@ import numpy as np
 
 from .errors import TargetError
 
-EMOJI = {  # the official set of the paper's notebook, SPEC.md section 1
+EMOJI = {  # the official set of the paper's notebook
     "lizard": "\U0001F98E",
     "grinning": "\U0001F600",
     "boom": "\U0001F4A5",

@@ -1,4 +1,4 @@
-"""Training configuration: the official recipe (SPEC.md section 1), its three
+"""Training configuration: the official notebook's recipe (docs/training.md), its three
 experiments, size presets, and the checks that turn bad values into ConfigError.
 A config is plain data; its dict form is what checkpoints store."""
 import dataclasses

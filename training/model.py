@@ -1,4 +1,4 @@
-"""The Growing NCA update rule (Mordvintsev et al., Distill 2020), SPEC.md section 1.
+"""The Growing NCA update rule (Mordvintsev et al., Distill 2020), as the official notebook defines it.
 
 perceive -> update -> step, written plainly; this module is the float source of
 truth that faster formulations and the int8 genome are tested against."""
@@ -8,7 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-CHANNELS, HIDDEN, ALPHA, ALIVE_THRESHOLD = 16, 128, 3, 0.1
+from cellsim.intspec.alive import ALIVE_ALPHA as ALIVE_THRESHOLD
+
+CHANNELS, HIDDEN, ALPHA = 16, 128, 3
 
 
 def perception_kernels(angle: float = 0.0) -> torch.Tensor:

@@ -4,8 +4,12 @@ import math
 
 import numpy as np
 
+# The paper's life rule: a cell lives while some alpha of its 3x3 neighbourhood
+# exceeds this. Every engine, float or int8, reads it from here.
+ALIVE_ALPHA = 0.1
 
-def alive_threshold(alpha_scale: float, threshold: float = 0.1) -> int:
+
+def alive_threshold(alpha_scale: float, threshold: float = ALIVE_ALPHA) -> int:
     """The int8 t with (q > t) <=> (q * alpha_scale > threshold) for integer q."""
     return int(min(127, math.floor(threshold / alpha_scale)))
 

@@ -1,5 +1,5 @@
 """The synchronous masked step on a whole int8 grid: the training step's
-semantics (SPEC.md section 1) with the integer cell update of cell_update.py."""
+semantics (the paper's training step) with the integer cell update of cell_update.py."""
 import numpy as np
 
 from . import layout

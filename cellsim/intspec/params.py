@@ -78,7 +78,7 @@ class IntParams:
         return np.asarray(q, np.float32) * self.state_scale
 
     def seed_state(self) -> np.ndarray:
-        """The seed cell: channels 3.. equal 1.0, RGB 0 (SPEC.md section 1)."""
+        """The seed cell: channels 3.. equal 1.0, RGB 0 (the paper's seed)."""
         x = np.zeros(self.channels, np.float32)
         x[3:] = 1.0
         return self.quantize_state(x)

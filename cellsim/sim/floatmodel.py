@@ -13,6 +13,7 @@ from numba import njit
 
 from ..errors import CheckpointError
 from ..intspec import layout
+from ..intspec.alive import ALIVE_ALPHA as ALIVE_THRESHOLD
 from . import clocks
 from .engine import FastEngine
 from .events import CLOCK, DELIVER, EV_ARG0, EV_ARG1, EV_ARG2, EV_ROUTE, FIRE, KILL, REBOOT, SYNC
@@ -22,7 +23,6 @@ from .rng import reboot_seed
 from .schedule import key_cell, key_kind, key_sub
 
 CHANNELS, SLOTS, ALPHA = layout.CHANNELS, layout.MAILBOX_SLOTS, layout.ALPHA
-ALIVE_THRESHOLD = 0.1
 SOBEL_X = np.array([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]], np.float32) / 8
 
 

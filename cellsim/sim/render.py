@@ -5,11 +5,11 @@ import io
 
 import numpy as np
 
+from ..intspec.alive import ALIVE_ALPHA as ALIVE_THRESHOLD
 from ..intspec.layout import ALPHA
 from ..targets import TARGET_PADDING, TARGET_SIZE, load_target, to_rgb
 
 DEAD_RGB = np.array([150, 150, 150], np.uint8)  # failed hardware shows as grey
-ALIVE_THRESHOLD = 0.1
 
 
 def frame_rgb(grid, scale: int = 1) -> np.ndarray:
@@ -39,7 +39,7 @@ def target_for(name: str, height: int, width: int):
 
 
 def loss(grid, target) -> float:
-    """Mean squared error of the RGBA channels against the target (SPEC.md section 1)."""
+    """Mean squared error of the RGBA channels against the target (the paper's training loss)."""
     x = grid.displayed_states()[..., :4].transpose(2, 0, 1)
     return float(np.mean((x - target) ** 2))
 

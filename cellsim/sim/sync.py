@@ -1,4 +1,4 @@
-"""The synchronous clock on RAM, batched: the training step (SPEC.md section 3)
+"""The synchronous clock on RAM, batched: the training step (docs/integer-spec.md section 8)
 as the reference engine's _sync defines it, every cell at once. The workers
 stay in one kernel for a run of steps (team.py) and meet twice a step."""
 import numpy as np

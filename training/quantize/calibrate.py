@@ -57,7 +57,7 @@ class Calibration:
 
 def circle_damage(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Zero a disc per sample: centre uniform in [-0.5, 0.5]^2, radius uniform in
-    [0.1, 0.4], in coordinates linspace(-1, 1) over the grid (SPEC.md section 1)."""
+    [0.1, 0.4], in coordinates linspace(-1, 1) over the grid (the paper's regenerating experiment)."""
     b, _, h, w = x.shape
     ys = torch.linspace(-1, 1, h)[None, :, None]
     xs = torch.linspace(-1, 1, w)[None, None, :]

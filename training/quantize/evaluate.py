@@ -4,7 +4,7 @@ the same seeded rollouts: the same seeds, fire masks and damage for both.
 A rollout grows from the seed, is scored after `grown_step` steps (the end of a
 training episode) and after `persist_step` steps (holding the pattern), is then
 damaged by a circle and scored again `regrow_steps` later. Loss as in training
-(SPEC.md section 1): per sample the mean over RGBA, H and W of the squared error,
+(the paper's training loss): per sample the mean over RGBA, H and W of the squared error,
 averaged over the batch; an int8 state is dequantised (q * s_c) first."""
 from dataclasses import dataclass
 

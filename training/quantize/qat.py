@@ -1,4 +1,4 @@
-"""Quantisation-aware fine-tuning: the training recipe of SPEC.md section 1
+"""Quantisation-aware fine-tuning: the training recipe of the official notebook (docs/training.md)
 (sample pool, reseeding the worst sample, circle damage for the regenerating
 experiment, Adam, per-variable gradient normalisation, 64-95 steps) with the
 genome's integer step as the forward pass.
