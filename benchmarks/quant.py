@@ -298,27 +298,18 @@ def clocks(rules, target, units, damage_at, every, plan, seed):
 
 # ---- genomes ---------------------------------------------------------------------------
 
-def load_matching_genome(path, checkpoint, source):
-    from cellsim.genome import load_genome
-
-    genome = load_genome(path)
-    if genome.source_sha256 != source:
-        raise ConfigError(f"genome {path} was not made from {checkpoint} (source checkpoint hash differs)")
-    return genome
-
-
 def make_genomes(args, model, ckpt, plan, horizon, source, log):
     """{"ptq": Genome, "qat": Genome (unless --qat-iterations 0)} and how each was got."""
     from cellsim.commands.quantize import genome_name
-    from cellsim.genome import Genome
+    from cellsim.genome import Genome, load_genome_made_from
     from cellsim.targets import EMOJI
 
     genomes, origin = {}, {}
     if args.genome_ptq:
-        genomes["ptq"] = load_matching_genome(args.genome_ptq, args.checkpoint, source)
+        genomes["ptq"] = load_genome_made_from(args.genome_ptq, args.checkpoint, source)
         origin["ptq"] = f"given: {args.genome_ptq}"
     if args.genome_qat:
-        genomes["qat"] = load_matching_genome(args.genome_qat, args.checkpoint, source)
+        genomes["qat"] = load_genome_made_from(args.genome_qat, args.checkpoint, source)
         origin["qat"] = f"given: {args.genome_qat}"
     iterations = plan.qat_iterations if args.qat_iterations is None else args.qat_iterations
     want_qat = "qat" not in genomes and iterations > 0

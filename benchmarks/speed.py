@@ -162,7 +162,7 @@ class Subject:
 
 
 def make_subject(checkpoint, genome_path, size: int, batch: int) -> Subject:
-    from cellsim.genome import Genome, load_genome, sha256_file
+    from cellsim.genome import Genome, load_genome_made_from, sha256_file
 
     if genome_path and not checkpoint:
         raise ConfigError("--genome needs the --checkpoint it was made from (the float rows run that model)")
@@ -180,10 +180,7 @@ def make_subject(checkpoint, genome_path, size: int, batch: int) -> Subject:
         raise ConfigError(f"the benchmark needs a 16-channel model, the checkpoint has {model.channels}")
     states = workload(batch, size)
     if genome_path:
-        genome = load_genome(genome_path)
-        if genome.source_sha256 != source:
-            raise ConfigError(f"genome {genome_path} was not made from {checkpoint} "
-                              "(source checkpoint hash differs)")
+        genome = load_genome_made_from(genome_path, checkpoint, source)
         label += f", genome {genome_path}"
     else:
         from training.quantize.ptq import quantize_model

@@ -315,3 +315,17 @@ def load_genome(path) -> Genome:
         return Genome.from_bytes(data)
     except GenomeError as exc:
         raise GenomeError(f"{path}: {exc}") from None
+
+
+def load_genome_made_from(path, checkpoint, checkpoint_sha256: bytes | None = None) -> Genome:
+    """The genome at `path`, checked against the checkpoint it claims to come from
+    (the SHA-256 recorded at quantisation): a genome paired with the float rows of
+    another model would compare two different models. ConfigError if it differs."""
+    from .errors import ConfigError
+
+    genome = load_genome(path)
+    source = checkpoint_sha256 if checkpoint_sha256 is not None else sha256_file(checkpoint)
+    if genome.source_sha256 != source:
+        raise ConfigError(f"genome {path} was not made from {checkpoint} "
+                          "(source checkpoint hash differs)")
+    return genome

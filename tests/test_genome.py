@@ -320,3 +320,19 @@ def test_the_documented_byte_tables_match_the_code():
         assert paper[name] == (offset, size)
         offset += (size + 3) & ~3
     assert paper["crc32"] == (offset, 4) and offset + 4 == genome_size(16, 128, 6, 6)
+
+
+def test_a_genome_is_checked_against_the_checkpoint_it_was_made_from(tmp_path):
+    from cellsim.errors import ConfigError
+    from cellsim.genome import load_genome_made_from, sha256_file
+
+    checkpoint, other = tmp_path / "a.pt", tmp_path / "b.pt"
+    checkpoint.write_bytes(b"the float model")
+    other.write_bytes(b"another float model")
+    genome = dataclasses.replace(random_genome(4), source_sha256=sha256_file(checkpoint))
+    path = tmp_path / "g.genome"
+    save_genome(genome, path)
+    assert load_genome_made_from(path, checkpoint) == genome
+    assert load_genome_made_from(path, other, sha256_file(checkpoint)) == genome
+    with pytest.raises(ConfigError, match="was not made from .*b.pt"):
+        load_genome_made_from(path, other)

@@ -47,12 +47,9 @@ def run(args) -> int:
     model, ckpt = load_model(args.checkpoint)
     genome = None
     if args.genome:
-        from ..genome import load_genome, sha256_file
+        from ..genome import load_genome_made_from
 
-        genome = load_genome(args.genome)
-        if genome.source_sha256 != sha256_file(args.checkpoint):
-            raise ConfigError(f"genome {args.genome} was not made from {args.checkpoint} "
-                              "(source checkpoint hash differs)")
+        genome = load_genome_made_from(args.genome, args.checkpoint)
     target = ckpt["target"]
     _, height, width = target.shape
     if args.npz:

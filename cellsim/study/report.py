@@ -93,8 +93,6 @@ def _grid_of_panels(n):
 
 
 def survival_plot(records, path, factor: float):
-    import matplotlib.pyplot as plt
-
     rows = summarise(records)
     families = [f for f in _families(records) if any(r["fault"] == f for r in rows)]
     fig, axes = _grid_of_panels(len(families))
@@ -163,8 +161,6 @@ def heatmap_plot(records, path, dims):
 
 
 def recovery_plot(records, path):
-    import matplotlib.pyplot as plt
-
     ok = [r for r in _ok(records) if r["fault_kind"] != "none"]
     dims = _swept(_ok(records), LINE_DIMENSIONS) or ["precision"]
     families = _families(ok)

@@ -14,7 +14,7 @@ from ..demo import REGROWN_FACTOR
 from ..errors import ConfigError
 from ..sim import ClockSpec, parse_fault
 from ..sim.faults import KINDS as FAULT_KINDS
-from ..sim.faults import LINK, ONE_SHOT, RATE
+from ..sim.faults import ONE_SHOT
 from ..targets import TARGET_SIZE
 
 PRECISIONS = ("int8", "float")
