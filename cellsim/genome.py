@@ -85,10 +85,8 @@ def check_accumulator_range(params: IntParams) -> None:
     bound is the worst case over all inputs, so a genome that passes can never
     overflow, whatever the state."""
     limit = (1 << 31) - 1
-    for layer, w, b, reach in (
-            ("b1", params.w1, params.b1, 128),
-            ("b2", params.w2, params.b2, 127 - params.hidden_zero_point)):
-        worst = np.abs(w.astype(np.int64)).sum(axis=1) * reach + np.abs(b.astype(np.int64))
+    for layer, b, reach in zip(("b1", "b2"), (params.b1, params.b2), params.products_reach()):
+        worst = reach + np.abs(b.astype(np.int64))
         bad = np.flatnonzero(worst > limit)
         if bad.size:
             raise GenomeError(f"{layer}[{bad[0]}] = {int(b[bad[0]])} lets the accumulator "

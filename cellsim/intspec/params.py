@@ -83,5 +83,15 @@ class IntParams:
         x[3:] = 1.0
         return self.quantize_state(x)
 
+    def products_reach(self) -> tuple:
+        """Per output row of each layer, the largest |sum of products| any input
+        can give (biases not included): layer 1 reads int8 perception values,
+        |x| <= 128; layer 2 reads hidden activations less their zero point,
+        0 <= h - zp <= 127 - zp. The one definition of the accumulator bound that
+        the genome format, the simulator's packed kernels and QAT all check."""
+        reach1 = np.abs(self.w1.astype(np.int64)).sum(axis=1) * 128
+        reach2 = np.abs(self.w2.astype(np.int64)).sum(axis=1) * (127 - int(self.hidden_zero_point))
+        return reach1, reach2
+
     def equals(self, other: "IntParams") -> bool:
         return all(np.array_equal(getattr(self, f.name), getattr(other, f.name)) for f in fields(self))

@@ -42,9 +42,9 @@ def batchable(p: IntParams) -> bool:
     (the genome file's own rule; a ROM flip can break it). Then |b1| < 2^31, so
     the requantisation's (dot * m + b1 * m + rounding) stays inside int64
     (kernels.requantize_hidden). Other genomes take the int64 path."""
-    reach1 = 128 * np.abs(p.w1.astype(np.int64)).sum(axis=1) + np.abs(p.b1.astype(np.int64))
-    reach2 = (127 - p.hidden_zero_point) * np.abs(p.w2.astype(np.int64)).sum(axis=1)
-    return bool(reach1.max() < INT32_LIMIT and reach2.max() < INT32_LIMIT)
+    products1, products2 = p.products_reach()
+    reach1 = products1 + np.abs(p.b1.astype(np.int64))
+    return bool(reach1.max() < INT32_LIMIT and products2.max() < INT32_LIMIT)
 
 
 class GenomeTables(NamedTuple):

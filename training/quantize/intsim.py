@@ -90,10 +90,9 @@ def requantize_ratio(multiplier, shift) -> np.ndarray:
 
 def accumulator_bounds(p: IntParams) -> tuple[int, int]:
     """Worst-case |accumulator| of each layer, over all int8 inputs."""
-    reach2 = 127 - int(p.hidden_zero_point)
-    bound1 = np.abs(p.w1.astype(np.int64)).sum(1) * 128 + np.abs(p.b1.astype(np.int64))
-    bound2 = np.abs(p.w2.astype(np.int64)).sum(1) * reach2 + np.abs(p.b2.astype(np.int64))
-    return int(bound1.max()), int(bound2.max())
+    reach1, reach2 = p.products_reach()
+    return (int((reach1 + np.abs(p.b1.astype(np.int64))).max()),
+            int((reach2 + np.abs(p.b2.astype(np.int64))).max()))
 
 
 def exact_dtype(p: IntParams) -> torch.dtype:
