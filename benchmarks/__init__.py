@@ -1,7 +1,7 @@
 """cellsim's benchmarks: speed of every engine (speed.py), int8 genomes against the
 float model (quant.py), firmware size (firmware_size.py), training and simulator
-speed (train_speed.py, sim_speed.py). Shared here: the output-directory check and
-the OpenMP wait policy."""
+speed (train_speed.py, sim_speed.py), studies on Dask (study_speed.py). Shared
+here: the output-directory check."""
 import os
 from pathlib import Path
 
@@ -20,13 +20,3 @@ def check_output_dir(path) -> Path:
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
         raise OutputError(f"output directory {out} cannot be created or written ({probe} is not writable)")
     return out
-
-
-def passive_openmp_waits() -> None:
-    """OpenMP threads (torch, numba's omp layer) that spin while waiting stall
-    each other as soon as another process holds a core: on this shared 2-core
-    machine the simulator's synchronous step ran 100x slower. Waiting passively
-    costs little on an idle machine; `cellsim train` does the same. Effective
-    only before torch or numba start their thread pools; an explicit
-    OMP_WAIT_POLICY in the environment wins. The machine record notes it."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -6,7 +6,7 @@ import sys
 
 from cellsim.errors import CellsimError
 
-from . import passive_openmp_waits
+from cellsim.threads import passive_openmp_waits
 
 
 def run_main(name: str, doc: str, add_arguments, run, argv=None) -> int:

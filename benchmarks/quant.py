@@ -300,8 +300,7 @@ def clocks(rules, target, units, damage_at, every, plan, seed):
 
 def make_genomes(args, model, ckpt, plan, horizon, source, log):
     """{"ptq": Genome, "qat": Genome (unless --qat-iterations 0)} and how each was got."""
-    from cellsim.commands.quantize import genome_name
-    from cellsim.genome import Genome, load_genome_made_from
+    from cellsim.genome import Genome, genome_name, load_genome_made_from
     from cellsim.targets import EMOJI
 
     genomes, origin = {}, {}

@@ -93,6 +93,22 @@ def check_accumulator_range(params: IntParams) -> None:
                               "overflow int32")
 
 
+def genome_name(name: str | None, target: str) -> str:
+    """A genome's name: `name` if given (printable, at most MAX_TEXT_BYTES of
+    UTF-8, else ConfigError), else the target's emoji name or image file stem, cut
+    to fit."""
+    from .errors import ConfigError
+    from .targets import EMOJI
+
+    chosen = name if name is not None else (target if target in EMOJI else Path(target).stem)
+    encoded = chosen.encode("utf-8", errors="replace")
+    if name is None:  # a long file stem is cut, a long --name is refused
+        return encoded[:MAX_TEXT_BYTES].decode("utf-8", errors="ignore")
+    if len(encoded) > MAX_TEXT_BYTES or not chosen.isprintable():
+        raise ConfigError(f"--name must be printable and at most {MAX_TEXT_BYTES} bytes of UTF-8")
+    return chosen
+
+
 def _check_text(field: str, value) -> bytes:
     if not isinstance(value, str):
         raise GenomeError(f"{field} must be a string, got {type(value).__name__}")

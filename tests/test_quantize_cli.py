@@ -53,7 +53,7 @@ def test_quantize_is_reproducible_for_a_seed(tmp_path, capsys):
 
 
 def test_genome_name_defaults_to_the_target():
-    from cellsim.commands.quantize import genome_name
+    from cellsim.genome import genome_name
 
     assert genome_name(None, "lizard") == "lizard"
     assert genome_name(None, "/some/where/my_cat.png") == "my_cat"

@@ -20,7 +20,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from benchmarks import passive_openmp_waits
+    from ..threads import passive_openmp_waits
 
     passive_openmp_waits()
     return _module(args.benchmark).run(args)

@@ -4,7 +4,6 @@ PTQ and QAT losses against the target on the same seeded rollouts.
 torch is imported only inside run()."""
 import math
 import os
-from pathlib import Path
 
 from ..errors import ConfigError
 
@@ -41,20 +40,6 @@ def check_options(args) -> None:
         raise ConfigError(f"--seed must lie in [0, 2^63), got {args.seed}")
 
 
-def genome_name(name: str | None, target: str) -> str:
-    """--name, else the target's emoji name or image file stem."""
-    from ..genome import MAX_TEXT_BYTES
-    from ..targets import EMOJI
-
-    chosen = name if name is not None else (target if target in EMOJI else Path(target).stem)
-    encoded = chosen.encode("utf-8", errors="replace")
-    if name is None:  # a long file stem is cut, a long --name is refused
-        return encoded[:MAX_TEXT_BYTES].decode("utf-8", errors="ignore")
-    if len(encoded) > MAX_TEXT_BYTES or not chosen.isprintable():
-        raise ConfigError(f"--name must be printable and at most {MAX_TEXT_BYTES} bytes of UTF-8")
-    return chosen
-
-
 def run(args) -> int:
     check_options(args)
     from ..atomic import check_writable_file
@@ -77,6 +62,8 @@ def run(args) -> int:
     model, ckpt = load_model(args.checkpoint)
     config = ckpt["config"]
     target_spec = str(config.get("target", ""))
+    from ..genome import genome_name
+
     name = genome_name(args.name, target_spec)
     horizon = int(config.get("max_steps", TRAINING_HORIZON))
     plans = Plans.for_horizon(horizon, seed=args.seed, eval_batch=args.eval_batch)

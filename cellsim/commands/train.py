@@ -2,7 +2,6 @@
 checkpoint.pt, metrics.csv, loss.png, pool.png and growth.gif into --out.
 torch is imported only inside run()."""
 import math
-import os
 
 from training.config import DAMAGE_KINDS, EXPERIMENTS, PRESETS  # plain data, no torch
 
@@ -59,9 +58,10 @@ def _options(args) -> dict:
 def run(args) -> int:
     # OpenMP threads that spin while waiting stall each other when another
     # process holds a core (a shared machine): measured 17-32 s instead of 2.6 s
-    # per iteration. Waiting passively costs little when the machine is idle.
-    # Only effective before torch first loads, which is why it is set here.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # per iteration. Only effective before torch first loads, hence here.
+    from ..threads import passive_openmp_waits
+
+    passive_openmp_waits()
     from training.config import make_config
     from training.trainer import Trainer
 
