@@ -23,14 +23,16 @@ CMSIS_INSTRUCTIONS_PER_MAC = 1.9  # CMSIS-NN's s8 fully-connected inner loop: ab
 UPDATE_ROOT = "nca_cell_update"
 
 
-def demo_genome(seed: int = 11) -> Genome:
-    """A realistic random genome from the shared test strategies
-    (tests/strategies.py): 16 channels, 128 hidden units, no trained model
-    needed. Its weights are random, so instruction counts depend on how many
-    hidden units it leaves active; the dense variant bounds them."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from strategies import random_genome
-    return random_genome(seed)
+def demo_genome(seed: int = 0) -> Genome:
+    """The fixed random genome the simulator's speed benchmark uses
+    (sim_speed.random_params: 16 channels, 128 hidden units, realistic
+    requantisation), so no trained model is needed. Its weights are random, so
+    instruction counts depend on how many hidden units it leaves active; the
+    dense variant bounds them."""
+    from .sim_speed import random_params
+
+    return Genome(params=random_params(seed), name="bench", target="", grid_size=72,
+                  fire_rate=0.5, angle=0.0, torus=False, source_sha256=bytes(32))
 
 
 def dense_genome(genome: Genome) -> Genome:
