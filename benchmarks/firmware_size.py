@@ -68,7 +68,7 @@ def benchmark_rams(genome: Genome, n: int, seed: int = 0) -> np.ndarray:
 
 def call_graph(elf) -> dict[str, set[str]]:
     """function -> functions it calls or tail-calls (bl / b.w to a symbol)."""
-    dis = toolchain._run(["arm-none-eabi-objdump", "-d", elf]).stdout.decode()
+    dis = toolchain.run_tool(["arm-none-eabi-objdump", "-d", elf]).stdout.decode()
     graph, current = {}, None
     for line in dis.splitlines():
         head = re.match(r"[0-9a-f]+ <([^>]+)>:$", line)
@@ -95,9 +95,9 @@ def reachable(graph, root: str) -> set[str]:
 def rodata_of_firmware(workdir: Path, cpu: str) -> dict[str, int]:
     """Constant data nca_cell.c itself keeps in flash (not the genome)."""
     obj = workdir / f"nca_cell_{cpu}_data.o"
-    toolchain._run(["arm-none-eabi-gcc", f"-mcpu={cpu}", *toolchain.ARM_FLAGS,
+    toolchain.run_tool(["arm-none-eabi-gcc", f"-mcpu={cpu}", *toolchain.ARM_FLAGS,
                     "-c", toolchain.C_DIR / "nca_cell.c", "-o", obj])
-    out = toolchain._run(["arm-none-eabi-nm", "-S", obj]).stdout.decode()
+    out = toolchain.run_tool(["arm-none-eabi-nm", "-S", obj]).stdout.decode()
     return {parts[3]: int(parts[1], 16) for parts in map(str.split, out.splitlines())
             if len(parts) == 4 and parts[2] in "rR"}
 
@@ -106,7 +106,7 @@ def stack_usage(workdir: Path, cpu: str) -> int:
     """Worst stack depth of the update (-fstack-usage of nca_cell.c, summed
     over the call chain nca_cell_update -> nca_requantize)."""
     obj = workdir / f"nca_cell_{cpu}.o"
-    toolchain._run(["arm-none-eabi-gcc", f"-mcpu={cpu}", *toolchain.ARM_FLAGS,
+    toolchain.run_tool(["arm-none-eabi-gcc", f"-mcpu={cpu}", *toolchain.ARM_FLAGS,
                     "-fstack-usage", "-c", toolchain.C_DIR / "nca_cell.c", "-o", obj])
     usage = {}
     for line in obj.with_suffix(".su").read_text().splitlines():

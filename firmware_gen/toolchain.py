@@ -49,7 +49,9 @@ ARM_TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm",
              "arm-none-eabi-objdump", "qemu-system-arm")
 
 
-def _run(cmd, cwd=None, stdin_bytes=None, timeout=300) -> subprocess.CompletedProcess:
+def run_tool(cmd, cwd=None, stdin_bytes=None, timeout=300) -> subprocess.CompletedProcess:
+    """Run a compiler, binutil, emulator or built program; ToolchainError with its
+    output when it fails or times out."""
     try:
         proc = subprocess.run([str(c) for c in cmd], cwd=cwd, input=stdin_bytes,
                               capture_output=True, timeout=timeout)
@@ -70,7 +72,7 @@ def write_genome_header(genome, workdir, name: str = "genome") -> tuple[Path, st
     return path, f"NCA_{ident.upper()}_GENOME_INIT"
 
 
-def _genome_defines(header: Path | None, init: str | None) -> list[str]:
+def genome_defines(header: Path | None, init: str | None) -> list[str]:
     if header is None:
         return []
     return [f"-I{Path(header).parent}", f'-DNCA_GENOME_HEADER="{Path(header).name}"',
@@ -83,7 +85,7 @@ def build_host_harness(workdir, header: Path | None = None, init: str | None = N
     """Compile the firmware and the host harness with the strict flags. Without
     a header the harness reads the genome as a blob (genome_blob) from stdin."""
     exe = Path(workdir) / ("host_harness_header" if header else "host_harness")
-    _run(["gcc", *HOST_FLAGS, f"-I{C_DIR}", *_genome_defines(header, init),
+    run_tool(["gcc", *HOST_FLAGS, f"-I{C_DIR}", *genome_defines(header, init),
           HARNESS_DIR / "host_harness.c", C_DIR / "nca_cell.c", "-o", exe])
     return exe
 
@@ -103,7 +105,7 @@ def run_host_harness(exe, rams, params=None) -> np.ndarray:
     """(N, 256) uint8 RAMs through one update each; `params` for a blob harness."""
     rams = np.ascontiguousarray(rams, dtype=np.uint8)
     data = (genome_blob(params) if params is not None else b"") + rams.tobytes()
-    out = _run([exe], stdin_bytes=data).stdout
+    out = run_tool([exe], stdin_bytes=data).stdout
     return np.frombuffer(out, np.uint8).reshape(-1, RAM_BYTES)
 
 
@@ -111,7 +113,7 @@ def build_grid_driver(workdir, header: Path, init: str) -> Path:
     """Compile harness/grid_driver.c (a synchronous grid of cells driven by the
     firmware, timed) with the genome's header and the strict host flags."""
     exe = Path(workdir) / "grid_driver"
-    _run(["gcc", *HOST_FLAGS, f"-I{C_DIR}", *_genome_defines(header, init),
+    run_tool(["gcc", *HOST_FLAGS, f"-I{C_DIR}", *genome_defines(header, init),
           HARNESS_DIR / "grid_driver.c", C_DIR / "nca_cell.c", "-o", exe])
     return exe
 
@@ -127,7 +129,7 @@ def run_grid_driver(exe, int_grid: np.ndarray, masks: np.ndarray, torus: bool, r
                                         workdir / "final.bin")
     grid_file.write_bytes(np.ascontiguousarray(int_grid, np.int8).tobytes())
     mask_file.write_bytes(np.ascontiguousarray(masks, np.uint8).tobytes())
-    out = _run([exe, h, w, len(masks), reps, int(torus), grid_file, mask_file, final_file],
+    out = run_tool([exe, h, w, len(masks), reps, int(torus), grid_file, mask_file, final_file],
                timeout=3600).stdout.decode()
     timings = [tuple(int(v) for v in line.split()) for line in out.split("\n") if line.strip()]
     final = np.frombuffer(final_file.read_bytes(), np.int8).reshape(h, w, c)
@@ -143,9 +145,9 @@ def build_cortexm_image(cpu: str, workdir, header: Path, init: str,
     core has the DSP extension (NCA_PORTABLE)."""
     workdir = Path(workdir)
     elf = workdir / f"harness_{cpu}{'_portable' if portable else ''}.elf"
-    _run(["arm-none-eabi-gcc", f"-mcpu={cpu}", *ARM_FLAGS, f"-I{C_DIR}", f"-I{HARNESS_DIR}",
+    run_tool(["arm-none-eabi-gcc", f"-mcpu={cpu}", *ARM_FLAGS, f"-I{C_DIR}", f"-I{HARNESS_DIR}",
           *(["-DNCA_PORTABLE"] if portable else []),
-          *_genome_defines(header, init), C_DIR / "nca_cell.c",
+          *genome_defines(header, init), C_DIR / "nca_cell.c",
           HARNESS_DIR / "cortexm_harness.c", HARNESS_DIR / "semihost.c",
           "-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections",
           f"-Wl,-Map={elf.with_suffix('.map')}", "-T", HARNESS_DIR / "cortexm.ld", "-o", elf])
@@ -164,12 +166,12 @@ def run_qemu(cpu: str, elf, rams, workdir, timeout: int = 300) -> np.ndarray:
     (workdir / "vectors.in").write_bytes(rams.tobytes())
     out = workdir / "vectors.out"
     out.unlink(missing_ok=True)
-    _run(_qemu_cmd(cpu, Path(elf).resolve()), cwd=workdir, timeout=timeout)
+    run_tool(_qemu_cmd(cpu, Path(elf).resolve()), cwd=workdir, timeout=timeout)
     return np.frombuffer(out.read_bytes(), np.uint8).reshape(-1, RAM_BYTES)
 
 
 def _symbol_address(elf, name: str) -> int:
-    out = _run(["arm-none-eabi-nm", elf]).stdout.decode()
+    out = run_tool(["arm-none-eabi-nm", elf]).stdout.decode()
     for line in out.splitlines():
         parts = line.split()
         if len(parts) == 3 and parts[2] == name:
@@ -179,7 +181,7 @@ def _symbol_address(elf, name: str) -> int:
 
 def _return_address(elf) -> int:
     """The instruction after main's call of nca_cell_update."""
-    dis = _run(["arm-none-eabi-objdump", "-d", "--disassemble=main", elf]).stdout.decode()
+    dis = run_tool(["arm-none-eabi-objdump", "-d", "--disassemble=main", elf]).stdout.decode()
     for line in dis.splitlines():
         m = re.match(r"\s*([0-9a-f]+):\s+[0-9a-f]{4}\s+[0-9a-f]{4}\s+bl\s+\S+ "
                      r"<nca_cell_update>", line)
@@ -199,7 +201,7 @@ def count_instructions(cpu: str, elf, rams, workdir, timeout: int = 600) -> np.n
     (workdir / "vectors.in").write_bytes(rams.tobytes())
     log = workdir / "exec.log"
     entry, ret = _symbol_address(elf, "nca_cell_update"), _return_address(elf)
-    _run(_qemu_cmd(cpu, Path(elf).resolve()) + ["-singlestep", "-d", "exec,nochain", "-D", log],
+    run_tool(_qemu_cmd(cpu, Path(elf).resolve()) + ["-singlestep", "-d", "exec,nochain", "-D", log],
          cwd=workdir, timeout=timeout)
     pc_field = re.compile(rb"\[[0-9a-f]+/([0-9a-f]+)/")
     counts, current = [], None
@@ -224,7 +226,7 @@ def count_instructions(cpu: str, elf, rams, workdir, timeout: int = 600) -> np.n
 
 def section_sizes(elf) -> dict[str, int]:
     """arm-none-eabi-size -A: section name -> bytes."""
-    out = _run(["arm-none-eabi-size", "-A", elf]).stdout.decode()
+    out = run_tool(["arm-none-eabi-size", "-A", elf]).stdout.decode()
     sizes = {}
     for line in out.splitlines():
         parts = line.split()
@@ -235,7 +237,7 @@ def section_sizes(elf) -> dict[str, int]:
 
 def symbol_sizes(elf) -> dict[str, int]:
     """Sized symbols of the image: name -> bytes."""
-    out = _run(["arm-none-eabi-nm", "-S", "--size-sort", elf]).stdout.decode()
+    out = run_tool(["arm-none-eabi-nm", "-S", "--size-sort", elf]).stdout.decode()
     sizes = {}
     for line in out.splitlines():
         parts = line.split()
@@ -250,9 +252,9 @@ def build_size_probe(cpu: str, workdir, header: Path | None = None, init: str | 
     genome) with `update`, plus the message hooks with `hooks`."""
     parts = ("update" if update else "") + ("hooks" if hooks else "")
     elf = Path(workdir) / f"probe_{cpu}_{parts or 'base'}.elf"
-    defines = (["-DNCA_PROBE_UPDATE", *_genome_defines(header, init)] if update else []) + (
+    defines = (["-DNCA_PROBE_UPDATE", *genome_defines(header, init)] if update else []) + (
         ["-DNCA_PROBE_HOOKS"] if hooks else [])
-    _run(["arm-none-eabi-gcc", f"-mcpu={cpu}", *ARM_FLAGS, f"-I{C_DIR}", f"-I{HARNESS_DIR}",
+    run_tool(["arm-none-eabi-gcc", f"-mcpu={cpu}", *ARM_FLAGS, f"-I{C_DIR}", f"-I{HARNESS_DIR}",
           *defines, C_DIR / "nca_cell.c", HARNESS_DIR / "size_probe.c", HARNESS_DIR / "semihost.c",
           "-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections",
           "-T", HARNESS_DIR / "cortexm.ld", "-o", elf])

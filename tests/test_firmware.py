@@ -114,9 +114,9 @@ int main(void) {
 }
 ''')
     exe = tmp_path / "hooks"
-    toolchain._run(["gcc", *toolchain.HOST_FLAGS, f"-I{toolchain.C_DIR}", main,
+    toolchain.run_tool(["gcc", *toolchain.HOST_FLAGS, f"-I{toolchain.C_DIR}", main,
                     toolchain.C_DIR / "nca_cell.c", "-o", exe])
-    raw = np.frombuffer(toolchain._run([exe]).stdout, np.uint8)
+    raw = np.frombuffer(toolchain.run_tool([exe]).stdout, np.uint8)
     ram, sent = raw[:layout.RAM_BYTES], raw[layout.RAM_BYTES:].view(np.int8)
     msg = (np.arange(16) * 9 - 70).astype(np.int8)
     box = layout.mailbox(ram.copy())

@@ -134,7 +134,7 @@ def test_firmware_needs_sixteen_channels():
 # --- compiling ------------------------------------------------------------------------
 
 def gcc(tmp_path, sources, out="a.out"):
-    return toolchain._run(["gcc", *toolchain.HOST_FLAGS, f"-I{C_DIR}", f"-I{tmp_path}",
+    return toolchain.run_tool(["gcc", *toolchain.HOST_FLAGS, f"-I{C_DIR}", f"-I{tmp_path}",
                            *sources, "-o", tmp_path / out])
 
 
@@ -162,7 +162,7 @@ def test_header_compiles_strict_alone_and_with_the_firmware(tmp_path, genome):
     gcc(tmp_path, [tmp_path / "only.c"], "only")  # unused static arrays: no warning
     (tmp_path / "main.c").write_text(USE_GENOME % ("nca_lizard.h", genome.crc32))
     gcc(tmp_path, [tmp_path / "main.c", C_DIR / "nca_cell.c"], "main")
-    out = toolchain._run([tmp_path / "main"]).stdout.decode().split()
+    out = toolchain.run_tool([tmp_path / "main"]).stdout.decode().split()
     count = int.from_bytes(bytes((i * 7) & 0xFF for i in range(248, 252)), "little")
     assert out == ["1", str(count + 1), str(genome.params.seed_state()[3]), "128"]
 
@@ -179,7 +179,7 @@ def test_split_pair_links_into_several_translation_units(tmp_path, genome):
                                       "int other(void) { return nca_lizard_w1[0][0]; }\n")
     gcc(tmp_path, [tmp_path / "main.c", tmp_path / "other.c", tmp_path / "nca_lizard.c",
                    C_DIR / "nca_cell.c"], "split")
-    assert toolchain._run([tmp_path / "split"]).stdout.decode().split()[0] == "1"
+    assert toolchain.run_tool([tmp_path / "split"]).stdout.decode().split()[0] == "1"
 
 
 @needs_gcc
@@ -223,10 +223,10 @@ def test_a_layout_the_compiler_disagrees_with_stops_the_build(tmp_path):
     assert wrong != generate_layout_header()
     (tmp_path / LAYOUT_FILE).write_text(wrong)
     with pytest.raises(toolchain.ToolchainError, match="state at 129"):
-        toolchain._run(["gcc", *toolchain.HOST_FLAGS, "-c", tmp_path / "nca_cell.c",
+        toolchain.run_tool(["gcc", *toolchain.HOST_FLAGS, "-c", tmp_path / "nca_cell.c",
                         "-o", tmp_path / "nca_cell.o"])
     (tmp_path / LAYOUT_FILE).write_text(generate_layout_header())
-    toolchain._run(["gcc", *toolchain.HOST_FLAGS, "-c", tmp_path / "nca_cell.c",
+    toolchain.run_tool(["gcc", *toolchain.HOST_FLAGS, "-c", tmp_path / "nca_cell.c",
                     "-o", tmp_path / "nca_cell.o"])
 
 

@@ -50,8 +50,10 @@ static int any_alive(const nca_cell_ram_t *cells, int h, int w, int torus, int y
         return 1;
     }
     for (k = 0; k < NCA_MAILBOX_SLOTS; ++k) {
+        /* Beyond the edge is a zero state (the spec's zero padding), alive
+         * when a genome's threshold is negative. */
         n = neighbour(h, w, torus, y, x, k);
-        if (n >= 0 && cells[n].state[NCA_ALPHA] > genome.alive_threshold) {
+        if ((n >= 0 ? cells[n].state[NCA_ALPHA] : 0) > genome.alive_threshold) {
             return 1;
         }
     }
