@@ -66,9 +66,11 @@ def benchmark_rams(genome: Genome, n: int, seed: int = 0) -> np.ndarray:
     return live[rng.permutation(len(live))[:n]]
 
 
-def call_graph(elf) -> dict[str, set[str]]:
-    """function -> functions it calls or tail-calls (bl / b.w to a symbol)."""
-    dis = toolchain.run_tool(["arm-none-eabi-objdump", "-d", elf]).stdout.decode()
+def call_graph(cpu: str, elf) -> dict[str, set[str]]:
+    """function -> functions it calls or tail-calls (the target's call and branch
+    mnemonics to a symbol)."""
+    target = toolchain.TARGETS[cpu]
+    dis = toolchain.run_tool([target.tool("objdump"), "-d", elf]).stdout.decode()
     graph, current = {}, None
     for line in dis.splitlines():
         head = re.match(r"[0-9a-f]+ <([^>]+)>:$", line)
@@ -76,7 +78,7 @@ def call_graph(elf) -> dict[str, set[str]]:
             current = head.group(1)
             graph[current] = set()
             continue
-        call = re.search(r"\s(?:bl|b\.w|b)\s+[0-9a-f]+ <([^+>]+)>", line)
+        call = re.search(rf"\s(?:{target.calls})\s+[0-9a-f]+ <([^+>]+)>", line)
         if current and call and call.group(1) != current:
             graph[current].add(call.group(1))
     return graph
@@ -94,10 +96,8 @@ def reachable(graph, root: str) -> set[str]:
 
 def rodata_of_firmware(workdir: Path, cpu: str) -> dict[str, int]:
     """Constant data nca_cell.c itself keeps in flash (not the genome)."""
-    obj = workdir / f"nca_cell_{cpu}_data.o"
-    toolchain.run_tool(["arm-none-eabi-gcc", f"-mcpu={cpu}", *toolchain.ARM_FLAGS,
-                    "-c", toolchain.C_DIR / "nca_cell.c", "-o", obj])
-    out = toolchain.run_tool(["arm-none-eabi-nm", "-S", obj]).stdout.decode()
+    obj = toolchain.compile_firmware(cpu, workdir / f"nca_cell_{cpu}_data.o")
+    out = toolchain.run_tool([toolchain.TARGETS[cpu].tool("nm"), "-S", obj]).stdout.decode()
     return {parts[3]: int(parts[1], 16) for parts in map(str.split, out.splitlines())
             if len(parts) == 4 and parts[2] in "rR"}
 
@@ -105,9 +105,7 @@ def rodata_of_firmware(workdir: Path, cpu: str) -> dict[str, int]:
 def stack_usage(workdir: Path, cpu: str) -> int:
     """Worst stack depth of the update (-fstack-usage of nca_cell.c, summed
     over the call chain nca_cell_update -> nca_requantize)."""
-    obj = workdir / f"nca_cell_{cpu}.o"
-    toolchain.run_tool(["arm-none-eabi-gcc", f"-mcpu={cpu}", *toolchain.ARM_FLAGS,
-                    "-fstack-usage", "-c", toolchain.C_DIR / "nca_cell.c", "-o", obj])
+    obj = toolchain.compile_firmware(cpu, workdir / f"nca_cell_{cpu}.o", "-fstack-usage")
     usage = {}
     for line in obj.with_suffix(".su").read_text().splitlines():
         where, size, _ = line.split("\t")
@@ -120,13 +118,13 @@ def measure(cpu: str, genome: Genome, dense: Genome, updates: int, workdir: Path
     wdir = workdir / cpu
     wdir.mkdir()
     header, init = toolchain.write_genome_header(genome, wdir, "bench")
-    base = toolchain.section_sizes(toolchain.build_size_probe(cpu, wdir))
+    base = toolchain.section_sizes(cpu, toolchain.build_size_probe(cpu, wdir))
     with_update_elf = toolchain.build_size_probe(cpu, wdir, header, init, update=True)
-    with_update = toolchain.section_sizes(with_update_elf)
+    with_update = toolchain.section_sizes(cpu, with_update_elf)
     with_hooks = toolchain.section_sizes(
-        toolchain.build_size_probe(cpu, wdir, header, init, update=True, hooks=True))
-    symbols = toolchain.symbol_sizes(with_update_elf)
-    functions = sorted(reachable(call_graph(with_update_elf), UPDATE_ROOT))
+        cpu, toolchain.build_size_probe(cpu, wdir, header, init, update=True, hooks=True))
+    symbols = toolchain.symbol_sizes(cpu, with_update_elf)
+    functions = sorted(reachable(call_graph(cpu, with_update_elf), UPDATE_ROOT))
     code = {f: symbols[f] for f in functions if f in symbols}
     code.update(rodata_of_firmware(wdir, cpu))
     genome_rom = rom_bytes(genome.params)
@@ -137,22 +135,22 @@ def measure(cpu: str, genome: Genome, dense: Genome, updates: int, workdir: Path
     # instructions, on the emulated board
     rams = benchmark_rams(genome, updates)
     dead = np.zeros((4, layout.RAM_BYTES), np.uint8)
-    elf = toolchain.build_cortexm_image(cpu, wdir, header, init)
+    elf = toolchain.build_image(cpu, wdir, header, init)
     counts = toolchain.count_instructions(cpu, elf, np.concatenate([rams, dead]), wdir)
     live_counts, dead_counts = counts[:updates], counts[updates:]
-    got = toolchain.run_qemu(cpu, elf, rams, wdir)
+    got = toolchain.run_image(cpu, elf, rams, wdir)
     agree = bool((got == update_rams(genome.params, rams)).all())
     ddir = wdir / "dense"
     ddir.mkdir()
     dheader, dinit = toolchain.write_genome_header(dense, ddir, "dense")
-    delf = toolchain.build_cortexm_image(cpu, ddir, dheader, dinit)
+    delf = toolchain.build_image(cpu, ddir, dheader, dinit)
     dense_counts = toolchain.count_instructions(cpu, delf, rams[:4], wdir)
     p = genome.params
     hidden = np.asarray([_active_hidden(p, r) for r in rams])
     macs = p.w1.size + hidden * p.channels  # MACs actually run (zero units skipped)
     nominal = p.w1.size + p.w2.size
     return {
-        "cpu": cpu, "board": target.board, "qemu_machine": target.machine,
+        "cpu": cpu, "board": target.board, "emulator": " ".join(target.emulator),
         "flash": {
             "genome_arrays": genome_rom,
             "genome_descriptor": descriptor,
@@ -223,7 +221,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default="runs/firmware_size.json", help="JSON output path")
     parser.add_argument("--updates", type=int, default=24, help="live updates traced per CPU")
     args = parser.parse_args(argv)
-    absent = toolchain.missing(*toolchain.ARM_TOOLS)
+    absent = toolchain.missing(*toolchain.TARGET_TOOLS)
     if absent:
         print(f"firmware_size: missing {' '.join(absent)}", file=sys.stderr)
         return 2
@@ -236,7 +234,8 @@ def main(argv=None) -> int:
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     from cellsim import atomic
-    atomic.write_text(out, json.dumps({"compiler_flags": toolchain.ARM_FLAGS,
+    atomic.write_text(out, json.dumps({"compiler_flags": {cpu: toolchain.TARGETS[cpu].cflags
+                                                          for cpu in toolchain.TARGETS},
                                        "results": results}, indent=2) + "\n")
     print(f"wrote {out}")
     return 0

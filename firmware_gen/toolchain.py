@@ -1,7 +1,8 @@
 """Build and run the firmware test harnesses: the host one with the system gcc,
-the Cortex-M images with arm-none-eabi-gcc on qemu-system-arm (semihosting for
-file I/O), and the emulator's instruction trace for counting. Shared by the
-tests and benchmarks/firmware_size.py; nothing here is needed at run time."""
+the MCU images with each target's cross compiler on its emulator (semihosting
+for file I/O), and the emulator's instruction trace for counting. Each MCU
+target is data (TARGETS): compiler prefix, flags, harness, emulator. Shared by
+the tests and benchmarks/firmware_size.py; nothing here is needed at run time."""
 import re
 import shutil
 import subprocess
@@ -17,21 +18,53 @@ from . import C_DIR, c_identifier, generate_header
 HARNESS_DIR = C_DIR / "harness"
 STRICT_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 HOST_FLAGS = STRICT_FLAGS + ["-O2"]
-ARM_FLAGS = STRICT_FLAGS + ["-mthumb", "-Os", "-ffunction-sections", "-fdata-sections"]
+MCU_FLAGS = STRICT_FLAGS + ["-Os", "-ffunction-sections", "-fdata-sections"]
 
 
 @dataclass(frozen=True)
 class Target:
-    cpu: str       # -mcpu for arm-none-eabi-gcc
-    machine: str   # qemu-system-arm -M
-    board: str     # what the machine emulates
+    """One MCU build and the emulator that runs it. A new architecture is a new
+    entry of TARGETS, not new code."""
+    name: str
+    board: str                # what the emulator emulates
+    prefix: str               # cross toolchain: PREFIXgcc, PREFIXnm, PREFIXsize, PREFIXobjdump
+    arch_flags: tuple         # code generation for the core
+    emulator: tuple           # argv up to the image (which follows -kernel)
+    packages: tuple           # Debian packages that provide the tools
+    harness: tuple = ("cortexm_harness.c",)  # the test harness's main, in firmware_gen/c/harness
+    support: tuple = ("semihost.c",)         # startup and I/O every image links
+    linker_script: str = "cortexm.ld"
+    link_flags: tuple = ("-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections")
+    # main's call of the update in `objdump -d` (group 1: its address), and the
+    # call's length: the update returns to the instruction after it.
+    update_call: str = r"\s*([0-9a-f]+):\s+[0-9a-f]{4}\s+[0-9a-f]{4}\s+bl\s+\S+ <nca_cell_update>"
+    update_call_bytes: int = 4
+    calls: str = r"bl|b\.w|b"  # call and tail-call mnemonics (a size report's call graph)
+
+    @property
+    def tools(self) -> tuple:
+        return (*(self.tool(t) for t in ("gcc", "size", "nm", "objdump")), self.emulator[0])
+
+    def tool(self, name: str) -> str:
+        return self.prefix + name
+
+    @property
+    def cflags(self) -> list:
+        return [*MCU_FLAGS, *self.arch_flags]
+
+
+def _arm(cpu: str, machine: str, board: str) -> Target:
+    return Target(cpu, board, "arm-none-eabi-", (f"-mcpu={cpu}", "-mthumb"),
+                  ("qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none",
+                   "-serial", "none", "-semihosting"),
+                  ("gcc-arm-none-eabi", "libnewlib-arm-none-eabi", "qemu-system-arm"))
 
 
 # QEMU 7.2 has no Cortex-M0+ board; the micro:bit's Cortex-M0 runs the same
 # ARMv6-M Thumb instruction set, so an M0+ build runs unchanged on it.
 TARGETS = {
-    "cortex-m0plus": Target("cortex-m0plus", "microbit", "BBC micro:bit (nRF51, Cortex-M0)"),
-    "cortex-m4": Target("cortex-m4", "mps2-an386", "ARM MPS2 AN386 (Cortex-M4)"),
+    "cortex-m0plus": _arm("cortex-m0plus", "microbit", "BBC micro:bit (nRF51, Cortex-M0)"),
+    "cortex-m4": _arm("cortex-m4", "mps2-an386", "ARM MPS2 AN386 (Cortex-M4)"),
 }
 
 
@@ -45,8 +78,8 @@ def missing(*tools: str) -> list[str]:
 
 
 HOST_TOOLS = ("gcc",)
-ARM_TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm",
-             "arm-none-eabi-objdump", "qemu-system-arm")
+# Every MCU target's tools, for a test that needs them all.
+TARGET_TOOLS = tuple(dict.fromkeys(tool for t in TARGETS.values() for tool in t.tools))
 
 
 def run_tool(cmd, cwd=None, stdin_bytes=None, timeout=300) -> subprocess.CompletedProcess:
@@ -138,40 +171,44 @@ def run_grid_driver(exe, int_grid: np.ndarray, masks: np.ndarray, torus: bool, r
 
 # --- Cortex-M ---------------------------------------------------------------
 
-def build_cortexm_image(cpu: str, workdir, header: Path, init: str,
-                        portable: bool = False) -> Path:
-    """Link the Cortex-M harness image (genome in flash) for `cpu`; also writes
-    a linker map beside it. `portable` builds the plain C loops even where the
-    core has the DSP extension (NCA_PORTABLE)."""
-    workdir = Path(workdir)
-    elf = workdir / f"harness_{cpu}{'_portable' if portable else ''}.elf"
-    run_tool(["arm-none-eabi-gcc", f"-mcpu={cpu}", *ARM_FLAGS, f"-I{C_DIR}", f"-I{HARNESS_DIR}",
-          *(["-DNCA_PORTABLE"] if portable else []),
-          *genome_defines(header, init), C_DIR / "nca_cell.c",
-          HARNESS_DIR / "cortexm_harness.c", HARNESS_DIR / "semihost.c",
-          "-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections",
-          f"-Wl,-Map={elf.with_suffix('.map')}", "-T", HARNESS_DIR / "cortexm.ld", "-o", elf])
+def build_image(name: str, workdir, header: Path, init: str, portable: bool = False) -> Path:
+    """Link the target's harness image (genome in flash); also writes a linker map
+    beside it. `portable` builds the plain C loops even where the core has a DSP
+    extension (NCA_PORTABLE)."""
+    target, workdir = TARGETS[name], Path(workdir)
+    elf = workdir / f"harness_{name}{'_portable' if portable else ''}.elf"
+    run_tool([target.tool("gcc"), *target.cflags, f"-I{C_DIR}", f"-I{HARNESS_DIR}",
+              *(["-DNCA_PORTABLE"] if portable else []), *genome_defines(header, init),
+              C_DIR / "nca_cell.c", *(HARNESS_DIR / f for f in (*target.harness, *target.support)),
+              *target.link_flags, f"-Wl,-Map={elf.with_suffix('.map')}",
+              "-T", HARNESS_DIR / target.linker_script, "-o", elf])
     return elf
 
 
-def _qemu_cmd(cpu: str, elf: Path) -> list:
-    return ["qemu-system-arm", "-M", TARGETS[cpu].machine, "-nographic", "-monitor", "none",
-            "-serial", "none", "-semihosting", "-kernel", elf]
+def compile_firmware(name: str, obj: Path, *flags: str) -> Path:
+    """nca_cell.c alone, compiled for the target into `obj` (sizes, stack usage)."""
+    target = TARGETS[name]
+    run_tool([target.tool("gcc"), *target.cflags, *flags, "-c", C_DIR / "nca_cell.c", "-o", obj])
+    return obj
 
 
-def run_qemu(cpu: str, elf, rams, workdir, timeout: int = 300) -> np.ndarray:
-    """Run the image on the emulated board over `rams`; the updated RAMs."""
+def _emulator_cmd(name: str, elf: Path) -> list:
+    return [*TARGETS[name].emulator, "-kernel", elf]
+
+
+def run_image(name: str, elf, rams, workdir, timeout: int = 300) -> np.ndarray:
+    """Run the image on the target's emulated board over `rams`; the updated RAMs."""
     workdir = Path(workdir)
     rams = np.ascontiguousarray(rams, dtype=np.uint8)
     (workdir / "vectors.in").write_bytes(rams.tobytes())
     out = workdir / "vectors.out"
     out.unlink(missing_ok=True)
-    run_tool(_qemu_cmd(cpu, Path(elf).resolve()), cwd=workdir, timeout=timeout)
+    run_tool(_emulator_cmd(name, Path(elf).resolve()), cwd=workdir, timeout=timeout)
     return np.frombuffer(out.read_bytes(), np.uint8).reshape(-1, RAM_BYTES)
 
 
-def _symbol_address(elf, name: str) -> int:
-    out = run_tool(["arm-none-eabi-nm", elf]).stdout.decode()
+def _symbol_address(target: Target, elf, name: str) -> int:
+    out = run_tool([target.tool("nm"), elf]).stdout.decode()
     for line in out.splitlines():
         parts = line.split()
         if len(parts) == 3 and parts[2] == name:
@@ -179,18 +216,17 @@ def _symbol_address(elf, name: str) -> int:
     raise ToolchainError(f"{name} not found in {elf}")
 
 
-def _return_address(elf) -> int:
+def _return_address(target: Target, elf) -> int:
     """The instruction after main's call of nca_cell_update."""
-    dis = run_tool(["arm-none-eabi-objdump", "-d", "--disassemble=main", elf]).stdout.decode()
+    dis = run_tool([target.tool("objdump"), "-d", "--disassemble=main", elf]).stdout.decode()
     for line in dis.splitlines():
-        m = re.match(r"\s*([0-9a-f]+):\s+[0-9a-f]{4}\s+[0-9a-f]{4}\s+bl\s+\S+ "
-                     r"<nca_cell_update>", line)
+        m = re.match(target.update_call, line)
         if m:
-            return int(m.group(1), 16) + 4
+            return int(m.group(1), 16) + target.update_call_bytes
     raise ToolchainError(f"no call of nca_cell_update in main of {elf}")
 
 
-def count_instructions(cpu: str, elf, rams, workdir, timeout: int = 600) -> np.ndarray:
+def count_instructions(name: str, elf, rams, workdir, timeout: int = 600) -> np.ndarray:
     """Instructions executed by each nca_cell_update call over `rams`, counted
     on the emulator: QEMU runs one instruction per translation block
     (-singlestep) and logs every block it executes (-d exec,nochain), so the
@@ -200,9 +236,11 @@ def count_instructions(cpu: str, elf, rams, workdir, timeout: int = 600) -> np.n
     rams = np.ascontiguousarray(rams, dtype=np.uint8)
     (workdir / "vectors.in").write_bytes(rams.tobytes())
     log = workdir / "exec.log"
-    entry, ret = _symbol_address(elf, "nca_cell_update"), _return_address(elf)
-    run_tool(_qemu_cmd(cpu, Path(elf).resolve()) + ["-singlestep", "-d", "exec,nochain", "-D", log],
-         cwd=workdir, timeout=timeout)
+    target = TARGETS[name]
+    entry = _symbol_address(target, elf, "nca_cell_update")
+    ret = _return_address(target, elf)
+    run_tool(_emulator_cmd(name, Path(elf).resolve()) + ["-singlestep", "-d", "exec,nochain",
+                                                         "-D", log], cwd=workdir, timeout=timeout)
     pc_field = re.compile(rb"\[[0-9a-f]+/([0-9a-f]+)/")
     counts, current = [], None
     with open(log, "rb") as f:
@@ -224,9 +262,9 @@ def count_instructions(cpu: str, elf, rams, workdir, timeout: int = 600) -> np.n
     return np.array(counts, np.int64)
 
 
-def section_sizes(elf) -> dict[str, int]:
-    """arm-none-eabi-size -A: section name -> bytes."""
-    out = run_tool(["arm-none-eabi-size", "-A", elf]).stdout.decode()
+def section_sizes(name: str, elf) -> dict[str, int]:
+    """PREFIXsize -A: section name -> bytes."""
+    out = run_tool([TARGETS[name].tool("size"), "-A", elf]).stdout.decode()
     sizes = {}
     for line in out.splitlines():
         parts = line.split()
@@ -235,9 +273,9 @@ def section_sizes(elf) -> dict[str, int]:
     return sizes
 
 
-def symbol_sizes(elf) -> dict[str, int]:
+def symbol_sizes(name: str, elf) -> dict[str, int]:
     """Sized symbols of the image: name -> bytes."""
-    out = run_tool(["arm-none-eabi-nm", "-S", "--size-sort", elf]).stdout.decode()
+    out = run_tool([TARGETS[name].tool("nm"), "-S", "--size-sort", elf]).stdout.decode()
     sizes = {}
     for line in out.splitlines():
         parts = line.split()
@@ -246,16 +284,17 @@ def symbol_sizes(elf) -> dict[str, int]:
     return sizes
 
 
-def build_size_probe(cpu: str, workdir, header: Path | None = None, init: str | None = None,
+def build_size_probe(name: str, workdir, header: Path | None = None, init: str | None = None,
                      update: bool = False, hooks: bool = False) -> Path:
-    """Link size_probe.c for `cpu`: the startup alone, plus the update (and the
-    genome) with `update`, plus the message hooks with `hooks`."""
+    """Link size_probe.c for the target: the startup alone, plus the update (and
+    the genome) with `update`, plus the message hooks with `hooks`."""
+    target = TARGETS[name]
     parts = ("update" if update else "") + ("hooks" if hooks else "")
-    elf = Path(workdir) / f"probe_{cpu}_{parts or 'base'}.elf"
+    elf = Path(workdir) / f"probe_{name}_{parts or 'base'}.elf"
     defines = (["-DNCA_PROBE_UPDATE", *genome_defines(header, init)] if update else []) + (
         ["-DNCA_PROBE_HOOKS"] if hooks else [])
-    run_tool(["arm-none-eabi-gcc", f"-mcpu={cpu}", *ARM_FLAGS, f"-I{C_DIR}", f"-I{HARNESS_DIR}",
-          *defines, C_DIR / "nca_cell.c", HARNESS_DIR / "size_probe.c", HARNESS_DIR / "semihost.c",
-          "-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections",
-          "-T", HARNESS_DIR / "cortexm.ld", "-o", elf])
+    run_tool([target.tool("gcc"), *target.cflags, f"-I{C_DIR}", f"-I{HARNESS_DIR}", *defines,
+              C_DIR / "nca_cell.c", HARNESS_DIR / "size_probe.c",
+              *(HARNESS_DIR / f for f in target.support),
+              *target.link_flags, "-T", HARNESS_DIR / target.linker_script, "-o", elf])
     return elf

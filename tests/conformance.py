@@ -179,8 +179,8 @@ def _genome_header(params, workdir):
 def _qemu(cpu: str, portable: bool = False):
     def run(params, rams, workdir):
         header, init = _genome_header(params, workdir)
-        elf = toolchain.build_cortexm_image(cpu, workdir, header, init, portable=portable)
-        return toolchain.run_qemu(cpu, elf, rams, workdir)
+        elf = toolchain.build_image(cpu, workdir, header, init, portable=portable)
+        return toolchain.run_image(cpu, elf, rams, workdir)
     return run
 
 
@@ -270,7 +270,7 @@ def _onnx_deltas(optimised: bool):
     return run
 
 
-ARM = toolchain.ARM_TOOLS
+ARM = toolchain.TARGET_TOOLS
 REGISTRY = (
     Implementation("cellsim.intspec.update_ram (the spec)", "cell",
                    lambda p, rams, workdir: spec_cells(p, rams)),

@@ -15,8 +15,8 @@ from firmware_gen.reference import update_rams
 needs_gcc = pytest.mark.skipif(bool(toolchain.missing(*toolchain.HOST_TOOLS)),
                                reason="host C compiler (gcc) not installed")
 needs_arm = pytest.mark.skipif(
-    bool(toolchain.missing(*toolchain.ARM_TOOLS)),
-    reason="missing " + " ".join(toolchain.missing(*toolchain.ARM_TOOLS))
+    bool(toolchain.missing(*toolchain.TARGET_TOOLS)),
+    reason="missing " + " ".join(toolchain.missing(*toolchain.TARGET_TOOLS))
     + " (Debian: gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)")
 
 
@@ -134,8 +134,8 @@ int main(void) {
 @pytest.fixture(scope="module")
 def cortexm_images(tmp_path_factory):
     """One image per (cpu, genome): a realistic and an extreme genome in flash."""
-    if toolchain.missing(*toolchain.ARM_TOOLS):
-        pytest.skip("missing " + " ".join(toolchain.missing(*toolchain.ARM_TOOLS)))
+    if toolchain.missing(*toolchain.TARGET_TOOLS):
+        pytest.skip("missing " + " ".join(toolchain.missing(*toolchain.TARGET_TOOLS)))
     workdir = tmp_path_factory.mktemp("cortexm")
     images = {}
     for kind, genome in (("realistic", random_genome(11)),
@@ -144,8 +144,8 @@ def cortexm_images(tmp_path_factory):
         gdir.mkdir()
         header, init = toolchain.write_genome_header(genome, gdir, kind)
         for cpu in toolchain.TARGETS:
-            images[cpu, kind] = (genome, toolchain.build_cortexm_image(cpu, gdir, header, init))
-        images["cortex-m4-portable", kind] = (genome, toolchain.build_cortexm_image(
+            images[cpu, kind] = (genome, toolchain.build_image(cpu, gdir, header, init))
+        images["cortex-m4-portable", kind] = (genome, toolchain.build_image(
             "cortex-m4", gdir, header, init, portable=True))
     return images
 
@@ -162,7 +162,7 @@ def test_cortexm_matches_spec_on_qemu(cortexm_images, tmp_path, build, kind):
     p = genome.params
     rams = np.concatenate([random_rams(31, 2000), edge_rams(p.alive_threshold),
                            trajectory_rams(p, size=12, steps=6, seed=3)])
-    got = toolchain.run_qemu(cpu, elf, rams, tmp_path)
+    got = toolchain.run_image(cpu, elf, rams, tmp_path)
     assert_same(got, update_rams(p, rams), f"{build} on {toolchain.TARGETS[cpu].board}, "
                 f"{kind} genome")
 
@@ -181,3 +181,15 @@ def test_instruction_count_on_qemu(cortexm_images, tmp_path):
     assert 10 < counts[0] < 200
     assert (counts[1:] > p.w1.size).all()
     assert (counts[1:] < 20 * (p.w1.size + p.w2.size)).all()
+
+
+def test_scripts_test_installs_every_targets_packages():
+    """A new MCU target is a TARGETS entry; CI must install its tools too, or its
+    conformance rows would skip."""
+    from pathlib import Path
+
+    script = (Path(__file__).resolve().parents[1] / "scripts" / "test").read_text()
+    listed = script.split("apt_packages=(", 1)[1].split(")", 1)[0].split()
+    for name, target in toolchain.TARGETS.items():
+        assert set(target.packages) <= set(listed), (name, target.packages)
+        assert target.tools[0] == target.tool("gcc") and target.name == name
