@@ -17,7 +17,7 @@ import numpy as np
 from cellsim.genome import MAX_GENOME_BYTES, Genome
 from cellsim.intspec import layout, step_grid_sync
 from firmware_gen import rom_bytes, toolchain
-from firmware_gen.reference import rams_from_grid, update_rams
+from cellsim.intspec.batch import rams_from_grid, update_rams
 
 CMSIS_INSTRUCTIONS_PER_MAC = 1.9  # CMSIS-NN's s8 fully-connected inner loop: about 60 instructions per 32 MACs
 UPDATE_ROOT = "nca_cell_update"

@@ -301,7 +301,7 @@ def clocks(rules, target, units, damage_at, every, plan, seed):
 def make_genomes(args, model, ckpt, plan, horizon, source, log):
     """{"ptq": Genome, "qat": Genome (unless --qat-iterations 0)} and how each was got."""
     from cellsim.genome import Genome, genome_name, load_genome_made_from
-    from cellsim.targets import EMOJI
+    from cellsim.target_images import EMOJI
 
     genomes, origin = {}, {}
     if args.genome_ptq:

@@ -98,7 +98,7 @@ def genome_name(name: str | None, target: str) -> str:
     UTF-8, else ConfigError), else the target's emoji name or image file stem, cut
     to fit."""
     from .errors import ConfigError
-    from .targets import EMOJI
+    from .target_images import EMOJI
 
     chosen = name if name is not None else (target if target in EMOJI else Path(target).stem)
     encoded = chosen.encode("utf-8", errors="replace")

@@ -6,7 +6,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cellsim.targets import EMOJI, EMOJI_DIR  # noqa: E402
+from cellsim.target_images import EMOJI, EMOJI_DIR  # noqa: E402
 
 FONT = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
 SIZE = 128  # the size of the PNGs the official notebook fetched

@@ -89,7 +89,7 @@ def edge_rams(threshold: int) -> np.ndarray:
 def trajectory_rams(params, size: int = 24, steps: int = 12, seed: int = 0) -> np.ndarray:
     """RAMs of every cell along a synchronous run from the seed (with a damaged
     block half way), mailboxes filled from the neighbours, scratch random."""
-    from firmware_gen.reference import rams_from_grid
+    from cellsim.intspec.batch import rams_from_grid
 
     rng = np.random.default_rng(seed)
     grid = np.zeros((size, size, layout.CHANNELS), np.int8)
@@ -141,7 +141,7 @@ def spec_cells(params, rams) -> np.ndarray:
 def spec_deltas(params, states, torus) -> np.ndarray:
     from cellsim.intspec import perceive, requantize
     from cellsim.intspec.cell_update import hidden_activations, output_accumulators
-    from cellsim.intspec.grid import neighbourhoods
+    from cellsim.intspec.sync_step import neighbourhoods
     from cellsim.intspec.requantize import saturate
 
     acc2 = output_accumulators(params, hidden_activations(
@@ -152,7 +152,7 @@ def spec_deltas(params, states, torus) -> np.ndarray:
 # --- cell-level rows ---------------------------------------------------------------------------
 
 def _batched(params, rams, workdir):
-    from firmware_gen.reference import update_rams
+    from cellsim.intspec.batch import update_rams
 
     return update_rams(params, rams)
 
@@ -274,7 +274,7 @@ ARM = toolchain.TARGET_TOOLS
 REGISTRY = (
     Implementation("cellsim.intspec.update_ram (the spec)", "cell",
                    lambda p, rams, workdir: spec_cells(p, rams)),
-    Implementation("firmware_gen.reference.update_rams (batched spec)", "cell", _batched),
+    Implementation("cellsim.intspec.batch.update_rams (batched spec)", "cell", _batched),
     Implementation("simulator, fast engine", "cell", _engine_cells("fast")),
     Implementation("simulator, reference engine", "cell", _engine_cells("reference"),
                    examples=8),

@@ -41,7 +41,7 @@ def random_model(seed: int):
 def write_checkpoint(path: Path, seed: int) -> Path:
     """A loadable checkpoint of a random model on an 18x18 lizard (no training:
     the benchmarks only need a model, and training one costs minutes here)."""
-    from cellsim.targets import load_target
+    from cellsim.target_images import load_target
     from training.checkpoint import save_checkpoint
     from training.config import make_config
 

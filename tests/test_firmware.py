@@ -10,7 +10,7 @@ from strategies import random_genome, random_int_params
 from cellsim.intspec import layout, update_ram
 from conformance import assert_same, edge_rams, random_rams, trajectory_rams
 from firmware_gen import toolchain
-from firmware_gen.reference import update_rams
+from cellsim.intspec.batch import update_rams
 
 needs_gcc = pytest.mark.skipif(bool(toolchain.missing(*toolchain.HOST_TOOLS)),
                                reason="host C compiler (gcc) not installed")

@@ -24,7 +24,7 @@ from training.quantize.ptq import (BIAS_STEPS_MAX, Scales, float_weights, quanti
                                    quantize_weights)
 from training.quantize.qat import QATConfig, QuantisationAwareTrainer
 
-grid_module = importlib.import_module("cellsim.intspec.grid")
+grid_module = importlib.import_module("cellsim.intspec.sync_step")
 
 
 def random_scales(rng, channels):

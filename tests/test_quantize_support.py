@@ -20,7 +20,7 @@ def tiny_checkpoint() -> Path:
     (a pool of 16, the worst sample reseeded) with 16-23 steps, 80 Adam iterations
     with per-variable gradient normalisation: a few seconds. Trained here with the plain model (not training/trainer.py), so
     these tests follow only the checkpoint format, not the trainer's internals."""
-    from cellsim.targets import load_target
+    from cellsim.target_images import load_target
     from training.checkpoint import save_checkpoint
     from training.config import make_config
     from training.model import make_seed

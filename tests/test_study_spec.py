@@ -228,3 +228,12 @@ def test_model_sources_from_files(tmp_path):
     with pytest.raises(ConfigError, match="do not name their target"):
         resolve(str(floats))
     assert np.frombuffer(shipped.int8[:4], np.uint8).size == 4
+
+
+def test_the_simulator_version_covers_files_that_exist():
+    """A renamed module must not drop out of the hash that keys the results."""
+    from cellsim.study.run import PACKAGE, VERSIONED, sim_version
+
+    for pattern in VERSIONED:
+        assert list(PACKAGE.glob(pattern)), pattern
+    assert sim_version().startswith("0.") and len(sim_version().split("+")[1]) == 12

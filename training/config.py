@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from cellsim.errors import ConfigError
-from cellsim.targets import MIN_IMAGE_SIDE
+from cellsim.target_images import MIN_IMAGE_SIDE
 
 EXPERIMENTS = {  # name -> (uses the sample pool, samples damaged per batch)
     "growing": (False, 0),

@@ -276,7 +276,7 @@ def reference_deltas(params, grid_q: np.ndarray, torus: bool) -> np.ndarray:
     import importlib
 
     cell_update = importlib.import_module("cellsim.intspec.cell_update")
-    grid_module = importlib.import_module("cellsim.intspec.grid")
+    grid_module = importlib.import_module("cellsim.intspec.sync_step")
     from cellsim.intspec import perceive, requantize
     from cellsim.intspec.requantize import saturate
 
@@ -291,7 +291,7 @@ def int8_agreement(sess, params, grids_q: np.ndarray, torus: bool) -> dict:
     step and exactly equal, over all cells and over cells with a live neighbour."""
     from cellsim.intspec.alive import is_alive
 
-    grid_module = __import__("cellsim.intspec.grid", fromlist=["neighbourhoods"])
+    grid_module = __import__("cellsim.intspec.sync_step", fromlist=["neighbourhoods"])
     scale = params.state_scale[None, :, None, None]
     dx = run_update(sess, np.asarray(grids_q, np.float32) * scale)
     got = dx / scale

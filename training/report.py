@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from cellsim.atomic import atomic_path, write_text
-from cellsim.targets import to_rgb
+from cellsim.target_images import to_rgb
 
 from . import fast
 from .model import CAModel, make_seed

@@ -14,7 +14,7 @@ import torch
 
 from cellsim.atomic import prepare_output_dir
 from cellsim.errors import CheckpointError, ConfigError
-from cellsim.targets import load_target
+from cellsim.target_images import load_target
 
 from . import fast, report
 from .checkpoint import (CHECKPOINT_NAME, load_checkpoint, load_pool, model_from_checkpoint,

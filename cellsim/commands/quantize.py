@@ -56,7 +56,7 @@ def run(args) -> int:
     from training.quantize.qat import QATConfig
 
     from ..genome import MAX_GENOME_BYTES, Genome, save_genome, sha256_file
-    from ..targets import EMOJI
+    from ..target_images import EMOJI
 
     torch.set_num_threads(args.threads)
     model, ckpt = load_model(args.checkpoint)

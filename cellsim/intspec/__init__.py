@@ -7,7 +7,7 @@ reference kernels."""
 from .alive import is_alive
 from .cell_update import update_cell, update_ram
 from .fully_connected import fully_connected
-from .grid import step_grid_sync
+from .sync_step import step_grid_sync
 from .layout import RAM_BYTES
 from .params import IntParams
 from .perceive import perceive

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..intspec.alive import ALIVE_ALPHA as ALIVE_THRESHOLD
 from ..intspec.layout import ALPHA
-from ..targets import TARGET_PADDING, TARGET_SIZE, load_target, to_rgb
+from ..target_images import TARGET_PADDING, TARGET_SIZE, load_target, to_rgb
 
 DEAD_RGB = np.array([150, 150, 150], np.uint8)  # failed hardware shows as grey
 

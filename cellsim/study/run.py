@@ -18,7 +18,7 @@ from .spec import Run
 PACKAGE = Path(__file__).resolve().parents[1]
 # Everything a run's numbers depend on: the engines, the integer spec, the genome
 # format, the targets and this file (sampling, the recovery rule).
-VERSIONED = ("sim/*.py", "intspec/*.py", "genome.py", "targets.py", "study/run.py",
+VERSIONED = ("sim/*.py", "intspec/*.py", "genome.py", "target_images.py", "study/run.py",
              "data/emoji/*.png")
 
 

@@ -15,7 +15,7 @@ from ..errors import ConfigError
 from ..sim import ClockSpec, parse_fault
 from ..sim.faults import KINDS as FAULT_KINDS
 from ..sim.faults import ONE_SHOT
-from ..targets import TARGET_SIZE
+from ..target_images import TARGET_SIZE
 
 PRECISIONS = ("int8", "float")
 MAX_SIDE = 1024
@@ -323,7 +323,7 @@ def parse_spec(data: dict, source: str = "study spec") -> StudySpec:
     if not isinstance(target, str):
         raise ConfigError("target must be an emoji name (or '' for each model's own)")
     if target:
-        from ..targets import load_target
+        from ..target_images import load_target
         load_target(target)  # TargetError (a ConfigError's sibling) if unknown
     torus = data.get("torus")
     if torus is not None and not isinstance(torus, bool):

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from cellsim.errors import TargetError
-from cellsim.targets import EMOJI, emoji_path, load_target, to_rgb
+from cellsim.target_images import EMOJI, emoji_path, load_target, to_rgb
 
 
 @pytest.mark.parametrize("name", sorted(EMOJI))

@@ -6,10 +6,10 @@ the very intspec functions update_ram uses, over a leading batch axis, and the
 tests check it equals update_ram RAM by RAM."""
 import numpy as np
 
-from cellsim.intspec import layout
-from cellsim.intspec.alive import is_alive
-from cellsim.intspec.cell_update import hidden_activations, output_accumulators, update_cell
-from cellsim.intspec.perceive import perceive
+from . import layout
+from .alive import is_alive
+from .cell_update import hidden_activations, output_accumulators, update_cell
+from .perceive import perceive
 
 
 def update_rams(params, rams) -> np.ndarray:
@@ -40,7 +40,7 @@ def rams_from_grid(grid, torus: bool = False, rng=None) -> np.ndarray:
     current neighbours (zero outside the grid unless `torus`), as after every
     cell has heard from all of its neighbours. The other bytes (scratch, rng,
     clock, count) are random when `rng` is given, else zero."""
-    from cellsim.intspec.grid import neighbourhoods
+    from .sync_step import neighbourhoods
     grid = np.asarray(grid, np.int8)
     n = neighbourhoods(grid, torus).reshape(-1, 3, 3, layout.CHANNELS)
     rams = (np.zeros((n.shape[0], layout.RAM_BYTES), np.uint8) if rng is None else
