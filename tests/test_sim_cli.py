@@ -72,3 +72,10 @@ def test_a_corrupt_genome_is_refused(tmp_path, capsys):
     bad.write_bytes(b"NCAG" + bytes(40))
     fails_cleanly(capsys, ["simulate", str(bad), "--out", str(tmp_path / "o"), "--no-progress"], str(bad),
                   tmp_path / "o")
+
+
+def test_the_command_offers_every_clock_the_simulator_has():
+    from cellsim.commands.simulate import CLOCKS
+    from cellsim.sim.clocks import KINDS
+
+    assert set(CLOCKS) == set(KINDS)
