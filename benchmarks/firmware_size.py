@@ -78,7 +78,7 @@ def call_graph(cpu: str, elf) -> dict[str, set[str]]:
             current = head.group(1)
             graph[current] = set()
             continue
-        call = re.search(rf"\s(?:{target.calls})\s+[0-9a-f]+ <([^+>]+)>", line)
+        call = re.search(target.call, line)
         if current and call and call.group(1) != current:
             graph[current].add(call.group(1))
     return graph

@@ -31,15 +31,18 @@ class Target:
     arch_flags: tuple         # code generation for the core
     emulator: tuple           # argv up to the image (which follows -kernel)
     packages: tuple           # Debian packages that provide the tools
-    harness: tuple = ("cortexm_harness.c",)  # the test harness's main, in firmware_gen/c/harness
-    support: tuple = ("semihost.c",)         # startup and I/O every image links
+    harness: tuple = ("mcu_harness.c",)      # the test harness's main, in firmware_gen/c/harness
+    support: tuple = ("semihost.c", "cortexm_startup.c")  # startup and I/O every image links
     linker_script: str = "cortexm.ld"
     link_flags: tuple = ("-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections")
-    # main's call of the update in `objdump -d` (group 1: its address), and the
-    # call's length: the update returns to the instruction after it.
-    update_call: str = r"\s*([0-9a-f]+):\s+[0-9a-f]{4}\s+[0-9a-f]{4}\s+bl\s+\S+ <nca_cell_update>"
-    update_call_bytes: int = 4
-    calls: str = r"bl|b\.w|b"  # call and tail-call mnemonics (a size report's call graph)
+    link_arch: tuple | None = None  # the libraries' variant, where it differs from arch_flags
+    # main's call of the update in `objdump -d`: its address and encoding (the
+    # update returns to the instruction after it).
+    update_call: str = (r"\s*(?P<addr>[0-9a-f]+):\s+(?P<enc>[0-9a-f]{4} [0-9a-f]{4})\s+bl\s+"
+                        r"\S+ <nca_cell_update>")
+    # A call or tail call in `objdump -d` (group 1: the callee), for a size
+    # report's call graph.
+    call: str = r"\s(?:bl|b\.w|b)\s+[0-9a-f]+ <([^+>]+)>"
 
     @property
     def tools(self) -> tuple:
@@ -60,11 +63,30 @@ def _arm(cpu: str, machine: str, board: str) -> Target:
                   ("gcc-arm-none-eabi", "libnewlib-arm-none-eabi", "qemu-system-arm"))
 
 
+# Debian's riscv64-unknown-elf-gcc has no rv32imc library variant (rv32im and
+# rv32imac, among others): the code is built for rv32imc (ESP32-C3 class; zicsr
+# for the trap vector) and linked with picolibc's rv32im libraries, which run
+# on any rv32imc core.
+RV32IMC = Target(
+    "rv32imc", "QEMU virt, RV32IMC (ESP32-C3 class core)", "riscv64-unknown-elf-",
+    ("-march=rv32imc_zicsr", "-mabi=ilp32", "--specs=picolibc.specs"),
+    ("qemu-system-riscv32", "-M", "virt", "-nographic", "-monitor", "none", "-serial", "none",
+     "-semihosting", "-bios", "none"),
+    ("gcc-riscv64-unknown-elf", "picolibc-riscv64-unknown-elf", "qemu-system-misc"),
+    support=("semihost.c", "riscv_startup.c"), linker_script="riscv_virt.ld",
+    link_flags=("-nostartfiles", "--specs=picolibc.specs", "-Wl,--gc-sections",
+                "-Wl,--no-warn-rwx-segments"),
+    link_arch=("-march=rv32im", "-mabi=ilp32"),
+    update_call=(r"\s*(?P<addr>[0-9a-f]+):\s+(?P<enc>[0-9a-f]{4}|[0-9a-f]{8})\s+jal\s+"
+                 r"(?:ra,)?[0-9a-f]+ <nca_cell_update>"),
+    call=r"\s(?:jal|j)\s+(?:ra,)?[0-9a-f]+ <([^+>]+)>")
+
 # QEMU 7.2 has no Cortex-M0+ board; the micro:bit's Cortex-M0 runs the same
 # ARMv6-M Thumb instruction set, so an M0+ build runs unchanged on it.
 TARGETS = {
     "cortex-m0plus": _arm("cortex-m0plus", "microbit", "BBC micro:bit (nRF51, Cortex-M0)"),
     "cortex-m4": _arm("cortex-m4", "mps2-an386", "ARM MPS2 AN386 (Cortex-M4)"),
+    "rv32imc": RV32IMC,
 }
 
 
@@ -177,10 +199,29 @@ def build_image(name: str, workdir, header: Path, init: str, portable: bool = Fa
     extension (NCA_PORTABLE)."""
     target, workdir = TARGETS[name], Path(workdir)
     elf = workdir / f"harness_{name}{'_portable' if portable else ''}.elf"
-    run_tool([target.tool("gcc"), *target.cflags, f"-I{C_DIR}", f"-I{HARNESS_DIR}",
-              *(["-DNCA_PORTABLE"] if portable else []), *genome_defines(header, init),
-              C_DIR / "nca_cell.c", *(HARNESS_DIR / f for f in (*target.harness, *target.support)),
-              *target.link_flags, f"-Wl,-Map={elf.with_suffix('.map')}",
+    sources = [C_DIR / "nca_cell.c", *(HARNESS_DIR / f for f in (*target.harness,
+                                                                 *target.support))]
+    flags = [f"-I{C_DIR}", f"-I{HARNESS_DIR}", *(["-DNCA_PORTABLE"] if portable else []),
+             *genome_defines(header, init)]
+    return _link(target, _objects(target, sources, flags, elf), elf,
+                 f"-Wl,-Map={elf.with_suffix('.map')}")
+
+
+def _objects(target: Target, sources, flags, elf: Path) -> list:
+    """Each source compiled for the target, beside the image it is for. Compiling
+    and linking apart lets a target link library variants other than its code's
+    (Target.link_arch)."""
+    objects = []
+    for source in sources:
+        obj = elf.with_name(f"{elf.stem}.{Path(source).stem}.o")
+        run_tool([target.tool("gcc"), *target.cflags, *flags, "-c", source, "-o", obj])
+        objects.append(obj)
+    return objects
+
+
+def _link(target: Target, objects, elf: Path, *extra: str) -> Path:
+    arch = target.link_arch if target.link_arch is not None else target.arch_flags
+    run_tool([target.tool("gcc"), *arch, *objects, *target.link_flags, *extra,
               "-T", HARNESS_DIR / target.linker_script, "-o", elf])
     return elf
 
@@ -221,8 +262,8 @@ def _return_address(target: Target, elf) -> int:
     dis = run_tool([target.tool("objdump"), "-d", "--disassemble=main", elf]).stdout.decode()
     for line in dis.splitlines():
         m = re.match(target.update_call, line)
-        if m:
-            return int(m.group(1), 16) + target.update_call_bytes
+        if m:  # the encoding's hex digits, two per byte
+            return int(m.group("addr"), 16) + len(m.group("enc").replace(" ", "")) // 2
     raise ToolchainError(f"no call of nca_cell_update in main of {elf}")
 
 
@@ -293,8 +334,7 @@ def build_size_probe(name: str, workdir, header: Path | None = None, init: str |
     elf = Path(workdir) / f"probe_{name}_{parts or 'base'}.elf"
     defines = (["-DNCA_PROBE_UPDATE", *genome_defines(header, init)] if update else []) + (
         ["-DNCA_PROBE_HOOKS"] if hooks else [])
-    run_tool([target.tool("gcc"), *target.cflags, f"-I{C_DIR}", f"-I{HARNESS_DIR}", *defines,
-              C_DIR / "nca_cell.c", HARNESS_DIR / "size_probe.c",
-              *(HARNESS_DIR / f for f in target.support),
-              *target.link_flags, "-T", HARNESS_DIR / target.linker_script, "-o", elf])
-    return elf
+    sources = [C_DIR / "nca_cell.c", HARNESS_DIR / "size_probe.c",
+               *(HARNESS_DIR / f for f in target.support)]
+    flags = [f"-I{C_DIR}", f"-I{HARNESS_DIR}", *defines]
+    return _link(target, _objects(target, sources, flags, elf), elf)

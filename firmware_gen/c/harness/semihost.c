@@ -1,5 +1,6 @@
-/* semihost.c - ARM semihosting calls (see semihost.h) and the reset code of
- * the Cortex-M test images: vector table, .data/.bss set-up, main, exit.
+/* semihost.c - the semihosting calls of the MCU test images (see semihost.h).
+ * ARM and RISC-V share the operations and their argument blocks; only the
+ * instruction that traps to the debugger differs.
  */
 #include "semihost.h"
 
@@ -13,6 +14,21 @@
 #define ADP_STOPPED_APPLICATION_EXIT 0x20026
 #define ADP_STOPPED_RUN_TIME_ERROR   0x20023
 
+#if defined(__riscv)
+/* RISC-V: the operation in a0, the argument block in a1; the trap is an ebreak
+ * between two no-op shifts, uncompressed, that the debugger recognises. */
+static uintptr_t sh_call(uintptr_t op, const void *args)
+{
+    register uintptr_t a0 __asm__("a0") = op;
+    register const void *a1 __asm__("a1") = args;
+    __asm__ volatile(".option push\n.option norvc\n.balign 16\n"
+                     "slli zero, zero, 0x1f\nebreak\nsrai zero, zero, 7\n.option pop"
+                     : "+r"(a0) : "r"(a1) : "memory");
+    return a0;
+}
+#else
+/* ARMv6-M and ARMv7-M: bkpt 0xab with the operation in r0 and the argument
+ * block in r1. */
 static uintptr_t sh_call(uintptr_t op, const void *args)
 {
     register uintptr_t r0 __asm__("r0") = op;
@@ -20,6 +36,7 @@ static uintptr_t sh_call(uintptr_t op, const void *args)
     __asm__ volatile("bkpt 0xab" : "+r"(r0) : "r"(r1) : "memory");
     return r0;
 }
+#endif
 
 int sh_open(const char *name, int mode)
 {
@@ -47,43 +64,10 @@ size_t sh_write(int handle, const void *buf, size_t n)
 
 void sh_exit(int status)
 {
-    /* AArch32 SYS_EXIT takes the reason itself in r1; QEMU exits 0 for
-     * "application exit" and 1 for anything else */
+    /* On 32-bit cores SYS_EXIT takes the reason itself as its argument; QEMU
+     * exits 0 for "application exit" and 1 for anything else */
     sh_call(SYS_EXIT, (const void *)(uintptr_t)(status == 0 ? ADP_STOPPED_APPLICATION_EXIT
                                                             : ADP_STOPPED_RUN_TIME_ERROR));
     for (;;) {
     }
 }
-
-/* --- reset --------------------------------------------------------------- */
-
-extern int main(void);
-extern uint32_t _sidata[], _sdata[], _edata[], _sbss[], _ebss[], _estack[];
-
-void nca_reset_handler(void) __attribute__((noreturn));
-void nca_reset_handler(void)
-{
-    memcpy(_sdata, _sidata, (size_t)((char *)_edata - (char *)_sdata));
-    memset(_sbss, 0, (size_t)((char *)_ebss - (char *)_sbss));
-    sh_exit(main());
-}
-
-/* Any fault ends the run with a failure status instead of hanging. */
-static void nca_fault_handler(void)
-{
-    sh_exit(3);
-}
-
-/* Cortex-M vector table: initial stack pointer, then reset, NMI, hard fault
- * (and, on ARMv7-M, memory-management, bus and usage faults). */
-struct nca_vectors {
-    void *initial_sp;
-    void (*handlers[6])(void);
-};
-
-__attribute__((section(".isr_vector"), used))
-static const struct nca_vectors nca_vectors = {
-    _estack,
-    {nca_reset_handler, nca_fault_handler, nca_fault_handler, nca_fault_handler,
-     nca_fault_handler, nca_fault_handler},
-};

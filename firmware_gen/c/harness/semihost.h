@@ -1,7 +1,6 @@
-/* semihost.h - the few ARM semihosting calls the Cortex-M test images need:
- * file I/O and exit through the debugger (here QEMU's -semihosting). On
- * ARMv6-M and ARMv7-M a call is `bkpt 0xab` with the operation in r0 and a
- * pointer to its arguments in r1; the result comes back in r0.
+/* semihost.h - the few semihosting calls the MCU test images need: file I/O
+ * and exit through the debugger (here QEMU's -semihosting). ARM and RISC-V
+ * define the same operations; semihost.c traps with each core's instruction.
  */
 #ifndef NCA_SEMIHOST_H
 #define NCA_SEMIHOST_H

@@ -1,6 +1,6 @@
-/* cortexm_harness.c - runs nca_cell_update on an emulated Cortex-M over the
- * RAM images in the host file "vectors.in" (256 bytes each) and writes each
- * image after one update to "vectors.out", through semihosting. The genome is
+/* mcu_harness.c - runs nca_cell_update on an emulated MCU (any target with
+ * semihosting) over the RAM images in the host file "vectors.in" (256 bytes
+ * each) and writes each image after one update to "vectors.out". The genome is
  * the generated header's ROM arrays, as on a real cell:
  *   -DNCA_GENOME_HEADER='"nca_x.h"' -DNCA_GENOME_INIT=NCA_X_GENOME_INIT
  */
