@@ -237,3 +237,19 @@ def test_the_simulator_version_covers_files_that_exist():
     for pattern in VERSIONED:
         assert list(PACKAGE.glob(pattern)), pattern
     assert sim_version().startswith("0.") and len(sim_version().split("+")[1]) == 12
+
+
+def test_a_training_checkpoint_gives_the_float_rows_of_its_model():
+    """A .pt is read with torch on the submitting machine and sent as float
+    weights: the same arrays `cellsim export --npz` ships beside it."""
+    import io
+
+    from cellsim.pretrained import get_model
+
+    model = get_model("lizard")
+    source = resolve(str(model.checkpoint_path))
+    assert source.int8 is None and source.target == "lizard"
+    with np.load(io.BytesIO(source.float)) as made, np.load(model.float_path) as shipped:
+        assert sorted(made.files) == sorted(shipped.files)
+        for name in made.files:
+            assert np.array_equal(made[name], shipped[name]), name
