@@ -179,7 +179,7 @@ def wait_for_results(out: Path, at_least: int, process, timeout=120):
 
 def test_a_worker_killed_mid_study_loses_nothing(tmp_path, dask_cluster):
     address, workers = dask_cluster
-    spec = write_spec(tmp_path, seeds=6, run_for=170)
+    spec = write_spec(tmp_path, seeds=6, run_for=370)
     out = tmp_path / "out"
     study = subprocess.Popen([sys.executable, "-m", "cellsim.cli", "study", str(spec), "--out",
                               str(out), "--scheduler", address, "--no-progress", "--no-plots"],
@@ -195,7 +195,7 @@ def test_a_worker_killed_mid_study_loses_nothing(tmp_path, dask_cluster):
 
 
 def test_the_command_killed_resumes_where_it_stopped(tmp_path):
-    spec = write_spec(tmp_path, seeds=6, run_for=170)
+    spec = write_spec(tmp_path, seeds=6, run_for=370)
     out = tmp_path / "out"
     study = subprocess.Popen([sys.executable, "-m", "cellsim.cli", "study", str(spec), "--out",
                               str(out), "--workers", "2", "--no-progress", "--no-plots"],

@@ -166,8 +166,10 @@ def test_mutated_specs_give_a_typed_error_or_a_plan_never_a_traceback(mutations)
     data = copy.deepcopy(BASE)
     data["seeds"] = 1
     for key, value, depth in mutations:
-        if depth and key == "faults" and isinstance(value, dict):
-            data["faults"][depth % len(data["faults"])].update(value)
+        families = data.get("faults")
+        if depth and key == "faults" and isinstance(value, dict) and isinstance(families, list) \
+                and families and all(isinstance(f, dict) for f in families):
+            families[depth % len(families)].update(value)  # change inside one family
         else:
             data[key] = value
     try:

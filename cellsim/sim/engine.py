@@ -13,6 +13,7 @@ from numba import njit
 
 from ..intspec import layout
 from . import clocks, team
+from .cells import RamCells
 from .events import (DELIVER, EV_ARG0, EV_ARG1, EV_ARG2, EV_ROUTE, EVENT_FIELDS, FIRE, KILL,
                      MAX_WINDOW_TICKS, RAMFLIP, REBOOT, ROMFLIP, SYNC)
 from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, STATE, Scratch, batch_network,
@@ -245,7 +246,7 @@ def default_workers() -> int:
     return max(1, min(threads, (os.cpu_count() or 1) - busy))
 
 
-class FastEngine:
+class FastEngine(RamCells):
     """Runs a GridState forward with `workers` threads (default: default_workers())."""
 
     def __init__(self, state, schedule, neighbours, workers=None):

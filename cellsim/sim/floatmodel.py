@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 from ..intspec import layout
 from ..intspec.alive import ALIVE_ALPHA as ALIVE_THRESHOLD
 from . import clocks
@@ -21,6 +21,7 @@ from .kernels import ROUTE_LOST, begin_update, is_dead, read_u32, reboot, route_
     write_u32
 from .rng import reboot_seed
 from .schedule import key_cell, key_kind, key_sub
+from .state import Pending
 
 CHANNELS, SLOTS, ALPHA = layout.CHANNELS, layout.MAILBOX_SLOTS, layout.ALPHA
 SOBEL_X = np.array([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]], np.float32) / 8
@@ -224,11 +225,39 @@ def _exchange(values, mailboxes, dead, neighbours):
 
 
 class FloatEngine(FastEngine):
-    """The fast engine's planning with float32 cells, events one at a time."""
+    """The fast engine's planning with float32 cells, events one at a time. Its
+    cells keep their states in float32 arrays, not in the RAM (cells.RamCells)."""
+    refused_faults = ("ramflip", "romflip")  # float cells have no bits to flip
 
-    def __init__(self, state, schedule, neighbours, params: FloatParams, states, mailboxes):
+    def __init__(self, state, schedule, neighbours, params: FloatParams):
         super().__init__(state, schedule, neighbours, workers=1)
-        self.params, self.states, self.mailboxes = params, states, mailboxes
+        state.pending = Pending(payload=np.zeros((0, CHANNELS), np.float32))
+        self.params = params
+        self.states = np.zeros((state.cells, CHANNELS), np.float32)
+        self.mailboxes = np.zeros((state.cells, SLOTS, CHANNELS), np.float32)
+
+    def own_states(self) -> np.ndarray:
+        return self.states
+
+    def heard_states(self) -> np.ndarray:
+        return self.mailboxes
+
+    def seed_state(self, cell: int) -> np.ndarray:
+        return self.params.seed_state()
+
+    def stored(self, flat: np.ndarray) -> np.ndarray:
+        if not np.isfinite(flat).all():
+            raise ConfigError("states must be finite")
+        return flat.astype(np.float32)
+
+    def real_states(self) -> np.ndarray:
+        return self.states.copy()
+
+    def saved_cells(self):
+        return self.states.copy(), self.mailboxes.copy()
+
+    def restore_cells(self, saved) -> None:
+        self.states[:], self.mailboxes[:] = saved
 
     def tables(self):
         return None

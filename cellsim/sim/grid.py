@@ -20,7 +20,7 @@ from .faults import Fault, FaultSchedule, Shape, ticks
 from .floatmodel import FloatEngine, FloatParams
 from .reference import ReferenceEngine
 from .rom import GenomeTables, rom_bits
-from .state import LAST_REST, Pending, power_up
+from .state import LAST_REST, power_up
 
 ENGINES = ("fast", "reference")
 MAX_SIDE = 4096
@@ -98,12 +98,10 @@ class Grid:
         self.faults: list = []
         self._schedule()
         self.now = 0  # ticks: the grid has run every event before this tick
+        # The engine also keeps the cells' states (cells.RamCells, or the float
+        # engine's arrays); the grid reads and writes them through it.
         if self.float_mode:
-            self.state.pending = Pending(payload=np.zeros((0, CHANNELS), np.float32))
-            n = self.state.cells
-            self.engine = FloatEngine(self.state, self.schedule, self.neighbours, first,
-                                      np.zeros((n, CHANNELS), np.float32),
-                                      np.zeros((n, layout.MAILBOX_SLOTS, CHANNELS), np.float32))
+            self.engine = FloatEngine(self.state, self.schedule, self.neighbours, first)
         elif engine == "fast":
             self.engine = FastEngine(self.state, self.schedule, self.neighbours, workers)
         else:
@@ -126,7 +124,7 @@ class Grid:
             if self.clock.synchronous and f.kind in ("loss", "delay", "drift"):
                 raise ConfigError(f"{f.kind} needs an asynchronous clock (the sync clock is the "
                                   "training step: no wires to delay, no oscillators to drift)")
-            if self.float_mode and f.kind in ("ramflip", "romflip"):
+            if f.kind in self.engine.refused_faults:
                 raise ConfigError(f"{f.kind} flips bits of int8 cells; the float model has none")
         old = self.faults
         self.faults = old + faults
@@ -161,8 +159,7 @@ class Grid:
                               f"{self.width}x{self.height} grid")
         states = self.states()
         cell = y * self.width + x
-        states[y, x] = self.genome.seed_state() if self.float_mode else \
-            self.state.genomes[self.state.genome_of[cell]].seed_state()
+        states[y, x] = self.engine.seed_state(cell)
         self.set_states(states)
 
     def set_states(self, states) -> None:
@@ -172,18 +169,8 @@ class Grid:
         if states.shape != (self.height, self.width, CHANNELS):
             raise ConfigError(f"states must have shape ({self.height}, {self.width}, {CHANNELS}), "
                               f"got {states.shape}")
-        flat = states.reshape(-1, CHANNELS)
-        if self.float_mode:
-            if not np.isfinite(flat).all():
-                raise ConfigError("states must be finite")
-            own, box = self.engine.states, self.engine.mailboxes
-            own[:] = flat.astype(np.float32)
-        else:
-            if not np.issubdtype(states.dtype, np.integer) or flat.min(initial=0) < -128 or \
-                    flat.max(initial=0) > 127:
-                raise ConfigError("int8 states must be integers in [-128, 127]")
-            own, box = layout.state(self.state.ram), layout.mailbox(self.state.ram)
-            own[:] = flat.astype(np.int8)
+        own, box = self.engine.own_states(), self.engine.heard_states()
+        own[:] = self.engine.stored(states.reshape(-1, CHANNELS))
         dead = self.dead().ravel()
         for k in range(layout.MAILBOX_SLOTS):
             sender = self.neighbours[:, k]
@@ -193,16 +180,11 @@ class Grid:
     def states(self) -> np.ndarray:
         """(H, W, 16) copy of every state: int8, or float32 in the float model.
         A dead cell keeps the state it had; displayed_states() blanks it."""
-        own = self.engine.states if self.float_mode else layout.state(self.state.ram)
-        return own.reshape(self.height, self.width, CHANNELS).copy()
+        return self.engine.own_states().reshape(self.height, self.width, CHANNELS).copy()
 
     def float_states(self) -> np.ndarray:
         """(H, W, 16) float32 real values (each cell's own genome scales)."""
-        if self.float_mode:
-            return self.states()
-        scales = np.stack([p.state_scale for p in self.state.genomes])[self.state.genome_of]
-        return (self.states().reshape(-1, CHANNELS) * scales).reshape(
-            self.height, self.width, CHANNELS).astype(np.float32)
+        return self.engine.real_states().reshape(self.height, self.width, CHANNELS)
 
     def displayed_states(self) -> np.ndarray:
         """float_states() with dead cells blank: what the grid shows."""
@@ -233,10 +215,8 @@ class Grid:
     # -- snapshots -------------------------------------------------------------
     def snapshot(self) -> dict:
         """Everything needed to come back to this moment with restore()."""
-        snap = {"state": self.state.copy(), "now": self.now, "faults": list(self.faults)}
-        if self.float_mode:
-            snap["float"] = (self.engine.states.copy(), self.engine.mailboxes.copy())
-        return snap
+        return {"state": self.state.copy(), "now": self.now, "faults": list(self.faults),
+                "cells": self.engine.saved_cells()}
 
     def restore(self, snap: dict) -> None:
         saved = snap["state"]
@@ -246,8 +226,7 @@ class Grid:
         self.now, self.faults = snap["now"], list(snap["faults"])
         self._schedule()
         self.engine.schedule = self.schedule
-        if self.float_mode:
-            self.engine.states[:], self.engine.mailboxes[:] = snap["float"]
+        self.engine.restore_cells(snap["cells"])
 
     # -- running ---------------------------------------------------------------
     def run(self, until=None, updates=None) -> None:

@@ -16,6 +16,7 @@ from .links import LOST, message_arrival
 from .rng import reboot_seed
 from .rom import flip_rom_bit
 from .state import LAST_REST, Pending, rest_key
+from .cells import RamCells
 
 WINDOW_UNITS = 16
 
@@ -34,7 +35,7 @@ def _dead(ram_row) -> bool:
     return bool(ram_row[layout.FLAGS] & layout.FLAG_DEAD)
 
 
-class ReferenceEngine:
+class ReferenceEngine(RamCells):
     def __init__(self, state, schedule, neighbours):
         self.state, self.schedule, self.neighbours = state, schedule, neighbours
         self.vector = state.clock.vector()

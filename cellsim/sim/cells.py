@@ -1,0 +1,42 @@
+"""Where an engine keeps the cells' states, behind one small interface the Grid
+uses: the int8 engines keep them in each cell's 256 bytes of RAM (this mixin);
+the float engine overrides it with float32 arrays beside the control RAM."""
+import numpy as np
+
+from ..errors import ConfigError
+from ..intspec import layout
+
+
+class RamCells:
+    """The int8 cell store: own state and mailbox are views of the RAM."""
+    refused_faults = ()  # fault kinds this engine's cells cannot have
+
+    def own_states(self) -> np.ndarray:
+        """(cells, C) view of every cell's own state."""
+        return layout.state(self.state.ram)
+
+    def heard_states(self) -> np.ndarray:
+        """(cells, 8, C) view of every cell's mailbox."""
+        return layout.mailbox(self.state.ram)
+
+    def seed_state(self, cell: int) -> np.ndarray:
+        return self.state.genomes[self.state.genome_of[cell]].seed_state()
+
+    def stored(self, flat: np.ndarray) -> np.ndarray:
+        """(cells, C) states as this store holds them; ConfigError if they cannot be."""
+        if not np.issubdtype(flat.dtype, np.integer) or flat.min(initial=0) < -128 or \
+                flat.max(initial=0) > 127:
+            raise ConfigError("int8 states must be integers in [-128, 127]")
+        return flat.astype(np.int8)
+
+    def real_states(self) -> np.ndarray:
+        """(cells, C) float32 real values, each cell at its own genome's scales."""
+        scales = np.stack([p.state_scale for p in self.state.genomes])[self.state.genome_of]
+        return (self.own_states() * scales).astype(np.float32)
+
+    def saved_cells(self):
+        """What a snapshot must keep beyond the RAM (nothing: the RAM is the cell)."""
+        return None
+
+    def restore_cells(self, saved) -> None:
+        pass
