@@ -427,7 +427,9 @@ def bench_simulator(engine: str, subject: Subject, plan: Plan, log) -> list[dict
 def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="directory for speed.json, speed.md, speed.png")
     parser.add_argument("--quick", action="store_true",
-                        help="two batch sizes, three repetitions, short rollouts: under a minute")
+                        help="two batch sizes, three repetitions, short rollouts: under a "
+                             "minute; its simulator rows time 2-unit runs, where each run's "
+                             "fixed cost weighs (the full bench: 16-unit runs)")
     parser.add_argument("--checkpoint", help="checkpoint.pt to time (default: a fixed random model)")
     parser.add_argument("--genome", help="genome made from --checkpoint for the int8 rows "
                         "(default: post-training quantisation of the model)")
