@@ -59,6 +59,13 @@ def load_target(spec: str, size: int = TARGET_SIZE, padding: int = TARGET_PADDIN
     return grid
 
 
+def rgba_loss(rgba, target) -> float:
+    """The paper's training loss: the mean squared error of RGBA against the
+    target, (..., 4, H, W) against (4, H, W); over a batch of equal samples,
+    the batch mean of the per-sample losses."""
+    return float(np.mean((np.asarray(rgba) - target) ** 2))
+
+
 def to_rgb(state: np.ndarray) -> np.ndarray:
     """(C>=4, H, W) premultiplied state -> (H, W, 3) uint8 shown on white."""
     rgb, alpha = state[:3], np.clip(state[3:4], 0.0, 1.0)

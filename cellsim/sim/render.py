@@ -7,7 +7,7 @@ import numpy as np
 
 from ..intspec.alive import ALIVE_ALPHA as ALIVE_THRESHOLD
 from ..intspec.layout import ALPHA
-from ..target_images import TARGET_PADDING, TARGET_SIZE, load_target, to_rgb
+from ..target_images import TARGET_PADDING, TARGET_SIZE, load_target, rgba_loss, to_rgb
 
 DEAD_RGB = np.array([150, 150, 150], np.uint8)  # failed hardware shows as grey
 
@@ -39,9 +39,8 @@ def target_for(name: str, height: int, width: int):
 
 
 def loss(grid, target) -> float:
-    """Mean squared error of the RGBA channels against the target (the paper's training loss)."""
-    x = grid.displayed_states()[..., :4].transpose(2, 0, 1)
-    return float(np.mean((x - target) ** 2))
+    """The paper's loss of what the grid shows against the target (dead cells empty)."""
+    return rgba_loss(grid.displayed_states()[..., :4].transpose(2, 0, 1), target)
 
 
 def alive_fraction(grid) -> float:
