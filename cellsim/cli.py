@@ -20,6 +20,7 @@ COMMANDS = [
     ("bench", "measure speed and quantised-vs-float behaviour"),
     ("demo", "grow and regrow a shipped model on the asynchronous int8 grid"),
     ("study", "many seeded runs under swept faults and clocks, on Dask"),
+    ("view", "the interactive playground in the browser, on the live asynchronous grid"),
 ]
 
 

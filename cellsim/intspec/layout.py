@@ -50,6 +50,7 @@ FIELDS = (
     ("reserved", RESERVED, "uint8_t", (RAM_BYTES - RESERVED,), "zero"),
 )
 C_TYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int32_t": 4, "uint32_t": 4}
+NUMPY_TYPES = {"int8_t": "<i1", "uint8_t": "<u1", "int32_t": "<i4", "uint32_t": "<u4"}
 
 # Mailbox slot k holds the neighbour at offset NEIGHBOUR_OFFSETS[k] (dy, dx):
 # the 3x3 neighbourhood in row-major order without its centre. A cell that sends
@@ -85,3 +86,15 @@ def neighbourhood(ram: np.ndarray) -> np.ndarray:
     for k, (dy, dx) in enumerate(NEIGHBOUR_OFFSETS):
         out[..., dy + 1, dx + 1, :] = box[..., k, :]
     return out
+
+
+def decode(ram) -> dict:
+    """One cell's 256 bytes -> {field name: value} by FIELDS: an int for a
+    scalar field, nested lists for an array (the RAM inspector of `cellsim view`)."""
+    raw = np.ascontiguousarray(ram, np.uint8).reshape(RAM_BYTES)
+    fields = {}
+    for name, offset, c_type, dims, _ in FIELDS:
+        count = int(np.prod(dims, dtype=np.int64))
+        values = np.frombuffer(raw, NUMPY_TYPES[c_type], count, offset).reshape(dims)
+        fields[name] = values.tolist()
+    return fields

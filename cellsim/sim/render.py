@@ -45,6 +45,11 @@ def loss(grid, target) -> float:
 
 def alive_fraction(grid) -> float:
     """Fraction of cells inside the living pattern: some alpha > 0.1 in their 3x3."""
+    return float(alive_mask(grid).mean())
+
+
+def alive_mask(grid) -> np.ndarray:
+    """(H, W) bool: the cells inside the living pattern (some alpha > 0.1 in their 3x3)."""
     alpha = grid.displayed_states()[..., ALPHA] > ALIVE_THRESHOLD
     padded = np.pad(alpha, 1, mode="wrap" if grid.torus else "constant")
     h, w = alpha.shape
@@ -52,7 +57,7 @@ def alive_fraction(grid) -> float:
     for dy in range(3):
         for dx in range(3):
             near |= padded[dy:dy + h, dx:dx + w]
-    return float(near.mean())
+    return near
 
 
 def gif_bytes(frames, seconds_per_frame: float = 0.08) -> bytes:

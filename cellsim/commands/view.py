@@ -1,0 +1,65 @@
+"""`cellsim view [MODEL|GENOME] [--size N] [--port P] [--host 127.0.0.1]
+[--no-browser]`: the interactive playground on the live asynchronous grid, served
+to the browser (cellsim/view, docs/view.md). Needs the `view` extra (aiohttp)."""
+import sys
+
+from ..errors import ConfigError
+
+DEFAULT_PORT = 8765
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("model", nargs="?", metavar="MODEL|GENOME",
+                        help="shipped model name (default lizard) or a genome file")
+    parser.add_argument("--size", type=int, help="grid side (default: the genome's, 72)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help=f"port to listen on (default {DEFAULT_PORT}; 0: any free one)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--no-browser", action="store_true",
+                        help="print the address without opening a browser")
+    parser.add_argument("--max-tabs", type=int, default=8,
+                        help="tabs served at once, each with its own grid (default 8)")
+
+
+def run(args) -> int:
+    from ..view import protocol
+
+    if args.size is not None and not protocol.MIN_SIDE <= args.size <= protocol.MAX_SIDE:
+        raise ConfigError(f"--size must lie in [{protocol.MIN_SIDE}, {protocol.MAX_SIDE}], "
+                          f"got {args.size}")
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must lie in [0, 65535], got {args.port}")
+    if not 1 <= args.max_tabs <= 64:
+        raise ConfigError(f"--max-tabs must lie in [1, 64], got {args.max_tabs}")
+    try:
+        import aiohttp  # noqa: F401
+    except ModuleNotFoundError:
+        raise ConfigError("cellsim view needs the 'view' extra: pip install 'cellsim[view]'") \
+            from None
+    import logging
+
+    from ..view.models import build_catalogue
+    from ..view.server import is_loopback, serve
+    from ..view.session import SessionPool
+
+    catalogue = build_catalogue(args.model)
+    if args.size is None:
+        genome_side = catalogue[catalogue.default].genome.grid_size
+        args.size = min(max(genome_side, protocol.MIN_SIDE), protocol.MAX_SIDE)
+    pool = SessionPool(catalogue, args.size, args.max_tabs)
+    if not is_loopback(args.host):
+        print(f"cellsim view: warning: --host {args.host} is not a loopback address: anyone "
+              f"who can reach this machine on port {args.port} can use the page (there is no "
+              "login)", file=sys.stderr)
+    logging.basicConfig(level=logging.INFO, format="cellsim view: %(message)s")
+    logging.getLogger("aiohttp").setLevel(logging.WARNING)
+
+    def ready(url):
+        print(f"cellsim view: serving {catalogue.default} at {url} (Ctrl-C stops)", flush=True)
+        if not args.no_browser:
+            import webbrowser
+            webbrowser.open(url)
+
+    serve(pool, args.host, args.port, ready)
+    return 0
