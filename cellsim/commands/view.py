@@ -52,10 +52,15 @@ def run(args) -> int:
         print(f"cellsim view: warning: --host {args.host} is not a loopback address: anyone "
               f"who can reach this machine on port {args.port} can use the page (there is no "
               "login)", file=sys.stderr)
-    logging.basicConfig(level=logging.INFO, format="cellsim view: %(message)s")
-    logging.getLogger("aiohttp").setLevel(logging.WARNING)
 
     def ready(url):
+        # Logging starts once the server listens: tabs opening and closing,
+        # rejected messages.
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("cellsim view: %(message)s"))
+        log = logging.getLogger("cellsim.view")
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
         print(f"cellsim view: serving {catalogue.default} at {url} (Ctrl-C stops)", flush=True)
         if not args.no_browser:
             import webbrowser

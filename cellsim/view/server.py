@@ -27,6 +27,7 @@ FRAME_INTERVAL_S = 1 / 60   # at most 60 frames a second
 MAX_QUEUED = 256            # messages waiting for a tab's next turn; more are dropped
 POOL = web.AppKey("pool", SessionPool)
 WORKER = web.AppKey("worker", concurrent.futures.ThreadPoolExecutor)
+HOST = web.AppKey("host", str)
 LOOPBACK_NAMES = ("localhost",)
 
 
@@ -46,7 +47,7 @@ def _same_origin(request) -> bool:
     origin, host = request.headers.get("Origin"), request.headers.get("Host", "")
     if origin is None or urlsplit(origin).netloc != host:
         return False
-    bound = request.app["host"]
+    bound = request.app[HOST]
     hostname = urlsplit(f"http://{host}").hostname or ""
     return not is_loopback(bound) or is_loopback(hostname)
 
@@ -60,7 +61,8 @@ async def websocket(request):
         log.warning("refused a WebSocket from origin %r (host %r)",
                     request.headers.get("Origin"), request.headers.get("Host"))
         raise web.HTTPForbidden(text="cross-origin WebSocket refused")
-    ws = web.WebSocketResponse(max_msg_size=protocol.MAX_MESSAGE_CHARS * 4)
+    # No per-message deflate: compressing every frame costs more than sending it.
+    ws = web.WebSocketResponse(max_msg_size=protocol.MAX_MESSAGE_CHARS * 4, compress=False)
     await ws.prepare(request)
     pool, worker = request.app[POOL], request.app[WORKER]
     loop = asyncio.get_running_loop()
@@ -130,7 +132,7 @@ def make_app(pool: SessionPool, host: str = "127.0.0.1") -> web.Application:
     app = web.Application()
     app[POOL] = pool
     app[WORKER] = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cellsim-grid")
-    app["host"] = host
+    app[HOST] = host
     app.router.add_get("/", index)
     app.router.add_get("/ws", websocket)
     app.router.add_static("/static/", STATIC)

@@ -58,7 +58,7 @@ class Session:
         self.mode, self.channel, self.inspected = "colour", 4, None
         self.frame_number, self.rejected = 0, 0
         self.heat_range = (0.0, 1.0)
-        self._units_per_s = 50.0  # the engine's pace, learned as it runs
+        self._units_per_s = 200.0  # the engine's pace, learned as it runs
         self._last_units = 1 / 64
         self._rates: list = []    # (wall time, updates, frames) over the last second
         self._last_stats = -math.inf
@@ -105,11 +105,13 @@ class Session:
         most what the engine does in FRAME_BUDGET_S."""
         if self.paused:
             return
-        # The pace of the last run, but at most twice its length: a pattern that
-        # grows costs more per unit than the last run showed.
-        most = min(max(1 / 64, self._units_per_s * FRAME_BUDGET_S), 2 * self._last_units,
-                   MAX_RUN_UNITS)
-        units = most if self.speed is None else min(self.speed * wall_seconds, most)
+        most = min(max(1 / 64, self._units_per_s * FRAME_BUDGET_S), MAX_RUN_UNITS)
+        if self.speed is None:
+            # Flat out, a run is at most twice the last one: a growing pattern
+            # costs more per unit than the last run showed.
+            units = min(most, 2 * self._last_units)
+        else:
+            units = min(self.speed * wall_seconds, most)
         if units > 0:
             self.run_for(units)
 

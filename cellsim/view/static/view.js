@@ -78,6 +78,7 @@ function fill(select, options, chosen) {
 }
 
 function hello(m) {
+  view.session = m.session;
   fill($("model"), m.models, m.config.model);
   fill($("clock"), m.clocks, m.config.clock);
   fill($("mode"), m.modes, "colour");
@@ -137,7 +138,8 @@ function showPlan() {
 
 function cellAt(e) {
   const r = canvas.getBoundingClientRect();
-  const x = Math.floor((e.clientX - r.left) / view.scale), y = Math.floor((e.clientY - r.top) / view.scale);
+  const x = Math.floor((e.clientX - r.left - canvas.clientLeft) / view.scale);
+  const y = Math.floor((e.clientY - r.top - canvas.clientTop) / view.scale);
   return x >= 0 && y >= 0 && x < view.width && y < view.height ? [x, y] : null;
 }
 
