@@ -94,6 +94,28 @@ def test_a_tab_gets_frames_and_survives_bad_messages(catalogue):
     assert sessions == 1 and pool.sessions == {}       # closing the tab freed its grid
 
 
+def test_an_oversized_message_closes_only_its_tab(catalogue):
+    pool = SessionPool(catalogue, 12)
+
+    async def scenario(client):
+        async with client.ws_connect("/ws", headers=origin(client)) as ws:
+            await next_of(ws, "hello")
+            await ws.send_str('{"kind": "reset", "x": "' + "a" * 20000 + '"}')
+            for _ in range(400):
+                msg = await ws.receive(timeout=20)
+                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING):
+                    break
+            closed = msg.type, ws.close_code
+        async with client.ws_connect("/ws", headers=origin(client)) as ws:
+            hello = await next_of(ws, "hello")
+            frame, _ = await next_frame(ws)
+        return closed, hello, frame
+
+    (kind, code), hello, frame = run(scenario, pool)
+    assert kind == WSMsgType.CLOSE and code == 1009  # message too big
+    assert hello["kind"] == "hello" and frame["width"] == 12
+
+
 def test_other_origins_are_refused(catalogue):
     async def scenario(client):
         refused = []

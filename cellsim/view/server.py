@@ -111,7 +111,8 @@ async def _stream(ws, session, inbox, worker):
         replies, frame = await loop.run_in_executor(worker, session.tick, texts, started)
         for reply in replies:
             await ws.send_str(json.dumps(reply))
-        await ws.send_bytes(frame)
+        if frame is not None:
+            await ws.send_bytes(frame)
         await asyncio.sleep(max(0.0, FRAME_INTERVAL_S - (time.perf_counter() - started)))
 
 

@@ -257,12 +257,14 @@ class Session:
 
     def tick(self, texts, now: float):
         """One turn of the server's loop: apply the page's messages, run, draw.
-        -> (JSON-able replies, frame bytes)."""
+        -> (JSON-able replies, frame bytes or None when nothing changed)."""
         last = self._rates[-1][0] if self._rates else now
         for text in texts:
             self.handle_text(text)
         self.advance(min(now - last, 0.25))
-        frame = self.frame()
+        # A paused grid that nothing touched looks the same: no frame to send.
+        still = self.paused and not texts and self.frame_number > 0
+        frame = None if still else self.frame()
         self._rates.append((now, self.grid.updates, self.frame_number))
         while len(self._rates) > 2 and now - self._rates[0][0] > 1.0:
             self._rates.pop(0)

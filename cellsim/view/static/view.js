@@ -14,6 +14,7 @@ const canvas = $("grid"), ctx = canvas.getContext("2d");
 const offscreen = document.createElement("canvas"), offctx = offscreen.getContext("2d");
 const frameTimes = [];
 const ws = new WebSocket(`ws://${location.host}/ws`);
+view.send = (message) => send(message);  // for scripts and tests: any message of docs/view.md
 ws.binaryType = "arraybuffer";
 
 function send(message) {
@@ -106,6 +107,9 @@ const fmt = (x, digits = 1) => Number(x).toLocaleString("en", { maximumFractionD
 
 function showStats(s) {
   view.stats = s;
+  const now = performance.now();  // a paused, untouched grid sends no frames
+  while (frameTimes.length && now - frameTimes[0] > 1000) frameTimes.shift();
+  view.fps = frameTimes.length;
   view.paused = s.paused;
   $("pause").textContent = s.paused ? "Run" : "Pause";
   $("stats").textContent = `t = ${fmt(s.time, 2)}   updates ${fmt(s.updates, 0)}   ` +
