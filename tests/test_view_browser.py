@@ -65,8 +65,9 @@ class Page:
     def __init__(self, server, driver):
         self.server, self.driver = server, driver
         driver.get(server.url)
+        # generous: on a fresh clone the first grid may wait for numba to compile
         sid = wait_for(lambda: js(driver, "window.cellsimView && cellsimView.frames > 0 && "
-                                          "cellsimView.session"), what="first frame")
+                                          "cellsimView.session"), 180, what="first frame")
         self.session = wait_for(lambda: server.pool.sessions.get(sid), what="session")
         self.canvas = driver.find_element(By.ID, "grid")
 

@@ -37,7 +37,7 @@ def origin(client):
 async def next_of(ws, kind, limit=400):
     """The next JSON message of `kind` (binary frames and others skipped)."""
     for _ in range(limit):
-        msg = await ws.receive(timeout=20)
+        msg = await ws.receive(timeout=180)  # a cold numba cache compiles first
         if msg.type == WSMsgType.TEXT and json.loads(msg.data)["kind"] == kind:
             return json.loads(msg.data)
         assert msg.type in (WSMsgType.TEXT, WSMsgType.BINARY), msg
@@ -46,7 +46,7 @@ async def next_of(ws, kind, limit=400):
 
 async def next_frame(ws):
     for _ in range(400):
-        msg = await ws.receive(timeout=20)
+        msg = await ws.receive(timeout=180)  # a cold numba cache compiles first
         if msg.type == WSMsgType.BINARY:
             return frames.decode(msg.data)
     raise AssertionError("no frame")
@@ -102,7 +102,7 @@ def test_an_oversized_message_closes_only_its_tab(catalogue):
             await next_of(ws, "hello")
             await ws.send_str('{"kind": "reset", "x": "' + "a" * 20000 + '"}')
             for _ in range(400):
-                msg = await ws.receive(timeout=20)
+                msg = await ws.receive(timeout=180)  # a cold numba cache compiles first
                 if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING):
                     break
             closed = msg.type, ws.close_code
@@ -139,8 +139,8 @@ def test_the_tab_limit_holds_and_a_closed_tab_frees_its_place(catalogue):
         await next_of(a, "hello")
         await next_of(b, "hello")
         c = await client.ws_connect("/ws", headers=origin(client))
-        refusal = json.loads((await c.receive(timeout=20)).data)
-        closing = await c.receive(timeout=20)
+        refusal = json.loads((await c.receive(timeout=60)).data)
+        closing = await c.receive(timeout=60)
         await a.close()
         for _ in range(50):
             if len(pool.sessions) < 2:
@@ -191,6 +191,32 @@ def test_a_public_host_warns(capsys):
 ])
 def test_bad_arguments_are_one_line_and_exit_2(capsys, argv, message):
     fails_cleanly(capsys, argv + ["--no-browser"], message)
+
+
+def test_without_the_view_extra_the_command_names_it(capsys, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "aiohttp", None)  # as if not installed
+    fails_cleanly(capsys, ["view", "--no-browser"], "pip install 'cellsim[view]'")
+
+
+def test_a_bug_in_a_tab_closes_that_tab_and_the_server_goes_on(catalogue, monkeypatch):
+    pool = SessionPool(catalogue, 12)
+
+    async def scenario(client):
+        async with client.ws_connect("/ws", headers=origin(client)) as ws:
+            await next_of(ws, "hello")
+            session = next(iter(pool.sessions.values()))
+            monkeypatch.setattr(session, "tick", lambda *a: 1 / 0)
+            for _ in range(400):
+                msg = await ws.receive(timeout=180)  # a cold numba cache compiles first
+                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED):
+                    break
+            code = ws.close_code
+        async with client.ws_connect("/ws", headers=origin(client)) as ws:
+            frame, _ = await next_frame(ws)
+        return code, frame
+
+    code, frame = run(scenario, pool)
+    assert code == 1011 and frame["width"] == 12
 
 
 def test_a_corrupt_genome_is_one_line_and_exit_2(capsys, tmp_path):

@@ -258,3 +258,13 @@ def test_catalogue_takes_a_genome_file_and_refuses_the_rest(tmp_path, catalogue)
         build_catalogue(str(tmp_path / "missing.genome"))
     with pytest.raises(ConfigError, match="int8 genomes"):
         build_catalogue(str(tmp_path / "w.npz"))
+
+
+def test_the_view_imports_no_torch():
+    from test_sim_imports import loaded_after
+
+    code = ("import cellsim.view.server, cellsim.commands.view\n"
+            "from cellsim.view.models import build_catalogue\n"
+            "from cellsim.view.session import SessionPool\n"
+            "SessionPool(build_catalogue(None), 16).open().tick([], 0.0)\n")
+    assert loaded_after(code, ("torch", "onnxruntime")) == []

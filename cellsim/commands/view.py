@@ -11,7 +11,7 @@ DEFAULT_PORT = 8765
 def add_arguments(parser) -> None:
     parser.add_argument("model", nargs="?", metavar="MODEL|GENOME",
                         help="shipped model name (default lizard) or a genome file")
-    parser.add_argument("--size", type=int, help="grid side (default: the genome's, 72)")
+    parser.add_argument("--size", type=int, help="grid side, 8..256 (default: the genome's)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
                         help=f"port to listen on (default {DEFAULT_PORT}; 0: any free one)")
     parser.add_argument("--host", default="127.0.0.1",

@@ -93,8 +93,6 @@ async def websocket(request):
             await streaming
         except (asyncio.CancelledError, ConnectionError):
             pass
-        except Exception:  # noqa: BLE001 - a tab's failure must not stop the server
-            log.exception("tab %d failed", session.sid)
         pool.close(session)
         log.info("tab %d closed (%d open)", session.sid, len(pool.sessions))
     return ws
@@ -103,17 +101,23 @@ async def websocket(request):
 async def _stream(ws, session, inbox, worker):
     """The tab's loop: apply its messages, run its grid, send stats and a frame."""
     loop = asyncio.get_running_loop()
-    await ws.send_json(hello(session))
-    while not ws.closed:
-        started = time.perf_counter()
-        texts = inbox[:]
-        del inbox[:len(texts)]
-        replies, frame = await loop.run_in_executor(worker, session.tick, texts, started)
-        for reply in replies:
-            await ws.send_str(json.dumps(reply))
-        if frame is not None:
-            await ws.send_bytes(frame)
-        await asyncio.sleep(max(0.0, FRAME_INTERVAL_S - (time.perf_counter() - started)))
+    try:
+        await ws.send_json(hello(session))
+        while not ws.closed:
+            started = time.perf_counter()
+            texts = inbox[:]
+            del inbox[:len(texts)]
+            replies, frame = await loop.run_in_executor(worker, session.tick, texts, started)
+            for reply in replies:
+                await ws.send_str(json.dumps(reply))
+            if frame is not None:
+                await ws.send_bytes(frame)
+            await asyncio.sleep(max(0.0, FRAME_INTERVAL_S - (time.perf_counter() - started)))
+    except (asyncio.CancelledError, ConnectionError):
+        raise
+    except Exception:  # noqa: BLE001 - a bug ends this tab, not the server
+        log.exception("tab %d failed; closing it", session.sid)
+        await ws.close(code=1011, message=b"server error")
 
 
 def hello(session) -> dict:
