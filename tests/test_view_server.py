@@ -223,3 +223,28 @@ def test_a_corrupt_genome_is_one_line_and_exit_2(capsys, tmp_path):
     bad = tmp_path / "bad.genome"
     bad.write_bytes(b"NCAG" + b"\x00" * 40)
     fails_cleanly(capsys, ["view", str(bad), "--no-browser"], "bad.genome")
+
+
+def test_the_command_serves_the_page_until_interrupted(tmp_path):
+    """`cellsim view --port 0 --no-browser` in its own process: prints the address,
+    serves the page there, and stops on Ctrl-C with the CLI's exit status 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-m", "cellsim", "view", "--port", "0",
+                             "--no-browser", "--size", "16"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("cellsim view: serving lizard at http://127.0.0.1:"), line
+        url = line.split(" at ")[1].split()[0]
+        with urllib.request.urlopen(url, timeout=30) as page:
+            assert page.status == 200 and b'<canvas id="grid"' in page.read()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip().endswith("cellsim view: interrupted"), err
