@@ -237,3 +237,21 @@ def test_random_kill_kills_the_drawn_cells_and_replays_from_the_seed():
     for bad in ("random:0", "random:1.5", "random:a", "random"):
         with pytest.raises(ConfigError):
             Shape.parse(bad)
+
+
+def test_a_schedule_extended_fault_by_fault_equals_one_built_whole():
+    """Grid.add_faults reuses the cells of the plan it extends (cellsim view adds
+    a fault at every click): the same cells, random shapes included."""
+    from cellsim.sim.faults import FaultSchedule
+
+    plan = [parse_fault(text) for text in ("erase:circle:5,5,3@1", "kill:random:0.3@2",
+                                           "loss=0.5:rect:0,0,6,9@1-4", "ramflip=1e-4@1-3",
+                                           "reboot:random:0.5@3", "stuck:cell:2,7@5")]
+    whole = FaultSchedule(plan, 12, 10, 7, 1000)
+    grown = None
+    for n in range(1, len(plan) + 1):
+        grown = FaultSchedule(plan[:n], 12, 10, 7, 1000, known=grown)
+    assert all(np.array_equal(a, b) for a, b in zip(grown.cells, whole.cells))
+    assert len(grown.cells) == len(plan) and np.array_equal(grown.link_mask, whole.link_mask)
+    other = FaultSchedule(plan[:2], 12, 10, 8, 1000, known=whole)  # another seed: no reuse
+    assert np.array_equal(other.cells[1], FaultSchedule(plan[:2], 12, 10, 8, 1000).cells[1])

@@ -277,12 +277,21 @@ class FaultEvents:
 class FaultSchedule:
     """A validated plan on a grid: expands into events window by window."""
 
-    def __init__(self, faults, height: int, width: int, seed: int, rom_bits: int):
+    def __init__(self, faults, height: int, width: int, seed: int, rom_bits: int,
+                 known=None):
+        """known: an earlier schedule of this grid whose plan this one extends;
+        its faults' cells are taken as they are (adding a fault to a long plan,
+        as `cellsim view` does at every click, costs one mask, not all)."""
         self.faults = tuple(faults)
         self.height, self.width, self.seed, self.rom_bits = height, width, seed, rom_bits
+        reuse = 0
+        if known is not None and (known.height, known.width, known.seed) == (height, width, seed) \
+                and known.faults == self.faults[:len(known.faults)]:
+            reuse = len(known.faults)
         # A random shape draws from (seed, 11, its index): the same cells in any replay.
-        self.cells = [np.flatnonzero(f.shape.mask(height, width, [seed, 11, i]))
-                      for i, f in enumerate(self.faults)]
+        self.cells = known.cells[:reuse] if reuse else []
+        self.cells += [np.flatnonzero(f.shape.mask(height, width, [seed, 11, i]))
+                       for i, f in enumerate(self.faults[reuse:], reuse)]
         links = [i for i, f in enumerate(self.faults) if f.kind in LINK]
         if len(links) > MAX_LINK_FAULTS:
             raise ConfigError(f"{len(links)} message faults; at most {MAX_LINK_FAULTS} are "

@@ -108,9 +108,10 @@ class Grid:
             self.engine = ReferenceEngine(self.state, self.schedule, self.neighbours)
 
     # -- faults ----------------------------------------------------------------
-    def _schedule(self):
+    def _schedule(self, extends=False):
         bits = rom_bits(self.state.genomes[0]) if self.state.genomes else 0
-        self.schedule = FaultSchedule(self.faults, self.height, self.width, self.seed, bits)
+        self.schedule = FaultSchedule(self.faults, self.height, self.width, self.seed, bits,
+                                      known=self.schedule if extends else None)
 
     def add_faults(self, faults) -> None:
         """Add Fault objects to the plan. A fault must start after the present."""
@@ -129,7 +130,7 @@ class Grid:
         old = self.faults
         self.faults = old + faults
         try:
-            self._schedule()
+            self._schedule(extends=True)
         except ConfigError:
             self.faults = old
             raise
