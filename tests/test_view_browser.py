@@ -138,6 +138,25 @@ def test_an_erase_click_zeroes_those_cells_in_the_servers_grid(server, browser):
     assert plan_from_mapping(tomllib.loads(text)) == tuple(page.session.grid.faults)
 
 
+def test_a_drag_applies_the_tool_along_the_way(server, browser):
+    page = Page(server, browser)
+    page.pause()
+    page.choose("kill", radius=1)
+    scale = js(browser, "cellsimView.scale")
+    drag = page.at_cell(10, 60).click_and_hold()
+    for _ in range(10):
+        drag = drag.move_by_offset(4 * scale, 0).pause(0.04)
+    drag.release().perform()
+    wait_for(lambda: len(page.session.grid.faults) >= 5, what="faults along the drag")
+    time.sleep(0.3)
+    centres = [f.shape.args[:2] for f in page.session.grid.faults]
+    assert all(f.kind == "kill" for f in page.session.grid.faults)
+    assert centres[0] == (10, 60) and all(y == 60 for _, y in centres)
+    assert [x for x, _ in centres] == sorted(x for x, _ in centres) and centres[-1][0] >= 40
+    dead = page.grid(lambda g: g.dead())
+    assert dead[60, 10] and dead[60, int(centres[-1][0])] and not dead[50].any()
+
+
 def test_a_double_click_plants_a_seed_that_grows(server, browser):
     page = Page(server, browser)
     page.run_flat_out()
