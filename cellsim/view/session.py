@@ -18,7 +18,7 @@ from . import frames, protocol
 log = logging.getLogger("cellsim.view")
 
 FAULT_QUANTUM = TICKS_PER_UNIT // 64  # faults start on a 1/64 unit: exact in the plan's text
-MAX_FAULTS = 1000                     # every fault re-plans the whole plan: keep it short
+MAX_FAULTS = 1000                     # the engine walks the whole plan every window
 FRAME_BUDGET_S = 0.020                # engine time per frame when running flat out
 STATS_EVERY_S = 0.25
 MAX_RUN_UNITS = 64.0                  # one frame's run at most, in time units
@@ -129,7 +129,7 @@ class Session:
             self._record(f"# t = {self.grid.time:.6g}: seed planted at x={x}, y={y} "
                          "(not a fault: a replay plants only the centre seed)")
             return
-        if sum(1 for line in self.lines if not line.lstrip().startswith("#")) >= MAX_FAULTS:
+        if len(self.grid.faults) >= MAX_FAULTS:
             raise ConfigError(f"the fault plan holds {MAX_FAULTS} faults; reset to start another")
         kind = TOOL_FAULTS[tool]
         start_ticks = self._fault_start()
