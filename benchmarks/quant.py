@@ -385,7 +385,7 @@ def run(args) -> int:
     from training.checkpoint import load_model
     from training.quantize.pipeline import TRAINING_HORIZON
 
-    from . import machine
+    from cellsim import machine
     from .report import pyplot
     from .report import filmstrip, quant_markdown, quant_plots
 

@@ -101,11 +101,9 @@ def onnx_model(w1, b1, w2, b2, angle=0.0):
 
     from cellsim.intspec.alive import ALIVE_ALPHA
 
-    c, s = np.cos(angle), np.sin(angle)
-    sobel = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], np.float32) / 8
-    identity = np.zeros((3, 3), np.float32)
-    identity[1, 1] = 1
-    filters = np.stack([identity, c * sobel - s * sobel.T, s * sobel + c * sobel.T])
+    from cellsim.intspec.perceive import float_filters
+
+    filters = float_filters(angle)
     perception = np.tile(filters, (CHANNELS, 1, 1))[:, None].astype(np.float32)  # (48, 1, 3, 3)
     inits = [numpy_helper.from_array(a, n) for a, n in (
         (perception, "perception"), (w1[:, :, None, None], "w1"), (b1, "b1"),
