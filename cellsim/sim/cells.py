@@ -40,3 +40,9 @@ class RamCells:
 
     def restore_cells(self, saved) -> None:
         pass
+
+    def settle(self, keep=True) -> None:
+        """Bring the state's clocks up to the last cut (engines that plan ahead)."""
+
+    def forget(self) -> None:
+        """Drop what the engine planned from a state that was just replaced."""
