@@ -34,6 +34,12 @@ SLOTS = layout.MAILBOX_SLOTS
 # 40-unit runs (one window instead of two) 7-12% faster. A window's table takes
 # about 40 bytes x 1.3 x 32 events a cell (8.6 MB at 72x72).
 WINDOW_UNITS = 64
+# Large grids plan shorter windows: at most about this many events a window
+# (a window costs some 60 bytes an event in the table, keys and sorted order,
+# kept from window to window; a 1024x1024 grid planned 64 units at a time
+# held 1.3-1.7 GB, five times its cell RAM). A window of a million events is
+# a hundred milliseconds of work, so its own costs no longer matter there.
+WINDOW_EVENTS = 1 << 20
 BATCH = 64                 # most events a worker queues before running their network
 DONE = np.iinfo(np.int64).max
 AHEAD = 12                 # events between a RAM row's prefetch and its use
@@ -347,8 +353,7 @@ class FastEngine(RamCells):
                 self._advance(bound)
                 continue
             start = max(st.cursor[0], 0)
-            window = min(bound, (start + min(WINDOW_UNITS * clocks.TICKS_PER_UNIT,
-                                             MAX_WINDOW_TICKS - 1) - 1, LAST_REST))
+            window = min(bound, (start + self._window_ticks() - 1, LAST_REST))
             left = None if max_updates is None else max_updates - done
             if st.clock.synchronous:
                 done += self._run_sync(window, left)
@@ -367,6 +372,14 @@ class FastEngine(RamCells):
     # at the cut and drops the plan (settle); the next run plans from there.
     plans_ahead = True
 
+    def _window_ticks(self) -> int:
+        """Ticks a window spans: WINDOW_UNITS, or fewer where that would plan
+        more than about WINDOW_EVENTS events (large grids, fast clocks)."""
+        st = self.state
+        per_unit = st.cells * st.clock.fire_rate * max(1.0, float(st.rate.max(initial=1.0)))
+        units = min(WINDOW_UNITS, WINDOW_EVENTS / max(per_unit, 1.0))
+        return max(1, min(int(units * clocks.TICKS_PER_UNIT), MAX_WINDOW_TICKS - 1))
+
     def _open_window(self):
         """Plan the next window of firings only (a dict), or None when this
         window needs the general path."""
@@ -375,7 +388,7 @@ class FastEngine(RamCells):
                 st.cursor[1] != LAST_REST or st.cells < self.workers:
             return None
         start = max(st.cursor[0], 0)
-        end = start + min(WINDOW_UNITS * clocks.TICKS_PER_UNIT, MAX_WINDOW_TICKS - 1) - 1
+        end = start + self._window_ticks() - 1
         faults = sched.events(st.cursor[0] + 1, end + 1)
         if len(faults):
             end = int(faults.time.min()) - 1  # the window ends before the first fault
@@ -443,7 +456,7 @@ class FastEngine(RamCells):
         events = self.schedule.events(max(st.cursor[0], 0), bound[0] + 1)
         if len(events) == 0:  # (most windows: spared a dozen numpy calls)
             return events, np.zeros(0, np.int64), list(st.genomes)
-        rest = ((events.kind << 34) | (events.cell << 10) | np.minimum(events.sub, 1023))
+        rest = rest_key(events.kind, events.cell, events.sub)
         after = (events.time > st.cursor[0]) | ((events.time == st.cursor[0])
                                                 & (rest > st.cursor[1]))
         within = (events.time < bound[0]) | ((events.time == bound[0]) & (rest <= bound[1]))
@@ -472,7 +485,7 @@ class FastEngine(RamCells):
             by_cell, cell_start = np.zeros(0, np.int64), np.zeros(st.cells + 1, np.int64)
         pending = st.pending
         if len(pending):
-            p_rest = (DELIVER << 34) | (pending.cell << 10) | pending.slot
+            p_rest = rest_key(DELIVER, pending.cell, pending.slot)
             due = (pending.time < bound[0]) | ((pending.time == bound[0]) & (p_rest <= bound[1]))
             pending = Pending(*(np.ascontiguousarray(a) for a in (
                 pending.time, pending.cell, pending.slot, pending.payload)))

@@ -251,8 +251,8 @@ class FloatEngine(FastEngine):
             raise ConfigError("states must be finite")
         return flat.astype(np.float32)
 
-    def real_states(self) -> np.ndarray:
-        return self.states.copy()
+    def real_states(self, channels=None) -> np.ndarray:
+        return self.states[:, :channels or CHANNELS].copy()
 
     def saved_cells(self):
         return self.states.copy(), self.mailboxes.copy()

@@ -183,13 +183,14 @@ class Grid:
         A dead cell keeps the state it had; displayed_states() blanks it."""
         return self.engine.own_states().reshape(self.height, self.width, CHANNELS).copy()
 
-    def float_states(self) -> np.ndarray:
-        """(H, W, 16) float32 real values (each cell's own genome scales)."""
-        return self.engine.real_states().reshape(self.height, self.width, CHANNELS)
+    def float_states(self, channels=None) -> np.ndarray:
+        """(H, W, 16) float32 real values (each cell's own genome scales); the
+        first `channels` channels only when given (4: RGBA)."""
+        return self.engine.real_states(channels).reshape(self.height, self.width, -1)
 
-    def displayed_states(self) -> np.ndarray:
+    def displayed_states(self, channels=None) -> np.ndarray:
         """float_states() with dead cells blank: what the grid shows."""
-        return np.where(self.dead()[..., None], np.float32(0), self.float_states())
+        return np.where(self.dead()[..., None], np.float32(0), self.float_states(channels))
 
     def dead(self) -> np.ndarray:
         """(H, W) bool: cells whose dead flag is set."""

@@ -16,9 +16,11 @@ from .rng import cell_seed
 REST_BITS = KEY_KIND_BITS + KEY_CELL_BITS + KEY_SUB_BITS
 
 
-def rest_key(kind: int, cell: int, sub: int) -> int:
-    """The part of an event's key after its time: (kind, cell, sub) packed."""
-    return (kind << (KEY_CELL_BITS + KEY_SUB_BITS)) | (cell << KEY_SUB_BITS) | min(sub, MAX_SUB)
+def rest_key(kind, cell, sub):
+    """The part of an event's key after its time: (kind, cell, sub) packed
+    (Python ints, or numpy arrays of them)."""
+    capped = min(sub, MAX_SUB) if isinstance(sub, int) else np.minimum(sub, MAX_SUB)
+    return (kind << (KEY_CELL_BITS + KEY_SUB_BITS)) | (cell << KEY_SUB_BITS) | capped
 
 
 FIRST_REST = -1                    # (t, FIRST_REST) precedes every event at tick t
