@@ -37,9 +37,12 @@ WINDOW_UNITS = 64
 # Large grids plan shorter windows: at most about this many events a window
 # (a window costs some 60 bytes an event in the table, keys and sorted order,
 # kept from window to window; a 1024x1024 grid planned 64 units at a time
-# held 1.3-1.7 GB, five times its cell RAM). A window of a million events is
-# a hundred milliseconds of work, so its own costs no longer matter there.
-WINDOW_EVENTS = 1 << 20
+# held 1.3-1.7 GB, five times its cell RAM). A window of half a million events
+# is tens of milliseconds of work, so its own costs no longer matter there.
+WINDOW_EVENTS = 1 << 19
+# The planner's last-arrival table when no link is faulty (it reads it only with links).
+NO_LINKS = np.full((1, SLOTS), -1, np.int64)
+AHEAD_RUNS = 16  # a caller stepping in runs of u units gets windows of 16 u (to the above)
 BATCH = 64                 # most events a worker queues before running their network
 DONE = np.iinfo(np.int64).max
 AHEAD = 12                 # events between a RAM row's prefetch and its use
@@ -197,7 +200,9 @@ def run_segment(w, workers, bands, spans, ev, all_keys, order, keys, then, progr
         o, k = band_order(w, lo, hi, spans, all_keys)
         order[first:last], keys[first:last] = o, k
         edge_successors(keys[first:last], lo, hi, edge, pending, then[first:last])
-        progress[w, 0], progress[w, 1] = first, mark.max() + 1
+        if progress[w, 1] < 0:  # the last window's next batch number, unless unknown
+            progress[w, 1] = mark.max() + 1
+        progress[w, 0] = first
         team.meet(started, workers, give_way)
     pos = progress[w, 0]
     end = pos + np.searchsorted(keys[pos:last], key_bound, side="right")
@@ -316,6 +321,10 @@ class FastEngine(RamCells):
         self._edge = self._mark = self._pending_keys = None
         self._buffers = {}  # arrays kept from window to window (_kept)
         self._window = None  # a window planned once and run in pieces (_open_window)
+        self._ahead = 1      # runs of the last length the next window plans for
+        # Kept between windows of firings only (O(cells) to make afresh): the
+        # cells' dead flags, and each worker's next batch number (marks).
+        self._dead = self._batch_next = None
         # Statistics: events each worker ran, batches, waits at band edges.
         self.band_events = np.zeros(self.workers, np.int64)
         self.batches = 0
@@ -348,7 +357,7 @@ class FastEngine(RamCells):
         done = 0
         while st.cursor < bound and (max_updates is None or done < max_updates):
             if self._window is None and max_updates is None and self.plans_ahead:
-                self._window = self._open_window()
+                self._window = self._open_window(bound)
             if self._window is not None:
                 self._advance(bound)
                 continue
@@ -380,15 +389,20 @@ class FastEngine(RamCells):
         units = min(WINDOW_UNITS, WINDOW_EVENTS / max(per_unit, 1.0))
         return max(1, min(int(units * clocks.TICKS_PER_UNIT), MAX_WINDOW_TICKS - 1))
 
-    def _open_window(self):
+    def _open_window(self, bound):
         """Plan the next window of firings only (a dict), or None when this
-        window needs the general path."""
+        window needs the general path. The first window after a start plans
+        just the run asked for (a run from a restored snapshot should not pay
+        for planning what it will not run); the next ones, AHEAD runs of the
+        last one's length (a caller stepping in short runs)."""
         st, sched = self.state, self.schedule
         if st.clock.synchronous or sched.has_links or len(st.pending) or \
                 st.cursor[1] != LAST_REST or st.cells < self.workers:
             return None
         start = max(st.cursor[0], 0)
-        end = start + self._window_ticks() - 1
+        asked = bound[0] - st.cursor[0]
+        end = start + min(self._window_ticks(), max(asked, self._ahead * asked)) - 1
+        self._ahead = AHEAD_RUNS
         faults = sched.events(st.cursor[0] + 1, end + 1)
         if len(faults):
             end = int(faults.time.min()) - 1  # the window ends before the first fault
@@ -396,10 +410,14 @@ class FastEngine(RamCells):
                 return None
         plan = self._plan((end, LAST_REST))
         n = len(plan["keys"])
+        progress = np.full((self.workers, 2), -1, np.int64)
+        if self._batch_next is not None:
+            progress[:, 1] = self._batch_next
+        if self._dead is None:
+            self._dead = dead_mirror(st.ram)
         return dict(plan=plan, order=self._kept("order", (n,)), keys=self._kept("sorted", (n,)),
-                    then=self._kept("then", (n,)), progress=np.full((self.workers, 2), -1, np.int64),
-                    dead=dead_mirror(st.ram), started=np.zeros(1, np.int64),
-                    stats=np.zeros((self.workers, 3), np.int64))
+                    then=self._kept("then", (n,)), progress=progress, dead=self._dead,
+                    started=np.zeros(1, np.int64), stats=np.zeros((self.workers, 3), np.int64))
 
     def _advance(self, bound):
         """Run the open window's events up to the bound (or its end)."""
@@ -407,13 +425,16 @@ class FastEngine(RamCells):
         plan = window["plan"]
         target = min(bound, plan["bound"])
         stats = window["stats"]
-        team.run_team(run_segment, self.workers, self._bands(), plan["spans"], plan["ev"],
-                      plan["keys"], window["order"], window["keys"], window["then"],
-                      window["progress"], ((target[0] - plan["start"]) << TIME_SHIFT) | target[1],
-                      st.ram.view(np.int8), st.ram.view(np.uint64), window["dead"],
-                      self.neighbours, self._edges(), plan["routes"],
-                      plan["inflight"].view(np.uint64), self.tables(), self.workspace(BATCH),
-                      self._marks(), self._pending(), window["started"], stats, team.YIELD)
+        head = (self._bands(), plan["spans"], plan["ev"], plan["keys"], window["order"],
+                window["keys"], window["then"], window["progress"])
+        tail = (st.ram.view(np.int8), st.ram.view(np.uint64), window["dead"], self.neighbours,
+                self._edges(), plan["routes"], plan["inflight"].view(np.uint64), self.tables(),
+                self.workspace(BATCH), self._marks(), self._pending(), window["started"], stats,
+                team.YIELD)
+        key_bound = ((target[0] - plan["start"]) << TIME_SHIFT) | target[1]
+        if "kernel" not in window:  # typed once a window, not once a run
+            window["kernel"] = team.compiled(run_segment, *head, key_bound, *tail)
+        team.run_team(window["kernel"], self.workers, *head, key_bound, *tail)
         self.band_events += stats[:, 0]
         self.batches += int(stats[:, 1].sum())
         self.waits += int(stats[:, 2].sum())
@@ -421,26 +442,31 @@ class FastEngine(RamCells):
         st.cursor = target
         if target == plan["bound"]:
             st.next_fire = plan["next_fire"]
+            self._batch_next = window["progress"][:, 1].copy()
             self._window = None
 
     def settle(self, keep=True) -> None:
         """Make the state's clocks those of the cut the last run stopped at
         (each cell's next firing), and drop the open window unless `keep`."""
         window = self._window
-        if window is None:
-            return
-        if window["progress"][0, 0] >= 0:
+        if window is not None and window["progress"][0, 0] >= 0:
             plan = window["plan"]
             next_fire = plan["next_fire"].copy()
             next_fires(window["keys"], plan["spans"], window["progress"], plan["start"],
                        next_fire)
             self.state.next_fire = next_fire
-        if not keep:
+        if not keep:  # (the RAM may change: its dead flags are read again)
+            if window is not None:
+                self._batch_next = window["progress"][:, 1].copy()
             self._window = None
+            self._ahead = 1
+            self._dead = None
 
     def forget(self) -> None:
         """Drop the open window without settling: the state was replaced."""
         self._window = None
+        self._ahead = 1
+        self._dead = self._batch_next = None
 
     # -- asynchronous clocks, the general path ---------------------------------
     def _run_async(self, bound, left) -> int:
@@ -507,7 +533,7 @@ class FastEngine(RamCells):
             next_fire = st.next_fire.copy()
             rate, genome_of = (st.rate.copy(), st.genome_of.copy()) if len(faults) else \
                 (st.rate, st.genome_of)
-            link_last = st.link_last.copy() if sched.has_links else st.link_last
+            link_last = st.link_last.copy() if sched.has_links else NO_LINKS
             band_routes = SLOTS * per_band if sched.has_links else 0
             out = self._kept("events", (first_message + workers * per_band, EVENT_FIELDS))
             keys = self._kept("keys", (len(out),))
@@ -555,7 +581,8 @@ class FastEngine(RamCells):
                                             for w in range(workers)]) for a in pending_out)
         return dict(bound=bound, start=start, ev=ev, keys=keys, spans=spans, routes=routes,
                     inflight=inflight,
-                    next_fire=next_fire, rate=rate, genome_of=genome_of, link_last=link_last,
+                    next_fire=next_fire, rate=rate, genome_of=genome_of,
+                    link_last=link_last if sched.has_links else st.link_last,
                     genomes=genomes, counts=counts, fires=int(counts[FIRE]),
                     carried=Pending(*(a[~due] for a in (pending.time, pending.cell, pending.slot,
                                                         pending.payload))) if len(pending)
@@ -586,6 +613,7 @@ class FastEngine(RamCells):
                 self.workspace(BATCH), self._marks(), self._pending(), np.zeros(1, np.int64),
                 np.zeros((workers, 3), np.int64))
         team.run_team(run_band, workers, *args, team.YIELD)
+        self._dead, self._batch_next = args[6], None  # the kernels kept the dead flags current
         stats = args[-1]
         self.band_events += stats[:, 0]
         self.batches += int(stats[:, 1].sum())
@@ -663,6 +691,7 @@ class FastEngine(RamCells):
 
     def _run_sync(self, bound, left) -> int:
         st = self.state
+        self._dead = self._batch_next = None  # (its faults change flags outside run_band)
         faults, targets, genomes = self._fault_events(bound)
         st.genomes = genomes
         keys = self._sync_keys(faults, bound)

@@ -90,9 +90,12 @@ def power_up(height, width, torus, seed, clock, genomes, genome_of) -> GridState
     _start_clocks(np.uint64(seed), clock.vector(), clock.synchronous, rate, rng_words,
                   clock_words, next_fire)
     words[:, RNG // 4], words[:, CLOCK // 4] = rng_words, clock_words
+    # No message has crossed a link yet: one -1 seen N x 8 times (read-only; the
+    # engines copy it when links make them write it), not 64 bytes a cell.
+    no_arrivals = np.broadcast_to(np.int64(-1), (n, MAILBOX_SLOTS))
     return GridState(height, width, torus, seed, clock, list(genomes), ram,
                      np.asarray(genome_of, np.int64).ravel().copy(), next_fire, rate,
-                     np.full((n, MAILBOX_SLOTS), -1, np.int64), Pending())
+                     no_arrivals, Pending())
 
 
 @njit(cache=True)
