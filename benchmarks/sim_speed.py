@@ -78,7 +78,8 @@ def live_states(size: int, seed: int = 1) -> np.ndarray:
 def frame_work(kind: str, size: int):
     """What the CLI does at every frame (None: nothing, as a Python loop that
     only steps): "demo" the demo's picture and loss, "simulate" simulate's
-    picture, loss, living and dead fractions, and the GIF frame's encoding."""
+    picture, loss, living and dead fractions, and the GIF frame's encoding,
+    "render" the same without the GIF."""
     if kind in (None, "api"):
         return None
     from cellsim.sim import render
@@ -88,12 +89,16 @@ def frame_work(kind: str, size: int):
 
     def work(grid):
         if kind == "demo":
-            rgba = render.shown_rgba(grid)
-            render.frame_rgb(grid, scale, rgba)
-            render.loss(grid, target, rgba)
+            dead = grid.dead()
+            rgba = render.shown_rgba(grid, dead)
+            render.frame_rgb(grid, scale, rgba, dead)
+            if target is not None:  # (grids under 40 cells a side have none)
+                render.loss(grid, target, rgba)
         else:
             seen = render.observe(grid, scale, target)
-            render.gif_bytes([seen["frame"]])
+            if kind == "simulate":
+                render.gif_bytes([seen["frame"]])
+        return seen["frame"] if kind != "demo" else None
     return work
 
 
@@ -338,7 +343,7 @@ def grid_probe(size: int, workers: int, min_seconds: float, genome=None) -> dict
     """One grid size, in this (fresh) process: updates/s of continuing
     FRAME_UNITS runs on a grown grid (the CLI's stepping, without its frames),
     the CLI's per-frame work (simulate's picture, loss, living and dead
-    fractions, the GIF frame's encoding) against a frame's run, and the
+    fractions; the GIF encoding apart) against a frame's run, and the
     process's peak resident memory, read before any snapshot is taken."""
     import resource
 
@@ -355,12 +360,17 @@ def grid_probe(size: int, workers: int, min_seconds: float, genome=None) -> dict
     grid.set_states(live_states(size))
     build_s = time.perf_counter() - began
     grid.run(until=FRAME_UNITS)
-    work = frame_work("simulate", size)
-    frame_s = float("inf")
+    from cellsim.sim import render
+
+    work = frame_work("render", size)
+    frame_s = gif_s = float("inf")
     for _ in range(3 if size <= 1024 else 1):
         began = time.perf_counter()
-        work(grid)
+        frame = work(grid)
         frame_s = min(frame_s, time.perf_counter() - began)
+        began = time.perf_counter()
+        render.gif_bytes([frame, frame])  # (random live states: a noisy, slow picture)
+        gif_s = min(gif_s, (time.perf_counter() - began) / 2)
     span = min(40.0, max(FRAME_UNITS, FRAME_UNITS * np.ceil(4e6 / size ** 2 / FRAME_UNITS)))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     snap = grid.snapshot() if size <= 576 else None  # big grids: one round, no copy
@@ -381,7 +391,7 @@ def grid_probe(size: int, workers: int, min_seconds: float, genome=None) -> dict
     return {"size": size, "workers": workers, "threads": numba.get_num_threads(),
             "updates_per_s": rate, "updates_per_s_per_core": rate / workers,
             "span_units": span, "rounds": rounds, "build_s": build_s,
-            "frame_work_s": frame_s, "frame_run_s": frame_run_s,
+            "frame_work_s": frame_s, "gif_frame_s": gif_s, "frame_run_s": frame_run_s,
             "frame_work_fraction": frame_s / (frame_s + frame_run_s),
             "cell_ram_mb": size * size * 256 / 2 ** 20, "peak_rss_mb": peak_mb,
             "live_fraction_end": float((grid.float_states(4)[..., 3] > 0.1).mean())}
@@ -555,7 +565,8 @@ def main(argv=None) -> int:
         print(f"\nlarge grids, {cores} workers, {FRAME_UNITS:g}-unit runs of a grown grid, one "
               "process each:")
         print(f"{'side':>6s} {'M upd/s':>8s} {'per core':>8s} {'cell RAM MB':>11s} "
-              f"{'peak RSS MB':>11s} {'allowed':>8s} {'frame work s':>12s} {'frame run s':>11s}")
+              f"{'peak RSS MB':>11s} {'allowed':>8s} {'frame work s':>12s} {'frame run s':>11s} "
+              f"{'GIF frame s':>11s}")
         for row in scaling:
             if "error" in row:
                 print(f"{row['size']:6d} failed: {row['error']}")
@@ -563,7 +574,8 @@ def main(argv=None) -> int:
             print(f"{row['size']:6d} {row['updates_per_s'] / 1e6:8.2f} "
                   f"{row['updates_per_s_per_core'] / 1e6:8.2f} {row['cell_ram_mb']:11.1f} "
                   f"{row['peak_rss_mb']:11.0f} {row['peak_rss_allowed_mb']:8.0f} "
-                  f"{row['frame_work_s']:12.3f} {row['frame_run_s']:11.3f}")
+                  f"{row['frame_work_s']:12.3f} {row['frame_run_s']:11.3f} "
+                  f"{row['gif_frame_s']:11.3f}")
     for clock, t in compile_time.items():
         print(f"numba first use ({clock}): {t['cold']['first_run_s']:.1f} s compiling with an "
               f"empty cache, {t['warm']['first_run_s']:.1f} s loading the cache (import "
