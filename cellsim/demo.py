@@ -63,9 +63,11 @@ def run_demo(model: ShippedModel, plan: DemoPlan = DemoPlan(), progress: bool = 
         {grow_frames + regrow_frames * k // 2 for k in (1, 2)}
 
     def capture(index):
-        frames.append(render.frame_rgb(grid, plan.scale))
+        dead = grid.dead()  # one read of the grid for the frame and its loss
+        rgba = render.shown_rgba(grid, dead)
+        frames.append(render.frame_rgb(grid, plan.scale, rgba, dead))
         times.append(grid.time)
-        losses.append(render.loss(grid, target))
+        losses.append(render.loss(grid, target, rgba))
         if index in stills_at:
             stills.append((f"t = {grid.time:g}", frames[-1]))
         bar.update(1)

@@ -114,10 +114,10 @@ def run(args) -> int:
     bar = tqdm(total=args.frames + 1, unit="frame", disable=args.no_progress, mininterval=0.5,
                desc=f"simulate {grid.width}x{grid.height} {args.clock}")
     for g in grid.frames(args.until, every):
-        frames.append(render.frame_rgb(g, scale))
-        loss = f"{render.loss(g, target):.6f}" if target is not None else ""
-        rows.append(f"{g.time:.4f},{loss},{render.alive_fraction(g):.6f},"
-                    f"{float(g.dead().mean()):.6f},{g.updates}")
+        seen = render.observe(g, scale, target)
+        frames.append(seen["frame"])
+        loss = f"{seen['loss']:.6f}" if target is not None else ""
+        rows.append(f"{g.time:.4f},{loss},{seen['alive']:.6f},{seen['dead']:.6f},{g.updates}")
         bar.set_postfix(t=f"{g.time:.1f}", updates=f"{g.updates:,}")
         bar.update(1)
     bar.close()

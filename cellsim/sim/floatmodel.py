@@ -226,6 +226,7 @@ class FloatEngine(FastEngine):
     """The fast engine's planning with float32 cells, events one at a time. Its
     cells keep their states in float32 arrays, not in the RAM (cells.RamCells)."""
     refused_faults = ("ramflip", "romflip")  # float cells have no bits to flip
+    plans_ahead = False  # its events run one at a time, a window per run (_execute)
 
     def __init__(self, state, schedule, neighbours, params: FloatParams):
         super().__init__(state, schedule, neighbours, workers=1)
@@ -248,8 +249,8 @@ class FloatEngine(FastEngine):
             raise ConfigError("states must be finite")
         return flat.astype(np.float32)
 
-    def real_states(self) -> np.ndarray:
-        return self.states.copy()
+    def real_states(self, channels=None) -> np.ndarray:
+        return self.states[:, :channels or CHANNELS].copy()
 
     def saved_cells(self):
         return self.states.copy(), self.mailboxes.copy()

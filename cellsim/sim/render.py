@@ -12,11 +12,35 @@ from ..target_images import TARGET_PADDING, TARGET_SIZE, load_target, rgba_loss,
 DEAD_RGB = np.array([150, 150, 150], np.uint8)  # failed hardware shows as grey
 
 
-def frame_rgb(grid, scale: int = 1) -> np.ndarray:
-    """(H*scale, W*scale, 3) uint8 of what the grid shows; dead cells grey."""
-    rgb = to_rgb(grid.displayed_states().transpose(2, 0, 1))
-    rgb[grid.dead()] = DEAD_RGB
+def shown_rgba(grid, dead=None) -> np.ndarray:
+    """(H, W, 4) float32: the RGBA channels the grid shows (dead cells blank),
+    what a frame, the loss and the living fraction all read. dead: grid.dead(),
+    when the caller has it already."""
+    dead = grid.dead() if dead is None else dead
+    rgba = grid.float_states(4)  # a fresh array
+    rgba[dead] = 0
+    return rgba
+
+
+def frame_rgb(grid, scale: int = 1, rgba=None, dead=None) -> np.ndarray:
+    """(H*scale, W*scale, 3) uint8 of what the grid shows; dead cells grey.
+    rgba, dead: shown_rgba(grid) and grid.dead(), when the caller has them."""
+    dead = grid.dead() if dead is None else dead
+    rgba = shown_rgba(grid, dead) if rgba is None else rgba
+    rgb = to_rgb(rgba.transpose(2, 0, 1))
+    rgb[dead] = DEAD_RGB
     return np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1) if scale > 1 else rgb
+
+
+def observe(grid, scale: int, target=None) -> dict:
+    """One frame of a run and its metrics (the CLI's per-frame work), from one
+    read of the dead flags and the shown RGBA: frame, loss (None without a
+    target), alive fraction, dead fraction."""
+    dead = grid.dead()
+    rgba = shown_rgba(grid, dead)
+    return {"frame": frame_rgb(grid, scale, rgba, dead),
+            "loss": None if target is None else loss(grid, target, rgba),
+            "alive": alive_fraction(grid, rgba), "dead": float(dead.mean())}
 
 
 def default_scale(height: int, width: int) -> int:
@@ -38,14 +62,16 @@ def target_for(name: str, height: int, width: int):
     return canvas[:, top:top + height, left:left + width]
 
 
-def loss(grid, target) -> float:
+def loss(grid, target, rgba=None) -> float:
     """The paper's loss of what the grid shows against the target (dead cells empty)."""
-    return rgba_loss(grid.displayed_states()[..., :4].transpose(2, 0, 1), target)
+    rgba = shown_rgba(grid) if rgba is None else rgba
+    return rgba_loss(rgba.transpose(2, 0, 1), target)
 
 
-def alive_fraction(grid) -> float:
+def alive_fraction(grid, rgba=None) -> float:
     """Fraction of cells inside the living pattern: some alpha > 0.1 in their 3x3."""
-    alpha = grid.displayed_states()[..., ALPHA] > ALIVE_THRESHOLD
+    rgba = shown_rgba(grid) if rgba is None else rgba
+    alpha = rgba[..., ALPHA] > ALIVE_THRESHOLD
     padded = np.pad(alpha, 1, mode="wrap" if grid.torus else "constant")
     h, w = alpha.shape
     near = np.zeros_like(alpha)
