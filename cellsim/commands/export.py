@@ -4,6 +4,9 @@ for the simulator's float32 mode. Each output is checked and measured.
 torch and onnx are imported only inside run()."""
 from ..errors import ConfigError
 
+# Modules of an extra that run() imports; `cellsim` checks them before running.
+REQUIRES = ("torch", "onnx", "onnxruntime")
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("checkpoint", help="checkpoint.pt written by `cellsim train`")

@@ -7,6 +7,9 @@ import os
 
 from ..errors import ConfigError
 
+# Modules of an extra that run() imports; `cellsim` checks them before running.
+REQUIRES = ("torch",)
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("checkpoint", help="checkpoint.pt written by `cellsim train`")
