@@ -16,7 +16,8 @@ def describe(genome, path) -> dict:
     """Every reported fact as plain JSON types."""
     from cellsim.genome import FORMAT_VERSION, MAX_GENOME_BYTES
     p = genome.params
-    size = genome.size_bytes
+    counts = genome.byte_counts
+    size = counts.file
     return {
         "file": str(path),
         "name": genome.name,
@@ -27,6 +28,7 @@ def describe(genome, path) -> dict:
         "perception": 3 * p.channels,
         "parameter_count": genome.parameter_count,
         "file_bytes": size,
+        "rom_bytes": counts.rom,
         "budget_bytes": MAX_GENOME_BYTES,
         "fits_budget": size <= MAX_GENOME_BYTES,
         "crc32": f"0x{genome.crc32:08x}",
@@ -43,6 +45,8 @@ def describe(genome, path) -> dict:
 
 
 def format_text(info: dict) -> str:
+    from cellsim.genome import GenomeBytes
+
     c, h = info["channels"], info["hidden"]
     share = 100.0 * info["file_bytes"] / info["budget_bytes"]
     verdict = "within" if info["fits_budget"] else "OVER"
@@ -55,8 +59,9 @@ def format_text(info: dict) -> str:
         ("dimensions", f"{c} channels, {h} hidden units, {info['perception']} perception inputs"),
         ("parameters", f"{info['parameter_count']:,} (w1 {h}x{3 * c} int8, b1 {h} int32, "
                        f"w2 {c}x{h} int8, b2 {c} int32)"),
-        ("size", f"{info['file_bytes']:,} bytes, {verdict} the {info['budget_bytes']:,}-byte "
-                 f"ROM budget ({share:.1f}%)"),
+        ("genome ROM", f"{info['rom_bytes']:,} bytes, {GenomeBytes.ROM_COUNTS}"),
+        ("file size", f"{info['file_bytes']:,} bytes, {verdict} the {info['budget_bytes']:,}-byte "
+                      f"ROM budget ({share:.1f}%): {GenomeBytes.FILE_COUNTS}"),
         ("crc32", info["crc32"]),
         ("source sha256", info["source_sha256"]),
         ("grid", f"{info['grid_size']}x{info['grid_size']}, "
