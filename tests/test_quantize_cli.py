@@ -40,6 +40,15 @@ def test_quantize_writes_a_genome_and_prints_the_losses_side_by_side(tmp_path, c
     assert genome.source_sha256 == hashlib.sha256(ckpt.read_bytes()).digest()
     assert out.stat().st_size == genome.size_bytes <= MAX_GENOME_BYTES
     assert f"{genome.size_bytes} bytes" in text
+    # the training target's pixels are recorded beside the genome, exactly
+    from cellsim.target_images import read_recorded_target
+    from training.checkpoint import load_model
+
+    recorded = tmp_path / "lizard.target.png"
+    assert f"its training target in {recorded}" in text
+    assert np.array_equal(read_recorded_target(recorded), load_model(ckpt)[1]["target"])
+    assert main(["genome", "info", str(out)]) == 0
+    assert f"lizard (pixels recorded in {recorded})" in capsys.readouterr().out
 
 
 def test_quantize_is_reproducible_for_a_seed(tmp_path, capsys):

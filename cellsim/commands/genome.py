@@ -22,6 +22,7 @@ def describe(genome, path) -> dict:
         "file": str(path),
         "name": genome.name,
         "target": genome.target,
+        "recorded_target": recorded_target(path),
         "format_version": FORMAT_VERSION,
         "channels": p.channels,
         "hidden": p.hidden,
@@ -44,6 +45,14 @@ def describe(genome, path) -> dict:
     }
 
 
+def recorded_target(path):
+    """The training target recorded beside the genome file, or None."""
+    from cellsim.target_images import recorded_target_path
+
+    recorded = recorded_target_path(path)
+    return str(recorded) if recorded.is_file() else None
+
+
 def format_text(info: dict) -> str:
     from cellsim.genome import GenomeBytes
 
@@ -54,7 +63,7 @@ def format_text(info: dict) -> str:
     rows = [
         ("file", info["file"]),
         ("name", info["name"] or "(none)"),
-        ("target", info["target"] or "(none)"),
+        ("target", target_text(info)),
         ("format", f"version {info['format_version']}"),
         ("dimensions", f"{c} channels, {h} hidden units, {info['perception']} perception inputs"),
         ("parameters", f"{info['parameter_count']:,} (w1 {h}x{3 * c} int8, b1 {h} int32, "
@@ -75,6 +84,15 @@ def format_text(info: dict) -> str:
     ]
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+
+
+def target_text(info: dict) -> str:
+    recorded = info["recorded_target"]
+    beside = f"pixels recorded in {recorded}" if recorded else ""
+    if info["target"]:
+        return info["target"] + (f" ({beside})" if beside else "")
+    return beside or ("(none: trained on an image, and no .target.png beside the genome; "
+                      "`cellsim simulate --target IMAGE` scores it)")
 
 
 def run(args) -> int:

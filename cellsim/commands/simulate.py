@@ -4,17 +4,30 @@ DIR/metrics.csv and DIR/final.png. A float-weights .npz (`cellsim export --npz`)
 in place of the genome runs the float32 model on the same grid.
 Everything is checked before the run; the files are written only at the end."""
 import math
+import sys
 
 from ..errors import ConfigError
 
 CLOCKS = ("poisson", "periodic", "sync")
 
 
+def size_default_text() -> str:
+    """What --size defaults to, read from the shipped default genome, not typed in."""
+    from ..errors import CellsimError
+    from ..pretrained import DEFAULT_MODEL, get_model
+
+    try:
+        example = f", e.g. {get_model().load_genome().grid_size} for the shipped {DEFAULT_MODEL}"
+    except CellsimError:
+        example = ""
+    return f"the grid the genome was trained on, as `cellsim genome info` shows{example}"
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("genome", metavar="GENOME",
                         help="genome file (cellsim quantize), or float weights .npz")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    parser.add_argument("--size", type=int, help="grid side (default: the genome's, 72)")
+    parser.add_argument("--size", type=int, help=f"grid side (default: {size_default_text()})")
     parser.add_argument("--until", type=float, default=300.0,
                         help="time to run to, in training steps at fire rate 0.5 (default 300)")
     parser.add_argument("--clock", choices=CLOCKS, default="poisson",
@@ -43,8 +56,10 @@ def add_arguments(parser) -> None:
                         help="GIF frames (and metric rows) over the run (default 150)")
     parser.add_argument("--scale", type=int, help="pixels per cell in the images "
                                                   "(default: about 288 pixels wide)")
-    parser.add_argument("--target", help="emoji target for the loss column (default: the "
-                                          "genome's; needed for float weights)")
+    parser.add_argument("--target", help="emoji name or image for the loss column (default: "
+                                          "the training target recorded beside the genome, "
+                                          "else the emoji the genome names; needed for float "
+                                          "weights)")
     parser.add_argument("--engine", choices=("fast", "reference"), default="fast",
                         help="fast (default) or the slow one-event-at-a-time reference")
     parser.add_argument("--workers", type=int, help="threads (default: numba's, all cores)")
@@ -102,8 +117,11 @@ def run(args) -> int:
 
     model = load_model(args.genome)
     grid = build_grid(args, model)
-    target_name = args.target if args.target is not None else getattr(model, "target", "")
-    target = render.target_for(target_name, grid.height, grid.width) if target_name else None
+    target, target_source = render.scoring_target(args.target, args.genome, model, grid.height,
+                                                  grid.width)
+    if target is None:
+        print(f"cellsim simulate: {target_source}; the loss column of metrics.csv stays empty",
+              file=sys.stderr)
     out = atomic.prepare_output_dir(args.out)
     scale = args.scale or render.default_scale(grid.height, grid.width)
     every = args.until / args.frames
