@@ -51,14 +51,18 @@ class DemoResult:
 
 
 def run_demo(model: ShippedModel, plan: DemoPlan = DemoPlan(), progress: bool = True,
-             workers=None) -> DemoResult:
-    """Grow, erase, regrow; every number in the summary is measured on this run."""
+             workers=None, mcu=None) -> DemoResult:
+    """Grow, erase, regrow; every number in the summary is measured on this run.
+    `mcu` (a cellsim.hardware.McuClock) adds the times in seconds on that
+    hardware, and its link's message latency to the grid."""
     from tqdm import tqdm
 
     started = time.perf_counter()
     genome = model.load_genome()
     grid = Grid(genome, clock="poisson", seed=plan.seed, workers=workers)
     grid.plant_seed()
+    if mcu is not None:
+        grid.add_faults(mcu.link_faults(genome.fire_rate))
     target = render.target_for(genome.target or model.metadata["training"]["target"],
                                grid.height, grid.width)
     if target is None:
@@ -96,8 +100,7 @@ def run_demo(model: ShippedModel, plan: DemoPlan = DemoPlan(), progress: bool = 
         capture(grow_frames + i)
     bar.close()
     after = losses[-1]
-    regrowth_time = next((t - plan.grow_until for t, l in zip(times, losses)
-                          if t > plan.grow_until and l <= REGROWN_FACTOR * before), None)
+    regrown_after = regrowth_time(times, losses, plan.grow_until)
     counts = grid.counts()
     regrowth_note = regrowth_meaning(model, plan.damage, before, after_damage)
     summary = {
@@ -114,7 +117,7 @@ def run_demo(model: ShippedModel, plan: DemoPlan = DemoPlan(), progress: bool = 
         "loss": {"before_damage": before, "after_damage": after_damage, "after_regrowth": after},
         "regrowth_ratio": after / before if before > 0 else None,
         "regrown": bool(after <= REGROWN_FACTOR * before),
-        "regrowth_time": regrowth_time,
+        "regrowth_time": regrown_after,
         "regrowth_scored": regrowth_note == "",
         "regrowth_note": regrowth_note,
         "events": {"cell_updates": grid.updates, **{k: v for k, v in counts.items() if k != "fire"}},
@@ -122,7 +125,31 @@ def run_demo(model: ShippedModel, plan: DemoPlan = DemoPlan(), progress: bool = 
         "cellsim_version": __version__,
         "loss_curve": [[round(t, 4), l] for t, l in zip(times, losses)],
     }
+    if mcu is not None:
+        summary["hardware"] = hardware_summary(mcu, float(genome.fire_rate), plan, regrown_after)
     return DemoResult(frames, times, losses, stills, summary)
+
+
+def hardware_summary(mcu, fire_rate: float, plan: DemoPlan, regrown_after) -> dict:
+    """The demo's times in seconds on a grid of `mcu` (cellsim.hardware)."""
+    return {
+        "mcu": mcu.target, "label": mcu.label, "frequency_hz": mcu.frequency_hz,
+        "duty": mcu.duty, "link_baud": mcu.link_baud,
+        "seconds_per_unit": mcu.seconds_per_unit(fire_rate),
+        "link_latency_units": mcu.link_latency_units(fire_rate),
+        "grow_seconds": mcu.seconds(plan.grow_until, fire_rate),
+        "regrowth_seconds": (mcu.seconds(regrown_after, fire_rate)
+                             if regrown_after is not None else None),
+        "model": mcu.describe(fire_rate),
+    }
+
+
+def regrowth_time(times, losses, damage_at: float, factor: float = REGROWN_FACTOR):
+    """Time from the damage until the loss is first back within `factor` of its
+    value at the damage (the last sample at or before it); None if it never is."""
+    before = [loss for t, loss in zip(times, losses) if t <= damage_at][-1]
+    return next((t - damage_at for t, loss in zip(times, losses)
+                 if t > damage_at and loss <= factor * before), None)
 
 
 def warm_up(grid, plan: DemoPlan, say) -> None:
@@ -200,7 +227,21 @@ def text_summary(summary: dict) -> str:
         f"regrowth: {regrowth}",
         f"{summary['events']['cell_updates']:,} cell updates in {summary['wall_time_s']:.1f} s "
         f"(including numba compilation when its cache is cold)",
+        *hardware_lines(summary),
     ])
+
+
+def hardware_lines(summary: dict) -> list:
+    from .hardware import format_seconds
+
+    hw = summary.get("hardware")
+    if hw is None:
+        return []
+    regrows = ("" if not summary["regrowth_scored"] or hw["regrowth_seconds"] is None else
+               f"the {summary['model']} regrows in {format_seconds(hw['regrowth_seconds'])} "
+               f"on a grid of {hw['label']}; ")
+    return [f"hardware time: {regrows}it grows for {format_seconds(hw['grow_seconds'])} before "
+            f"the cut; {hw['model']}"]
 
 
 def write_outputs(result: DemoResult, out) -> list:

@@ -25,7 +25,7 @@ MAX_SEEDS = 100_000
 # Fault kinds the float model cannot have: it has no bytes to flip.
 INT8_ONLY = ("ramflip", "romflip")
 # Kinds that need asynchronous clocks (simulator: no wires or oscillators in the sync step).
-ASYNC_ONLY = ("loss", "delay", "drift")
+ASYNC_ONLY = ("loss", "delay", "latency", "drift")
 
 TOP_KEYS = {"name", "models", "precisions", "sizes", "clocks", "seeds", "damage_at", "run_for",
             "sample_every", "recover_factor", "target", "torus", "faults", "runs", "report"}
