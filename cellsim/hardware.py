@@ -62,6 +62,10 @@ def format_frequency(hz: float) -> str:
     return f"{hz:.6g} Hz"
 
 
+def format_baud(baud: float) -> str:
+    return f"{baud:,.0f} baud" if baud == int(baud) else f"{baud:,.6g} baud"
+
+
 def format_seconds(seconds: float) -> str:
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
         if seconds >= scale:
@@ -200,13 +204,13 @@ class McuClock:
                    " per instruction"))
         if self.link_bound:
             pace = (f"the timer paced by the link: {MESSAGE_BYTES} bytes x {UART_BITS_PER_BYTE} "
-                    f"bits at {self.link_baud:g} baud = {format_seconds(self.message_seconds)} a "
+                    f"bits at {format_baud(self.link_baud)} = {format_seconds(self.message_seconds)} a "
                     f"message, links busy {MAX_LINK_LOAD:.0%} of the time")
         else:
             pace = ("updating back-to-back" if self.duty == 1 else
                     f"computing {self.duty:.0%} of the time")
             if self.link_baud is not None:
-                pace += (f"; {format_seconds(self.message_seconds)} a message on each "
-                         f"{self.link_baud:g}-baud link")
+                pace += (f"; {format_seconds(self.message_seconds)} a message on each link at "
+                         f"{format_baud(self.link_baud)}")
         return (f"1 time unit = {format_seconds(self.seconds_per_unit(fire_rate))} on a grid of "
                 f"{self.label} ({cost}; {fire_rate:g} updates per cell per unit, {pace})")

@@ -167,7 +167,7 @@ def test_simulate_with_a_link_delivers_through_the_latency(genome_file, tmp_path
         runs[name] = (list(csv.DictReader((out / "metrics.csv").open())),
                       capsys.readouterr().out)
     (fast, _), (uart, said) = runs["fast"], runs["uart"]
-    assert "the timer paced by the link" in said and "9600 baud" in said
+    assert "the timer paced by the link" in said and "9,600 baud" in said
     mcu = McuClock.parse("cortex-m4@80MHz", link="9600")
     assert float(uart[-1]["seconds"]) == pytest.approx(6 * mcu.seconds_per_unit(0.5), rel=1e-8)
     assert float(uart[-1]["seconds"]) > float(fast[-1]["seconds"])
