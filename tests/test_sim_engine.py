@@ -38,7 +38,7 @@ def shapes(draw, height, width):
 def fault_plans(draw, height, width, synchronous):
     kinds = ["erase", "kill", "reboot", "stuck", "ramflip", "romflip"]
     if not synchronous:
-        kinds += ["drift", "loss", "delay"]
+        kinds += ["drift", "loss", "delay", "latency"]
     plan = []
     for kind in draw(st.lists(st.sampled_from(kinds), max_size=4)):
         shape = draw(shapes(height, width))
@@ -50,7 +50,8 @@ def fault_plans(draw, height, width, synchronous):
         else:
             end = start + draw(st.sampled_from([1.0, 3.0, 10.0]))
             value = {"ramflip": 5e-4, "romflip": 3e-5, "loss": draw(st.sampled_from([0.2, 1.0])),
-                     "delay": draw(st.sampled_from([0.1, 1.5]))}[kind]
+                     "delay": draw(st.sampled_from([0.1, 1.5])),
+                     "latency": draw(st.sampled_from([0.05, 0.7]))}[kind]
             plan.append(Fault(kind, shape, start, end, value))
     return plan
 

@@ -121,7 +121,7 @@ class Grid:
             if ticks(f.start) <= self.state.cursor[0]:
                 raise ConfigError(f"fault {f} starts at {f.start:g}, but the grid is already at "
                                   f"{self.time:g}")
-            if self.clock.synchronous and f.kind in ("loss", "delay", "drift"):
+            if self.clock.synchronous and f.kind in ("loss", "delay", "latency", "drift"):
                 raise ConfigError(f"{f.kind} needs an asynchronous clock (the sync clock is the "
                                   "training step: no wires to delay, no oscillators to drift)")
             if f.kind in self.engine.refused_faults:

@@ -7,7 +7,8 @@ import numpy as np
 
 from ..intspec.alive import ALIVE_ALPHA as ALIVE_THRESHOLD
 from ..intspec.layout import ALPHA
-from ..target_images import TARGET_PADDING, TARGET_SIZE, load_target, rgba_loss, to_rgb
+from ..target_images import (MIN_IMAGE_SIDE, TARGET_SIZE, centred, load_target,
+                             read_recorded_target, recorded_target_path, rgba_loss, to_rgb)
 
 DEAD_RGB = np.array([150, 150, 150], np.uint8)  # failed hardware shows as grey
 
@@ -48,18 +49,52 @@ def default_scale(height: int, width: int) -> int:
     return max(1, -(-288 // max(height, width)))
 
 
+# Grids under the paper's 40-cell target draw it smaller, padded by a sixth of
+# the side each way, as the quick preset trains it (24 + 2 x 6 = 36 cells).
+SMALL_GRID_PADDING_SHARE = 6
+MIN_SCORED_SIDE = next(side for side in range(1, TARGET_SIZE)
+                       if side - 2 * (side // SMALL_GRID_PADDING_SHARE) >= MIN_IMAGE_SIDE)
+
+
 def target_for(name: str, height: int, width: int):
-    """The emoji target (4, H, W) placed as the paper does on 72x72 (40 pixels plus
-    16 of padding), centred on other grid sizes; None if the grid is too small."""
-    if not name or min(height, width) < TARGET_SIZE:
+    """The emoji (or image) target (4, H, W): placed as the paper does on 72x72
+    (40 pixels plus 16 of padding) and centred on other grid sizes; on grids under
+    40 cells drawn as the quick preset does (a sixth of the side as padding).
+    None if there is no name or the grid is under MIN_SCORED_SIDE cells."""
+    side = min(height, width)
+    if not name or side < MIN_SCORED_SIDE:
         return None
-    side = TARGET_SIZE + 2 * TARGET_PADDING
-    image = load_target(name)
-    canvas = np.zeros((4, max(height, side), max(width, side)), np.float32)
-    top, left = (canvas.shape[1] - side) // 2, (canvas.shape[2] - side) // 2
-    canvas[:, top:top + side, left:left + side] = image
-    top, left = (canvas.shape[1] - height) // 2, (canvas.shape[2] - width) // 2
-    return canvas[:, top:top + height, left:left + width]
+    if side >= TARGET_SIZE:
+        return centred(load_target(name), height, width)
+    padding = side // SMALL_GRID_PADDING_SHARE
+    return centred(load_target(name, side - 2 * padding, padding), height, width)
+
+
+def scoring_target(spec, model_path, model, height: int, width: int):
+    """(target or None, where it came from or why there is none) for a run of the
+    model stored at `model_path`: `spec` (an emoji name or image path) if given,
+    else the training target recorded beside the model (X.target.png, exact
+    pixels, centred), else the emoji name the genome holds."""
+    from pathlib import Path
+
+    if spec:
+        target = target_for(spec, height, width)
+        return target, (f"target {spec}" if target is not None else
+                        f"no loss: a {width}x{height} grid is under the {MIN_SCORED_SIDE} "
+                        "cells a side the target needs")
+    recorded = recorded_target_path(model_path) if model_path else None
+    if recorded is not None and recorded.is_file():
+        return (centred(read_recorded_target(recorded), height, width),
+                f"training target recorded in {recorded.name}")
+    name = getattr(model, "target", "")
+    if name:
+        target = target_for(name, height, width)
+        return target, (f"target {name} (named in the genome)" if target is not None else
+                        f"no loss: a {width}x{height} grid is under the {MIN_SCORED_SIDE} "
+                        "cells a side the target needs")
+    return None, (f"no loss: {Path(model_path).name if model_path else 'the model'} names no "
+                  f"target and has no {recorded.name if recorded else 'recorded target'} beside "
+                  "it (an image-trained genome from an older cellsim); give --target EMOJI|PNG")
 
 
 def loss(grid, target, rgba=None) -> float:
