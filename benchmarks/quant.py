@@ -97,7 +97,9 @@ class IntModel:
 
 def loss_of(real_states, target) -> float:
     """The training loss: per sample the mean squared RGBA error, batch mean."""
-    return float(((real_states[:, :4] - target[None]) ** 2).mean())
+    from training.loss import per_sample_loss
+
+    return float(per_sample_loss(real_states[:, :4], target).mean())
 
 
 def regrowth_time(times, damaged, control):
@@ -385,7 +387,7 @@ def run(args) -> int:
     from training.checkpoint import load_model
     from training.quantize.pipeline import TRAINING_HORIZON
 
-    from . import machine
+    from cellsim import machine
     from .report import pyplot
     from .report import filmstrip, quant_markdown, quant_plots
 

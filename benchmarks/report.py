@@ -64,7 +64,7 @@ def record_label(r: dict) -> str:
 
 
 def speed_markdown(records: list[dict], machine: dict, meta: dict) -> str:
-    from .machine import describe
+    from cellsim.machine import describe
 
     grids = sorted({f"{r['grid'][0]}x{r['grid'][1]}" for r in records})
     header = ["engine", "variant", "precision", "pass", "device", "threads", "batch",
@@ -225,7 +225,7 @@ def _damage_time(result: dict):
 
 
 def quant_markdown(result: dict) -> str:
-    from .machine import describe
+    from cellsim.machine import describe
 
     d = result["definitions"]
     lines = [

@@ -467,7 +467,7 @@ def run(args) -> int:
 
     out = check_output_dir(args.out)
     plan = QUICK if args.quick else FULL
-    from . import machine
+    from cellsim import machine
     from .report import pyplot
 
     record = machine.machine_record()

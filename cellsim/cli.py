@@ -53,10 +53,20 @@ def main(argv=None) -> int:
     # simulator and header paths); --help with no command lists all of them.
     chosen = next((a for a in argv if not a.startswith("-")), None)
     names = {chosen} if chosen in dict(COMMANDS) else None
-    parser, modules = build_parser(names)
+    try:
+        parser, modules = build_parser(names)
+    except ModuleNotFoundError as exc:
+        return _missing_extra(exc, chosen or "cellsim")
     args = parser.parse_args(argv)
     try:
+        from .extras import require
+
+        # Third-party modules the command imports only inside run(): checked
+        # first, so a missing extra is named before any work, not after it.
+        require(*getattr(modules[args.command], "REQUIRES", ()))
         return int(modules[args.command].run(args) or 0)
+    except ModuleNotFoundError as exc:
+        return _missing_extra(exc, args.command)
     except CellsimError as exc:
         print(f"cellsim {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -67,6 +77,18 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"cellsim {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _missing_extra(exc: ModuleNotFoundError, command: str) -> int:
+    """A package of an optional extra is not installed: say which extra, exit 2
+    (a missing module of our own is a bug and keeps its traceback)."""
+    from .extras import missing_extra_message
+
+    message = missing_extra_message(exc, command)
+    if message is None:
+        raise exc
+    print(f"cellsim {command}: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

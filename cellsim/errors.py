@@ -24,3 +24,7 @@ class ConfigError(CellsimError):
 
 class OutputError(CellsimError):
     """An output path that cannot be written."""
+
+
+class HardwareError(ConfigError):
+    """An MCU target, clock frequency, duty or link rate that cannot be used."""

@@ -51,6 +51,8 @@ ARRAYS = (
     ("shift1", "i1", lambda c, h: (h,)),
     ("shift2", "i1", lambda c, h: (c,)),
 )
+# Arrays the simulator keeps that the cell firmware never reads (real values, for display).
+HOST_ONLY_ARRAYS = ("state_scale",)
 
 
 def _padded(n: int) -> int:
@@ -63,6 +65,29 @@ def genome_size(channels: int, hidden: int, name_bytes: int = 0, target_bytes: i
     for _, dtype, shape in ARRAYS:
         total += _padded(np.dtype(dtype).itemsize * math.prod(shape(channels, hidden)))
     return total + CRC.size
+
+
+def rom_bytes(channels: int, hidden: int) -> int:
+    """Bytes of the arrays the cell firmware's update reads from flash (weights,
+    biases, requantisation multipliers and shifts), unpadded."""
+    return sum(np.dtype(dtype).itemsize * math.prod(shape(channels, hidden))
+               for field, dtype, shape in ARRAYS if field not in HOST_ONLY_ARRAYS)
+
+
+@dataclass(frozen=True)
+class GenomeBytes:
+    """The two sizes of a genome, each with what it counts."""
+    rom: int    # ROM_COUNTS
+    file: int   # FILE_COUNTS
+
+    ROM_COUNTS = ("the arrays the firmware's update reads (weights, biases, requantisation "
+                  "multipliers and shifts)")
+    FILE_COUNTS = "those arrays plus the state scales, header, name, target, padding and CRC-32"
+
+    def text(self) -> str:
+        """One phrase giving both figures and what each counts."""
+        return (f"{self.rom:,} bytes of genome ROM, {self.ROM_COUNTS}; the genome file is "
+                f"{self.file:,} bytes, {self.FILE_COUNTS}")
 
 
 def sha256_file(path) -> bytes:
@@ -213,6 +238,11 @@ class Genome:
     def size_bytes(self) -> int:
         return genome_size(self.channels, self.hidden, len(self.name.encode("utf-8")),
                            len(self.target.encode("utf-8")))
+
+    @property
+    def byte_counts(self) -> GenomeBytes:
+        """Flash the firmware needs for it, and its file size."""
+        return GenomeBytes(rom=rom_bytes(self.channels, self.hidden), file=self.size_bytes)
 
     @property
     def crc32(self) -> int:

@@ -12,6 +12,16 @@ MODELS_DIR = Path(__file__).parent / "data" / "models"
 METADATA_NAME = "model.json"
 DEFAULT_MODEL = "lizard"
 
+# What each of the paper's three experiments trains a model to do, and so whether
+# its regrowth after a cut means anything.
+EXPERIMENT_PURPOSE = {
+    "growing": "trained to grow from a seed (the paper's experiment 1), never to hold its "
+               "shape or regrow",
+    "persistent": "trained to grow and hold its shape (experiment 2), never shown damage",
+    "regenerating": "trained to grow, hold its shape and regrow after damage (experiment 3)",
+}
+REGROWS = ("regenerating",)
+
 
 @dataclass(frozen=True)
 class ShippedModel:
@@ -44,12 +54,23 @@ class ShippedModel:
         return self.metadata["training"]["experiment"]
 
     @property
+    def purpose(self) -> str:
+        return EXPERIMENT_PURPOSE.get(self.experiment, f"trained for {self.experiment}")
+
+    @property
+    def trained_to_regrow(self) -> bool:
+        return self.experiment in REGROWS
+
+    @property
     def summary(self) -> str:
-        """One line for `cellsim demo --list`."""
+        """Two lines for `cellsim demo --list`: the model, then what it was trained for."""
         t, q = self.metadata["training"], self.metadata["quantisation"]
+        regrowth = "" if self.trained_to_regrow else \
+            "; a regrowth figure of the demo is not what it was trained for"
         return (f"{self.name:<10} {t['target']} {t['experiment']}, {t['iterations']} iterations "
                 f"({t['wall_time_s'] / 3600:.1f} h on {t['device']}); int8 {q['chosen'].upper()} "
-                f"loss {q['int8_loss']:.3g} vs float {q['float_loss']:.3g}")
+                f"loss {q['int8_loss']:.3g} vs float {q['float_loss']:.3g}\n"
+                f"{'':<10} {self.purpose}{regrowth}")
 
     def load_genome(self):
         from .genome import load_genome

@@ -59,6 +59,59 @@ def load_target(spec: str, size: int = TARGET_SIZE, padding: int = TARGET_PADDIN
     return grid
 
 
+# `cellsim quantize` writes the training target beside the genome, as PNG:
+# X.genome -> X.target.png. The genome format has no room for pixels (10 KB ROM).
+RECORDED_TARGET_SUFFIX = ".target.png"
+
+
+def recorded_target_path(model_path) -> Path:
+    """Where the training target of the model at `model_path` is recorded."""
+    path = Path(model_path)
+    return path.with_name(path.stem + RECORDED_TARGET_SUFFIX)
+
+
+def recorded_target_png(target: np.ndarray) -> bytes:
+    """A training target (4, H, W), RGB premultiplied, as RGBA PNG bytes. The
+    straight 8-bit RGBA it stores is the image the target was made from, so
+    read_recorded_target returns the training target's exact floats."""
+    import io
+
+    from PIL import Image
+
+    target = np.asarray(target, np.float32)
+    alpha = target[3]
+    rgb = np.divide(target[:3], alpha, out=np.zeros_like(target[:3]), where=alpha > 0)
+    rgba = np.concatenate([rgb, alpha[None]]).transpose(1, 2, 0)
+    out = io.BytesIO()
+    Image.fromarray(np.round(np.clip(rgba, 0, 1) * 255).astype(np.uint8), "RGBA").save(out, "PNG")
+    return out.getvalue()
+
+
+def read_recorded_target(path) -> np.ndarray:
+    """A recorded training target (4, H, W) float32, premultiplied as load_target makes it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            arr = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise TargetError(f"recorded target {path} is not a readable image "
+                          f"({exc.__class__.__name__})") from None
+    arr[..., :3] *= arr[..., 3:4]
+    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+
+def centred(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(4, h, w) image centred on a (4, height, width) canvas: padded with
+    zeros where the canvas is larger, cropped where it is smaller."""
+    _, h, w = image.shape
+    canvas = np.zeros((4, max(height, h), max(width, w)), np.float32)
+    top, left = (canvas.shape[1] - h) // 2, (canvas.shape[2] - w) // 2
+    canvas[:, top:top + h, left:left + w] = image
+    top, left = (canvas.shape[1] - height) // 2, (canvas.shape[2] - width) // 2
+    return canvas[:, top:top + height, left:left + width]
+
+
 def rgba_loss(rgba, target) -> float:
     """The paper's training loss: the mean squared error of RGBA against the
     target, (..., 4, H, W) against (4, H, W); over a batch of equal samples,

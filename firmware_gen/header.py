@@ -54,9 +54,11 @@ def check_firmware_genome(genome) -> None:
 
 
 def rom_bytes(params) -> int:
-    """Flash taken by the arrays the update reads."""
-    return sum(getattr(params, field).size * (1 if ctype == "int8_t" else 4)
-               for field, ctype, _ in ARRAYS)
+    """Flash taken by the arrays the update reads (cellsim.genome.rom_bytes: the
+    one count, shared with `cellsim genome info`)."""
+    from cellsim.genome import rom_bytes as genome_rom_bytes
+
+    return genome_rom_bytes(params.channels, params.hidden)
 
 
 def _comment_text(text: str) -> str:

@@ -49,8 +49,13 @@ def test_shipped_files_agree(model, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def lizard_demo():
-    return run_demo(get_model("lizard"), DemoPlan(), progress=False).summary
+def lizard_run():
+    return run_demo(get_model("lizard"), DemoPlan(), progress=False)
+
+
+@pytest.fixture(scope="module")
+def lizard_demo(lizard_run):
+    return lizard_run.summary
 
 
 def test_shipped_lizard_grows_and_reproduces_its_recorded_figures(lizard_demo):
@@ -88,10 +93,73 @@ def test_demo_writes_gif_filmstrip_and_summary(tmp_path, capsys):
     assert (out / "summary.txt").read_text() in text and "wrote" in text
 
 
-def test_demo_list_names_every_model(capsys):
+def test_demo_list_names_every_model_and_what_it_was_trained_for(capsys):
+    from cellsim.pretrained import EXPERIMENT_PURPOSE
+
     assert main(["demo", "--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == [m.name for m in MODELS]
+    assert [line.split()[0] for line in lines if not line.startswith(" ")] == \
+        [m.name for m in MODELS]
+    for model in MODELS:
+        purpose = lines[lines.index(model.summary.splitlines()[0]) + 1]
+        assert EXPERIMENT_PURPOSE[model.experiment] in purpose
+        assert ("not what it was trained for" in purpose) == (model.experiment != "regenerating")
+
+
+def test_the_filmstrip_shows_the_growth(lizard_run):
+    """It once started at t = 66 with the lizard already grown."""
+    times, losses = lizard_run.times, lizard_run.losses
+    growth = [(label, frame) for label, frame in lizard_run.stills
+              if label.startswith("t = ") and float(label[4:]) <= 200]
+    at = [times.index(float(label[4:])) for label, _ in growth]
+    assert len(growth) == 4 and at == sorted(at) and times[at[-1]] == 200
+    grown = losses[at[-1]]
+    assert losses[at[0]] > 10 * grown                       # first panel: far from grown
+    assert all(losses[a] > losses[b] for a, b in zip(at, at[1:]))  # then it grows
+    for (_, frame), index in zip(growth, at):
+        assert np.array_equal(frame, lizard_run.frames[index])
+
+
+def test_a_regrowth_figure_is_scored_only_where_it_means_something(tmp_path):
+    """grinning (the growing experiment) was never trained to regrow, and a cut
+    that leaves the loss where it was leaves nothing to regrow: the summary says
+    so instead of 'back within 1.5x after 2 time units'."""
+    from cellsim.demo import text_summary
+
+    short = dict(grow_until=20.0, regrow_for=4.0)
+    grinning = run_demo(get_model("grinning"), DemoPlan(**short), progress=False).summary
+    assert grinning["regrowth_scored"] is False and grinning["experiment"] == "growing"
+    assert "not scored: grinning was not trained to regrow" in text_summary(grinning)
+    assert "back within" not in text_summary(grinning)
+    harmless = run_demo(get_model("lizard"), DemoPlan(damage="rect:0,0,2,2", **short),
+                        progress=False).summary
+    assert harmless["regrowth_scored"] is False
+    assert "there was nothing to regrow" in text_summary(harmless)
+
+
+def test_the_lizards_regrowth_is_scored(lizard_demo):
+    assert lizard_demo["regrowth_scored"] is True and lizard_demo["regrowth_note"] == ""
+
+
+@pytest.mark.parametrize("after, said", [(0.05, True), (1e9, False)])
+def test_a_slow_first_run_says_it_is_compiling(monkeypatch, capsys, after, said):
+    """While numba compiles (a cold cache), the demo says so instead of showing a
+    progress bar stuck at 1/201 with an ETA of minutes; the bar starts after.
+    A compiling first run is stood in for by a warm-up made 0.5 s slow."""
+    import time
+
+    import cellsim.demo as demo
+    from cellsim.sim import Grid
+
+    snapshot = Grid.snapshot
+    monkeypatch.setattr(Grid, "snapshot", lambda grid: time.sleep(0.5) or snapshot(grid))
+    monkeypatch.setattr(demo, "COMPILE_NOTICE_AFTER", after)
+    run_demo(get_model("lizard"), DemoPlan(grow_until=4.0, regrow_for=2.0), progress=True)
+    err = capsys.readouterr().err
+    notice = "demo: compiling kernels (first run only)..."
+    assert (notice in err) == said
+    if said:
+        assert err.index(notice) < err.index("frame")  # before the bar's first line
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -93,3 +93,27 @@ def test_the_command_never_imports_torch(genome_file):
                             text=True)
     assert result.returncode == 0, result.stderr
     assert "9,640 bytes" in result.stdout
+
+
+def test_info_and_header_give_both_sizes_and_say_what_each_counts(genome_file, tmp_path, capsys):
+    """`genome info` and `cellsim header` once gave 9,640 and 9,488 bytes with no word
+    on what either counts: both now print both figures from one function."""
+    from cellsim.genome import GenomeBytes
+    from firmware_gen.header import ARRAYS, rom_bytes
+
+    genome, path = genome_file
+    counts = genome.byte_counts
+    # the ROM figure is the arrays the header defines, byte for byte
+    assert counts.rom == rom_bytes(genome.params) == sum(
+        getattr(genome.params, field).size * (1 if ctype == "int8_t" else 4)
+        for field, ctype, _ in ARRAYS) == 9488
+    assert counts.file == path.stat().st_size == 9640
+    assert main(["genome", "info", str(path)]) == 0
+    info = capsys.readouterr().out
+    assert main(["header", str(path), "--out", str(tmp_path / "nca.h")]) == 0
+    header = capsys.readouterr().out
+    for text in (info, header):
+        assert "9,488 bytes" in text and "9,640 bytes" in text
+        assert GenomeBytes.ROM_COUNTS in text and GenomeBytes.FILE_COUNTS in text
+    assert main(["genome", "info", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rom_bytes"] == 9488

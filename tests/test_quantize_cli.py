@@ -40,6 +40,15 @@ def test_quantize_writes_a_genome_and_prints_the_losses_side_by_side(tmp_path, c
     assert genome.source_sha256 == hashlib.sha256(ckpt.read_bytes()).digest()
     assert out.stat().st_size == genome.size_bytes <= MAX_GENOME_BYTES
     assert f"{genome.size_bytes} bytes" in text
+    # the training target's pixels are recorded beside the genome, exactly
+    from cellsim.target_images import read_recorded_target
+    from training.checkpoint import load_model
+
+    recorded = tmp_path / "lizard.target.png"
+    assert f"its training target in {recorded}" in text
+    assert np.array_equal(read_recorded_target(recorded), load_model(ckpt)[1]["target"])
+    assert main(["genome", "info", str(out)]) == 0
+    assert f"lizard (pixels recorded in {recorded})" in capsys.readouterr().out
 
 
 def test_quantize_is_reproducible_for_a_seed(tmp_path, capsys):
@@ -86,9 +95,17 @@ def test_quantize_rejects_missing_corrupt_and_unwritable(tmp_path, capsys):
 def test_export_writes_float_int8_and_npz(tmp_path, capsys):
     ckpt = tiny_checkpoint()
     paths = {k: tmp_path / f"model.{k}" for k in ("onnx", "int8", "npz")}
-    code, text, _ = run_cli(capsys, "export", str(ckpt), "--onnx", str(paths["onnx"]), "--int8",
-                            str(paths["int8"]), "--npz", str(paths["npz"]))
+    code, text, err = run_cli(capsys, "export", str(ckpt), "--onnx", str(paths["onnx"]), "--int8",
+                              str(paths["int8"]), "--npz", str(paths["npz"]))
     assert code == 0 and all(p.exists() for p in paths.values())
+    # it says what it is doing as each slow stage starts (it once ran 40 s in silence)
+    stages = [line.split("] ", 1)[1] for line in err.splitlines()]
+    assert [s.split()[0] for s in stages] == ["loading", "loading", "calibrating:", "writing",
+                                              "post-training", "writing", "checking"]
+    seconds = [float(line[1:].split(" s]")[0]) for line in err.splitlines()]
+    assert seconds == sorted(seconds)
+    assert run_cli(capsys, "export", str(ckpt), "--npz", str(paths["npz"]),
+                   "--no-progress")[2] == ""
     assert "max |dx - model.update|" in text and "within one step" in text
     weights = np.load(paths["npz"])
     assert sorted(weights.files) == ["angle", "b1", "b2", "fire_rate", "torus", "w1", "w2"]

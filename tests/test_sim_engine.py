@@ -38,7 +38,7 @@ def shapes(draw, height, width):
 def fault_plans(draw, height, width, synchronous):
     kinds = ["erase", "kill", "reboot", "stuck", "ramflip", "romflip"]
     if not synchronous:
-        kinds += ["drift", "loss", "delay"]
+        kinds += ["drift", "loss", "delay", "latency"]
     plan = []
     for kind in draw(st.lists(st.sampled_from(kinds), max_size=4)):
         shape = draw(shapes(height, width))
@@ -50,7 +50,8 @@ def fault_plans(draw, height, width, synchronous):
         else:
             end = start + draw(st.sampled_from([1.0, 3.0, 10.0]))
             value = {"ramflip": 5e-4, "romflip": 3e-5, "loss": draw(st.sampled_from([0.2, 1.0])),
-                     "delay": draw(st.sampled_from([0.1, 1.5]))}[kind]
+                     "delay": draw(st.sampled_from([0.1, 1.5])),
+                     "latency": draw(st.sampled_from([0.05, 0.7]))}[kind]
             plan.append(Fault(kind, shape, start, end, value))
     return plan
 
@@ -228,3 +229,53 @@ def test_two_workers_equal_the_reference(scenario, block):
     finally:
         sync.BLOCK = shipped
     assert_same(reference, fast)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from([0.05, 0.5, 1.0, 2.0, 7.5]), min_size=1, max_size=12),
+       st.sampled_from(["none", "snapshot", "fault", "ram", "updates"]), st.integers(0, 11),
+       st.sampled_from([1, 2]))
+def test_a_window_run_in_pieces_equals_one_run(steps, interruption, at, workers):
+    """Short runs take pieces of one planned window (FastEngine._open_window);
+    whatever comes between the pieces (a snapshot, a new fault, the RAM handed
+    out, an update-limited run) leaves the grid as one run to the same times
+    makes it, and as the reference engine makes it."""
+    params = random_int_params(np.random.default_rng(8), 16, 16)
+    states = live_grid_states(np.random.default_rng(2), 14, 11)
+
+    def grid_for(engine):
+        grid = Grid(params, (14, 11), seed=4, engine=engine, workers=workers)
+        grid.set_states(states)
+        return grid
+
+    def interrupt(grid, snaps):
+        if interruption == "snapshot":
+            snaps.append(grid.snapshot())
+        elif interruption == "fault":
+            grid.erase(Shape("circle", (5.0, 6.0, 3.0)))
+        elif interruption == "ram":
+            grid.ram[2, 3, 240] ^= 0x5A  # the rng word: the cell's later waits change
+        elif interruption == "updates":
+            grid.run(updates=7)
+
+    def outcome(grid):
+        return grid.ram.copy(), grid.counts(), grid.time
+
+    outcomes = {}
+    for engine in ("fast", "reference"):
+        grid, snaps = grid_for(engine), []
+        for i, step in enumerate(steps):
+            grid.run(until=grid.time + step)
+            if i == at:
+                interrupt(grid, snaps)
+        grid.run(until=grid.time + 3)
+        outcomes[engine] = [outcome(grid)]
+        if snaps:  # a snapshot taken mid-window replays the same future
+            grid.restore(snaps[0])
+            grid.run(until=grid.time + 4)
+            outcomes[engine].append(outcome(grid))
+    assert outcomes["fast"][0][1]["fire"] > 0
+    assert len(outcomes["fast"]) == len(outcomes["reference"])
+    for (ram, counts, time), (ram_ref, counts_ref, time_ref) in zip(outcomes["fast"],
+                                                                     outcomes["reference"]):
+        assert np.array_equal(ram, ram_ref) and counts == counts_ref and time == time_ref

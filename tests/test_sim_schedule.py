@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cellsim.sim.events import MAX_SUB
+from cellsim.sim.events import KEY_KIND_BITS, KEY_TIME_BITS, KIND_NAMES, MAX_SUB, MAX_WINDOW_TICKS
 from cellsim.sim.schedule import (TIME_SHIFT, event_key, key_cell, key_kind, key_sub,
                                   sort_events)
 
@@ -17,9 +17,9 @@ def event_arrays(draw):
     n = draw(st.integers(0, 400))
     rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
     start = draw(st.integers(0, 1 << 30))
-    span = draw(st.sampled_from([1, 3, 100, 1 << 20, (1 << 26) - 1]))
+    span = draw(st.sampled_from([1, 3, 100, 1 << 20, MAX_WINDOW_TICKS - 1]))
     time = start + rng.integers(0, span, n)
-    kind = rng.integers(0, 8, n)
+    kind = rng.integers(0, 1 << KEY_KIND_BITS, n)  # the kinds in use and the room for more
     cell = rng.integers(0, draw(st.sampled_from([2, 50, 1 << 24])), n)
     sub = rng.integers(0, 2000, n)
     valid = np.sort(rng.choice(n + 10, n, replace=False)) if n else np.zeros(0, np.int64)
@@ -48,7 +48,7 @@ def test_sort_events_is_a_stable_key_sort(events):
         assert np.all(np.diff(packed) >= 0)
         assert np.array_equal(packed >> TIME_SHIFT, ev[order, TIME] - start)
     assert np.array_equal(order, expected)
-    assert TIME_SHIFT + 26 <= 63
+    assert TIME_SHIFT + KEY_TIME_BITS <= 63
 
 
 def test_crowded_instants_sort_themselves_only_when_nearly_in_order():
@@ -57,3 +57,29 @@ def test_crowded_instants_sort_themselves_only_when_nearly_in_order():
     assert np.array_equal(in_order, np.arange(n))
     backwards, keys = sort_events(np.arange(n), event_key.py_func(0, 0, np.arange(n)[::-1], 0, 0))
     assert len(backwards) == 0 and np.array_equal(np.argsort(keys), np.arange(n)[::-1])
+
+
+def test_the_key_has_room_for_new_event_kinds():
+    """A new event kind (the next free number, up to 31) packs and unpacks beside
+    the others, ordered after them at equal times and by time first; the
+    windows the engine plans fit the time field, a 4096 x 4096 grid the cell field."""
+    from cellsim.sim.engine import WINDOW_UNITS
+    from cellsim.sim.events import KEY_CELL_BITS
+    from cellsim.sim.grid import MAX_SIDE
+    from cellsim.sim.state import LAST_REST, rest_key
+
+    assert len(KIND_NAMES) == 8 and (1 << KEY_KIND_BITS) >= 4 * len(KIND_NAMES)
+    new_kind = len(KIND_NAMES)
+    last_kind = (1 << KEY_KIND_BITS) - 1
+    cell, last_tick = MAX_SIDE * MAX_SIDE - 1, MAX_WINDOW_TICKS - 1
+    events = [(0, new_kind, 5, 3), (0, len(KIND_NAMES) - 1, cell, MAX_SUB), (0, last_kind, 0, 0),
+              (1, 0, 0, 0), (last_tick, last_kind, cell, MAX_SUB), (last_tick, new_kind, cell, 0)]
+    keys = np.array([event_key.py_func(t, k, c, s, 0) for t, k, c, s in events], np.int64)
+    assert (keys >= 0).all()
+    assert np.array_equal(key_kind.py_func(keys), [e[1] for e in events])
+    assert np.array_equal(key_cell.py_func(keys), [e[2] for e in events])
+    assert np.array_equal(key_sub.py_func(keys), [e[3] for e in events])
+    assert np.array_equal(keys >> TIME_SHIFT, [e[0] for e in events])
+    assert np.array_equal(np.argsort(keys), [1, 0, 2, 3, 5, 4])
+    assert rest_key(last_kind, cell, MAX_SUB) <= LAST_REST < 1 << TIME_SHIFT
+    assert WINDOW_UNITS * 65536 < MAX_WINDOW_TICKS and MAX_SIDE ** 2 <= 1 << KEY_CELL_BITS

@@ -255,3 +255,46 @@ def test_a_training_checkpoint_gives_the_float_rows_of_its_model():
         assert sorted(made.files) == sorted(shipped.files)
         for name in made.files:
             assert np.array_equal(made[name], shipped[name]), name
+
+
+def test_a_spec_times_its_runs_on_hardware_and_old_keys_stay_the_same():
+    """mcu = 'TARGET@FREQ' (with duty and link) gives every run its hardware; a
+    run without it keeps the record, and so the key, it had before."""
+    plain = parse_spec({**BASE, "faults": BASE["faults"][:1]})
+    timed = parse_spec({**BASE, "faults": BASE["faults"][:1], "clocks": ["poisson", "sync"],
+                        "mcu": "cortex-m4@80MHz", "link": "115200"})
+    old, _ = expand(plain, sources(plain))
+    runs, skipped = expand(timed, sources(timed))
+    assert set(old[0].record()) == set(Run.__dataclass_fields__) - {"mcu", "duty", "link"}
+    assert skipped == {"sync x link (needs asynchronous clocks)": len(old)}
+    assert all((r.mcu, r.duty, r.link) == ("cortex-m4@80MHz", 1.0, 115200.0) for r in runs)
+    assert {r.key("g", "v") for r in runs}.isdisjoint({r.key("g", "v") for r in old})
+    mcu = runs[0].hardware()
+    assert mcu.label == "Cortex-M4 at 80 MHz" and mcu.link_baud == 115200
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"mcu": "z80@4MHz"}, "unknown MCU target"),
+    ({"mcu": "cortex-m4@fast"}, "clock frequency"),
+    ({"mcu": 80}, "TARGET@FREQ"),
+    ({"mcu": "cortex-m4@80MHz", "duty": 0}, "duty"),
+    ({"mcu": "cortex-m4@80MHz", "link": "slow"}, "link rate"),
+    ({"link": 9600}, "go with mcu"),
+])
+def test_bad_hardware_in_a_spec_names_the_problem(change, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_spec({**BASE, **change})
+
+
+def test_a_timed_run_reports_its_recovery_in_seconds():
+    from cellsim.study.run import execute
+
+    spec = parse_spec({"models": ["lizard"], "sizes": [72], "damage_at": [150], "run_for": [150],
+                       "sample_every": 10, "recover_factor": 6, "mcu": "rv32imc@160MHz",
+                       "duty": 0.5,
+                       "faults": [{"kind": "erase", "shape": "half"}]})
+    (run,), _ = expand(spec, sources(spec))
+    row = execute(run, sources(spec)["lizard"].payload("int8"))
+    assert row["seconds_per_unit"] == run.hardware().seconds_per_unit(0.5) > 0
+    assert row["recovery_time"] > 0
+    assert row["recovery_seconds"] == pytest.approx(row["recovery_time"] * row["seconds_per_unit"])

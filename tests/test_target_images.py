@@ -1,5 +1,8 @@
 """Targets: the shipped emoji and user images become premultiplied RGBA grids
 as the official notebook makes them; bad images give TargetError."""
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -67,3 +70,22 @@ def test_rendering_shows_premultiplied_colour_on_white(seed):
     assert np.all(np.abs(img.astype(float) - expected) <= 0.5 + 1e-3)
     empty = to_rgb(np.zeros((4, 2, 2), np.float32))
     assert np.all(empty == 255)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 40), st.integers(0, 2 ** 32 - 1))
+def test_a_recorded_target_reads_back_as_the_exact_training_target(height, width, seed):
+    """The PNG `cellsim quantize` writes beside a genome stores straight 8-bit
+    RGBA; read back and premultiplied as load_target does, it gives the very
+    float32 target the model was trained on."""
+    from cellsim.target_images import read_recorded_target, recorded_target_png
+
+    rgba = np.random.default_rng(seed).integers(0, 256, (height, width, 4)).astype(np.uint8)
+    rgba[rgba[..., 3] == 0, :3] = 0  # load_target's thumbnail gives no colour without alpha
+    trained = np.asarray(rgba, np.float32) / 255.0
+    trained[..., :3] *= trained[..., 3:4]
+    trained = trained.transpose(2, 0, 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "x.target.png"
+        path.write_bytes(recorded_target_png(trained))
+        assert np.array_equal(read_recorded_target(path), trained)

@@ -2,24 +2,20 @@
 
 perceive -> update -> step, written plainly; this module is the float source of
 truth that faster formulations and the int8 genome are tested against."""
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from cellsim.intspec.alive import ALIVE_ALPHA as ALIVE_THRESHOLD
+from cellsim.intspec.perceive import float_filters
 
 CHANNELS, HIDDEN, ALPHA = 16, 128, 3
 
 
 def perception_kernels(angle: float = 0.0) -> torch.Tensor:
     """Identity, Sobel-x/8 and Sobel-y/8 rotated by `angle` radians: shape (3, 3, 3)."""
-    identity = torch.tensor([[0.0, 0, 0], [0, 1, 0], [0, 0, 0]])
-    sobel_x = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]]) / 8
-    sobel_y = sobel_x.T
-    c, s = math.cos(angle), math.sin(angle)
-    return torch.stack([identity, c * sobel_x - s * sobel_y, s * sobel_x + c * sobel_y])
+    return torch.from_numpy(float_filters(angle)).to(torch.float32)
 
 
 def pad(x: torch.Tensor, torus: bool) -> torch.Tensor:

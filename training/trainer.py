@@ -17,6 +17,7 @@ from cellsim.errors import CheckpointError, ConfigError
 from cellsim.target_images import load_target
 
 from . import fast, report
+from .loss import per_sample_loss as rgba_per_sample_loss
 from .checkpoint import (CHECKPOINT_NAME, load_checkpoint, load_pool, model_from_checkpoint,
                          POOL_GLOB, pool_file_name, save_checkpoint, save_pool)
 from .config import TrainConfig
@@ -40,7 +41,7 @@ def pick_device(name: str) -> torch.device:
 
 def per_sample_loss(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean squared RGBA error of each channels-last sample: (B, H, W, C) -> (B,)."""
-    return (x[..., :4] - target).square().mean(dim=(1, 2, 3))
+    return rgba_per_sample_loss(x[..., :4], target)
 
 
 def circle_damage(count: int, height: int, width: int, generator: torch.Generator) -> torch.Tensor:

@@ -20,6 +20,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--damage", default="half:right", metavar="SHAPE",
                         help="what to erase: half[:left|right|top|bottom], circle:X,Y,R, "
                              "rect:X0,Y0,X1,Y1 (default half:right)")
+    from .simulate import add_hardware_arguments
+
+    add_hardware_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -44,9 +47,11 @@ def run(args) -> int:
                     seed=args.seed)
     model = get_model(args.model)
     from .. import atomic
+    from .simulate import hardware_clock
 
+    mcu = hardware_clock(args)
     atomic.prepare_output_dir(args.out)  # fail before the run, not after it
-    result = run_demo(model, plan, progress=not args.no_progress)
+    result = run_demo(model, plan, progress=not args.no_progress, mcu=mcu)
     paths = write_outputs(result, args.out)
     print(text_summary(result.summary))
     print("wrote " + ", ".join(str(p) for p in paths))

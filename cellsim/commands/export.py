@@ -4,6 +4,9 @@ for the simulator's float32 mode. Each output is checked and measured.
 torch and onnx are imported only inside run()."""
 from ..errors import ConfigError
 
+# Modules of an extra that run() imports; `cellsim` checks them before running.
+REQUIRES = ("torch", "onnx", "onnxruntime")
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("checkpoint", help="checkpoint.pt written by `cellsim train`")
@@ -14,6 +17,8 @@ def add_arguments(parser) -> None:
                         "quantisation of the checkpoint, as `cellsim quantize` without QAT)")
     parser.add_argument("--seed", type=int, default=0, help="seed of calibration trajectories (default 0)")
     parser.add_argument("--threads", type=int, default=1, help="torch and onnxruntime threads (default 1)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no stage lines on stderr (each says what runs next and when)")
 
 
 def check_options(args) -> None:
@@ -30,13 +35,30 @@ def check_options(args) -> None:
         raise ConfigError("--onnx, --int8 and --npz must name different files")
 
 
+def stage_printer(enabled: bool):
+    """stage(text): one line on stderr, with the seconds since the start, as each
+    slow step begins (an export runs for tens of seconds)."""
+    import sys
+    import time
+
+    started = time.perf_counter()
+
+    def stage(text: str) -> None:
+        if enabled:
+            print(f"[{time.perf_counter() - started:6.1f} s] {text}...", file=sys.stderr,
+                  flush=True)
+    return stage
+
+
 def run(args) -> int:
     check_options(args)
+    stage = stage_printer(not args.no_progress)
     from ..atomic import check_writable_file
 
     for path in (args.onnx, args.int8, args.npz):
         if path:
             check_writable_file(path)
+    stage("loading torch and onnx")
     import numpy as np
     import torch
 
@@ -44,6 +66,7 @@ def run(args) -> int:
     from training.checkpoint import load_model
 
     torch.set_num_threads(args.threads)
+    stage(f"loading {args.checkpoint}")
     model, ckpt = load_model(args.checkpoint)
     genome = None
     if args.genome:
@@ -64,8 +87,10 @@ def run(args) -> int:
 
     horizon = int(ckpt["config"].get("max_steps", TRAINING_HORIZON))
     plans = Plans.for_horizon(horizon, seed=args.seed)
+    stage(f"calibrating: float trajectories of up to {horizon} steps on the {height}x{width} grid")
     calibration = calibrate(model, height, width, plans.calibration)
     if args.onnx:
+        stage("writing the float ONNX graph and checking it against the model")
         graph = export_onnx.float_update_model(model)
         export_onnx.save_onnx(graph, args.onnx)
         sess = export_onnx.session(args.onnx, args.threads)
@@ -79,12 +104,15 @@ def run(args) -> int:
             params = genome.params
             source = f"genome {args.genome}"
         else:
+            stage("post-training quantisation: choosing the clipping percentiles")
             percentiles, _ = choose_percentiles(model, calibration, target, plans.selection,
                                                 log=lambda line: None)
             params = quantize_model(model, calibration.scales(*percentiles))
             source = "post-training quantisation"
+        stage("writing the int8 QDQ ONNX graph")
         export_onnx.int8_update_model(params, bool(model.torus), calibration.grids, args.int8)
         print(f"wrote {args.int8}: int8 QDQ (S8S8, per-channel) of the {source}")
+        stage("checking it against the integer reference on 16 int8 trajectories")
         grids = export_onnx.int8_trajectory_grids(params, height, width, model.fire_rate, bool(model.torus),
                                                   steps=2 * horizon, count=16, seed=args.seed)
         print(f"  deltas against the integer reference on {len(grids)} grids of the genome's own "

@@ -16,17 +16,20 @@ def describe(genome, path) -> dict:
     """Every reported fact as plain JSON types."""
     from cellsim.genome import FORMAT_VERSION, MAX_GENOME_BYTES
     p = genome.params
-    size = genome.size_bytes
+    counts = genome.byte_counts
+    size = counts.file
     return {
         "file": str(path),
         "name": genome.name,
         "target": genome.target,
+        "recorded_target": recorded_target(path),
         "format_version": FORMAT_VERSION,
         "channels": p.channels,
         "hidden": p.hidden,
         "perception": 3 * p.channels,
         "parameter_count": genome.parameter_count,
         "file_bytes": size,
+        "rom_bytes": counts.rom,
         "budget_bytes": MAX_GENOME_BYTES,
         "fits_budget": size <= MAX_GENOME_BYTES,
         "crc32": f"0x{genome.crc32:08x}",
@@ -42,7 +45,17 @@ def describe(genome, path) -> dict:
     }
 
 
+def recorded_target(path):
+    """The training target recorded beside the genome file, or None."""
+    from cellsim.target_images import recorded_target_path
+
+    recorded = recorded_target_path(path)
+    return str(recorded) if recorded.is_file() else None
+
+
 def format_text(info: dict) -> str:
+    from cellsim.genome import GenomeBytes
+
     c, h = info["channels"], info["hidden"]
     share = 100.0 * info["file_bytes"] / info["budget_bytes"]
     verdict = "within" if info["fits_budget"] else "OVER"
@@ -50,13 +63,14 @@ def format_text(info: dict) -> str:
     rows = [
         ("file", info["file"]),
         ("name", info["name"] or "(none)"),
-        ("target", info["target"] or "(none)"),
+        ("target", target_text(info)),
         ("format", f"version {info['format_version']}"),
         ("dimensions", f"{c} channels, {h} hidden units, {info['perception']} perception inputs"),
         ("parameters", f"{info['parameter_count']:,} (w1 {h}x{3 * c} int8, b1 {h} int32, "
                        f"w2 {c}x{h} int8, b2 {c} int32)"),
-        ("size", f"{info['file_bytes']:,} bytes, {verdict} the {info['budget_bytes']:,}-byte "
-                 f"ROM budget ({share:.1f}%)"),
+        ("genome ROM", f"{info['rom_bytes']:,} bytes, {GenomeBytes.ROM_COUNTS}"),
+        ("file size", f"{info['file_bytes']:,} bytes, {verdict} the {info['budget_bytes']:,}-byte "
+                      f"ROM budget ({share:.1f}%): {GenomeBytes.FILE_COUNTS}"),
         ("crc32", info["crc32"]),
         ("source sha256", info["source_sha256"]),
         ("grid", f"{info['grid_size']}x{info['grid_size']}, "
@@ -70,6 +84,15 @@ def format_text(info: dict) -> str:
     ]
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+
+
+def target_text(info: dict) -> str:
+    recorded = info["recorded_target"]
+    beside = f"pixels recorded in {recorded}" if recorded else ""
+    if info["target"]:
+        return info["target"] + (f" ({beside})" if beside else "")
+    return beside or ("(none: trained on an image, and no .target.png beside the genome; "
+                      "`cellsim simulate --target IMAGE` scores it)")
 
 
 def run(args) -> int:

@@ -20,11 +20,11 @@ def add_arguments(parser):
 
 def run(args) -> int:
     from cellsim.genome import load_genome
-    from firmware_gen import rom_bytes, write_header_files
+    from firmware_gen import write_header_files
 
     genome = load_genome(args.genome)
     written = write_header_files(genome, out=args.out, name=args.name, split=args.split,
                                  firmware_dir=args.firmware)
     print(f"wrote {', '.join(str(p) for p in written)} "
-          f"({rom_bytes(genome.params):,} bytes of genome ROM, CRC-32 0x{genome.crc32:08x})")
+          f"({genome.byte_counts.text()}; CRC-32 0x{genome.crc32:08x})")
     return 0

@@ -7,6 +7,9 @@ import os
 
 from ..errors import ConfigError
 
+# Modules of an extra that run() imports; `cellsim` checks them before running.
+REQUIRES = ("torch",)
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("checkpoint", help="checkpoint.pt written by `cellsim train`")
@@ -83,12 +86,20 @@ def run(args) -> int:
     genome = Genome(params=result.params, name=name, target=target_spec if target_spec in EMOJI else "",
                     grid_size=int(target.shape[1]), fire_rate=model.fire_rate, angle=model.angle,
                     torus=bool(model.torus), source_sha256=sha256_file(args.checkpoint))
+    from .. import atomic
+    from ..target_images import recorded_target_path, recorded_target_png
+
+    # The training target's pixels, beside the genome (its 10 KB have no room for
+    # them): `cellsim simulate` scores any genome against what it was trained on.
+    recorded = recorded_target_path(args.out)
+    atomic.check_writable_file(recorded)
     size = save_genome(genome, args.out)
+    atomic.write_bytes(recorded, recorded_target_png(target))
     note = "" if size <= MAX_GENOME_BYTES else f" (over the {MAX_GENOME_BYTES}-byte ROM budget)"
     if args.report:
         write_report(args.report, result, args, genome, size, time.perf_counter() - started)
     print(f"wrote {os.fspath(args.out)}: {result.chosen.upper()} genome, {size} bytes{note}, "
-          f"{genome.parameter_count} parameters")
+          f"{genome.parameter_count} parameters; its training target in {recorded}")
     return 0
 
 

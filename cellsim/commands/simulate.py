@@ -4,17 +4,30 @@ DIR/metrics.csv and DIR/final.png. A float-weights .npz (`cellsim export --npz`)
 in place of the genome runs the float32 model on the same grid.
 Everything is checked before the run; the files are written only at the end."""
 import math
+import sys
 
 from ..errors import ConfigError
 
 CLOCKS = ("poisson", "periodic", "sync")
 
 
+def size_default_text() -> str:
+    """What --size defaults to, read from the shipped default genome, not typed in."""
+    from ..errors import CellsimError
+    from ..pretrained import DEFAULT_MODEL, get_model
+
+    try:
+        example = f", e.g. {get_model().load_genome().grid_size} for the shipped {DEFAULT_MODEL}"
+    except CellsimError:
+        example = ""
+    return f"the grid the genome was trained on, as `cellsim genome info` shows{example}"
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("genome", metavar="GENOME",
                         help="genome file (cellsim quantize), or float weights .npz")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    parser.add_argument("--size", type=int, help="grid side (default: the genome's, 72)")
+    parser.add_argument("--size", type=int, help=f"grid side (default: {size_default_text()})")
     parser.add_argument("--until", type=float, default=300.0,
                         help="time to run to, in training steps at fire rate 0.5 (default 300)")
     parser.add_argument("--clock", choices=CLOCKS, default="poisson",
@@ -43,12 +56,50 @@ def add_arguments(parser) -> None:
                         help="GIF frames (and metric rows) over the run (default 150)")
     parser.add_argument("--scale", type=int, help="pixels per cell in the images "
                                                   "(default: about 288 pixels wide)")
-    parser.add_argument("--target", help="emoji target for the loss column (default: the "
-                                          "genome's; needed for float weights)")
+    parser.add_argument("--target", help="emoji name or image for the loss column (default: "
+                                          "the training target recorded beside the genome, "
+                                          "else the emoji the genome names; needed for float "
+                                          "weights)")
     parser.add_argument("--engine", choices=("fast", "reference"), default="fast",
                         help="fast (default) or the slow one-event-at-a-time reference")
     parser.add_argument("--workers", type=int, help="threads (default: numba's, all cores)")
+    add_hardware_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_hardware_arguments(parser) -> None:
+    """--mcu, --duty, --link: shared by `cellsim simulate` and `cellsim demo`."""
+    parser.add_argument("--mcu", metavar="TARGET@FREQ",
+                        help="give times in seconds on a grid of this MCU, e.g. cortex-m4@80MHz, "
+                             "from its measured cost of an update (targets: "
+                             f"{', '.join(hardware_targets())})")
+    parser.add_argument("--duty", type=float, default=1.0,
+                        help="with --mcu: share of its time a cell spends computing (default 1: "
+                             "updates back-to-back)")
+    parser.add_argument("--link", metavar="BAUD",
+                        help="with --mcu: each link is a UART at BAUD (8N1); the 16-byte state "
+                             "messages then take 160 bits / BAUD on the wire")
+
+
+def hardware_targets() -> list:
+    from ..errors import CellsimError
+    from ..hardware import targets
+
+    try:
+        return targets()
+    except CellsimError:
+        return ["none measured"]
+
+
+def hardware_clock(args):
+    """The McuClock of --mcu/--duty/--link, or None; HardwareError on bad values."""
+    from ..hardware import McuClock
+
+    if args.mcu is None:
+        if args.link is not None or args.duty != 1.0:
+            raise ConfigError("--link and --duty go with --mcu TARGET@FREQ")
+        return None
+    return McuClock.parse(args.mcu, duty=args.duty, link=args.link)
 
 
 def check_options(args) -> None:
@@ -75,7 +126,7 @@ def load_model(path):
     return load_genome(path)
 
 
-def build_grid(args, model):
+def build_grid(args, model, mcu=None):
     from ..sim import ClockSpec, Grid, load_fault_plan, parse_damage, parse_fault
 
     faults = [parse_damage(d) for d in args.damage] + [parse_fault(f) for f in args.fault]
@@ -86,6 +137,8 @@ def build_grid(args, model):
     grid = Grid(model, args.size, clock=clock, torus=args.torus, seed=args.seed,
                 engine=args.engine, workers=args.workers)
     grid.plant_seed()
+    if mcu is not None:
+        faults += mcu.link_faults(clock.fire_rate)
     grid.add_faults(faults)
     too_late = [f for f in faults if f.start >= args.until]
     if too_late:
@@ -98,30 +151,40 @@ def run(args) -> int:
     from pathlib import Path
 
     from .. import atomic
+    from ..hardware import format_seconds
     from ..sim import render
 
+    mcu = hardware_clock(args)
     model = load_model(args.genome)
-    grid = build_grid(args, model)
-    target_name = args.target if args.target is not None else getattr(model, "target", "")
-    target = render.target_for(target_name, grid.height, grid.width) if target_name else None
+    grid = build_grid(args, model, mcu)
+    target, target_source = render.scoring_target(args.target, args.genome, model, grid.height,
+                                                  grid.width)
+    if target is None:
+        print(f"cellsim simulate: {target_source}; the loss column of metrics.csv stays empty",
+              file=sys.stderr)
     out = atomic.prepare_output_dir(args.out)
     scale = args.scale or render.default_scale(grid.height, grid.width)
     every = args.until / args.frames
 
     from tqdm import tqdm
 
-    frames, rows = [], []
+    frames, rows, times, losses = [], [], [], []
+    fire_rate = grid.clock.fire_rate
     bar = tqdm(total=args.frames + 1, unit="frame", disable=args.no_progress, mininterval=0.5,
                desc=f"simulate {grid.width}x{grid.height} {args.clock}")
     for g in grid.frames(args.until, every):
-        frames.append(render.frame_rgb(g, scale))
-        loss = f"{render.loss(g, target):.6f}" if target is not None else ""
-        rows.append(f"{g.time:.4f},{loss},{render.alive_fraction(g):.6f},"
-                    f"{float(g.dead().mean()):.6f},{g.updates}")
+        seen = render.observe(g, scale, target)
+        frames.append(seen["frame"])
+        loss = f"{seen['loss']:.6f}" if target is not None else ""
+        times.append(g.time)
+        losses.append(seen["loss"] if target is not None else None)
+        rows.append(f"{g.time:.4f},{loss},{seen['alive']:.6f},{seen['dead']:.6f},{g.updates}"
+                    + (f",{mcu.seconds(g.time, fire_rate):.9g}" if mcu is not None else ""))
         bar.set_postfix(t=f"{g.time:.1f}", updates=f"{g.updates:,}")
         bar.update(1)
     bar.close()
-    csv = "time,loss,alive,dead,updates\n" + "\n".join(rows) + "\n"
+    csv = ("time,loss,alive,dead,updates" + (",seconds" if mcu is not None else "") + "\n"
+           + "\n".join(rows) + "\n")
     gif, png = render.gif_bytes(frames), render.png_bytes(frames[-1])
     atomic.write_bytes(Path(out) / "run.gif", gif)
     atomic.write_text(Path(out) / "metrics.csv", csv)
@@ -130,4 +193,41 @@ def run(args) -> int:
     print(f"wrote {out}/run.gif, metrics.csv, final.png: {grid.updates:,} cell updates to "
           f"t = {grid.time:g}, {sum(counts.values()) - counts['fire']:,} other events"
           + (f", final loss {render.loss(grid, target):.4f}" if target is not None else ""))
+    regrowth = regrowth_line(args, model, times, losses)
+    if regrowth:
+        print(regrowth[0])
+    if mcu is not None:
+        print(f"hardware time: {mcu.describe(fire_rate)}; t = {grid.time:g} is "
+              f"{format_seconds(mcu.seconds(grid.time, fire_rate))}")
+        if regrowth and regrowth[1] is not None:
+            print(f"the {model_name(args, model)} regrows in "
+                  f"{format_seconds(mcu.seconds(regrowth[1], fire_rate))} on a grid of "
+                  f"{mcu.label}")
     return 0
+
+
+def model_name(args, model) -> str:
+    from pathlib import Path
+
+    return getattr(model, "name", "") or Path(args.genome).stem
+
+
+def regrowth_line(args, model, times, losses):
+    """(text, units or None) about the regrowth after the first --damage, or None
+    without damage or a loss to measure it by."""
+    from ..demo import REGROWN_FACTOR, regrowth_time
+    from ..sim import parse_damage
+
+    if not args.damage or losses[0] is None:
+        return None
+    at = min(parse_damage(d).start for d in args.damage)
+    before = [loss for t, loss in zip(times, losses) if t <= at][-1]
+    if max(loss for t, loss in zip(times, losses) if t > at) <= REGROWN_FACTOR * before:
+        return (f"regrowth: not scored: the damage at t = {at:g} never raised the loss above "
+                f"{REGROWN_FACTOR}x its value before", None)
+    units = regrowth_time(times, losses, at)
+    if units is None:
+        return (f"regrowth: the loss is not back within {REGROWN_FACTOR}x of its value at the "
+                f"damage (t = {at:g}) by t = {times[-1]:g}", None)
+    return (f"regrowth: the loss is back within {REGROWN_FACTOR}x of its value at the damage "
+            f"(t = {at:g}) {units:g} time units after it", units)

@@ -65,6 +65,9 @@ def run(args) -> int:
                   f"seed {run.seed} {run.condition}: {'; '.join(run.faults) or 'no faults'}")
         print(f"{len(plan.jobs)} runs")
         return 0
+    from ..extras import require
+
+    require("distributed", *(() if args.no_plots else ("matplotlib",)))  # before any run
     outcome = driver.run_study(plan, args.out, scheduler=args.scheduler, workers=args.workers,
                                progress=not args.no_progress, plots=not args.no_plots,
                                log=lambda line: print(line, file=sys.stderr))

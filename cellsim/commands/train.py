@@ -7,6 +7,9 @@ from training.config import DAMAGE_KINDS, EXPERIMENTS, PRESETS  # plain data, no
 
 from ..errors import ConfigError
 
+# Modules of an extra that run() imports; `cellsim` checks them before running.
+REQUIRES = ("torch", "matplotlib")
+
 
 def add_arguments(parser) -> None:
     # Defaults are None so that --resume can tell what the user actually typed.

@@ -8,10 +8,23 @@ Rotation (experiment 4) is folded into the first layer's weights, so the
 integer kernels never change."""
 import numpy as np
 
+IDENTITY = np.array([[0, 0, 0], [0, 1, 0], [0, 0, 0]], dtype=np.int32)
 SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=np.int32)
 SOBEL_Y = SOBEL_X.T.copy()
+SOBEL_DIVISOR = 8  # the float model perceives Sobel / 8 (the official notebook)
 GRADIENT_SHIFT = 3  # g = S >> 3 with rounding: the float model's Sobel / 8
-GRADIENT_STEP = (1 << GRADIENT_SHIFT) / 8  # real value of one unit of g, in units of s_c
+assert 1 << GRADIENT_SHIFT == SOBEL_DIVISOR
+GRADIENT_STEP = (1 << GRADIENT_SHIFT) / SOBEL_DIVISOR  # real value of one unit of g, in units of s_c
+
+
+def float_filters(angle: float = 0.0) -> np.ndarray:
+    """The float model's three perception filters, (3, 3, 3) float64: identity,
+    and Sobel-x/8, Sobel-y/8 rotated by `angle` radians (experiment 4). Every float
+    engine (training/model.py, the simulator's float engine, the benchmarks) builds
+    its filters here."""
+    c, s = np.cos(angle), np.sin(angle)
+    sobel_x, sobel_y = SOBEL_X / SOBEL_DIVISOR, SOBEL_Y / SOBEL_DIVISOR
+    return np.stack([IDENTITY.astype(np.float64), c * sobel_x - s * sobel_y, s * sobel_x + c * sobel_y])
 
 
 def sobel_sums(neighbourhood) -> tuple[np.ndarray, np.ndarray]:

@@ -29,10 +29,17 @@ class RamCells:
             raise ConfigError("int8 states must be integers in [-128, 127]")
         return flat.astype(np.int8)
 
-    def real_states(self) -> np.ndarray:
-        """(cells, C) float32 real values, each cell at its own genome's scales."""
-        scales = np.stack([p.state_scale for p in self.state.genomes])[self.state.genome_of]
-        return (self.own_states() * scales).astype(np.float32)
+    def real_states(self, channels=None) -> np.ndarray:
+        """(cells, C) float32 real values, each cell at its own genome's scales;
+        the first `channels` only, when given (a frame needs RGBA: a quarter of
+        the work on a large grid)."""
+        channels = channels or layout.CHANNELS
+        genomes = self.state.genomes
+        if len(genomes) == 1:  # one genome: its scales broadcast, no per-cell table
+            scales = np.asarray(genomes[0].state_scale)[:channels]
+        else:
+            scales = np.stack([p.state_scale[:channels] for p in genomes])[self.state.genome_of]
+        return (self.own_states()[:, :channels] * scales).astype(np.float32)
 
     def saved_cells(self):
         """What a snapshot must keep beyond the RAM (nothing: the RAM is the cell)."""
@@ -40,3 +47,9 @@ class RamCells:
 
     def restore_cells(self, saved) -> None:
         pass
+
+    def settle(self, keep=True) -> None:
+        """Bring the state's clocks up to the last cut (engines that plan ahead)."""
+
+    def forget(self) -> None:
+        """Drop what the engine planned from a state that was just replaced."""

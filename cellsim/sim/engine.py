@@ -34,6 +34,15 @@ SLOTS = layout.MAILBOX_SLOTS
 # 40-unit runs (one window instead of two) 7-12% faster. A window's table takes
 # about 40 bytes x 1.3 x 32 events a cell (8.6 MB at 72x72).
 WINDOW_UNITS = 64
+# Large grids plan shorter windows: at most about this many events a window
+# (a window costs some 60 bytes an event in the table, keys and sorted order,
+# kept from window to window; a 1024x1024 grid planned 64 units at a time
+# held 1.3-1.7 GB, five times its cell RAM). A window of half a million events
+# is tens of milliseconds of work, so its own costs no longer matter there.
+WINDOW_EVENTS = 1 << 19
+# The planner's last-arrival table when no link is faulty (it reads it only with links).
+NO_LINKS = np.full((1, SLOTS), -1, np.int64)
+AHEAD_RUNS = 16  # a caller stepping in runs of u units gets windows of 16 u (to the above)
 BATCH = 64                 # most events a worker queues before running their network
 DONE = np.iinfo(np.int64).max
 AHEAD = 12                 # events between a RAM row's prefetch and its use
@@ -102,26 +111,13 @@ def neighbours_done(pending, neighbours, cell, lo, hi, key):
     return True
 
 
-@njit(cache=True, nogil=True)
-def run_band(w, workers, bands, spans, ev, all_keys, ram, words, dead, neighbours, edge, routes,
-             inflight, tables, workspace, marks, pending, started, stats, give_way):
-    """Worker w runs the events at the cells of its band (row w of `bands`), in
-    key order: every event of the spans (rows [start, end, owner]: index ranges
-    of ev, all at cells of band `owner`, or anywhere if owner < 0) at such a
-    cell. It collects runs of consecutive, pairwise independent events into
-    batches.
-    Only events at edge cells (cells with a neighbour in another band) touch
-    another band's bytes or read bytes another band writes, so only they wait:
-    until the other bands have done every earlier event at their neighbours.
-    Each worker keeps, for each of its edge cells, the key of the cell's first
-    event not yet done in `pending` (set for all before the workers meet at
-    `started`, then after each batch); one about to wait runs its batch first,
-    so the earliest pending edge event never waits and the workers cannot
-    deadlock."""
-    s = worker_scratch(workspace, w)
-    lo, hi = bands[w, 0], bands[w, 1]
-    # Its events: a span of its own whole, and those of mixed spans found by the
-    # cell bits of their keys (8 bytes an event, read in sequence).
+@njit(cache=True, inline="always")
+def band_order(w, lo, hi, spans, all_keys):
+    """Worker w's events in key order: (rows of ev, their keys). Its events are
+    every event of the spans (rows [start, end, owner]: index ranges of ev, all
+    at cells of band `owner`, or anywhere if owner < 0) at a cell of its band
+    [lo, hi): a span of its own whole, and those of mixed spans found by the
+    cell bits of their keys (8 bytes an event, read in sequence)."""
     total = 0
     for span in range(spans.shape[0]):
         if spans[span, 2] == w:
@@ -140,12 +136,16 @@ def run_band(w, workers, bands, spans, ev, all_keys, ram, words, dead, neighbour
     if order.shape[0] < n:  # crowded instants out of order: a stable sort of the keys
         by_key = np.argsort(keys, kind="mergesort")
         order, keys = mine[by_key], keys[by_key]
-    # then[i]: for an event at an edge cell, the key of the cell's next event
-    # (what `pending` says of the cell once event i is done); `first_key` ends
-    # as each edge cell's first key.
-    then = np.empty(n, np.int64)
+    return order, keys
+
+
+@njit(cache=True, inline="always")
+def edge_successors(keys, lo, hi, edge, pending, then):
+    """then[i]: for an event at an edge cell, the key of the cell's next event
+    (what `pending` says of the cell once event i is done); each edge cell's
+    word in `pending` becomes the key of its first event."""
     first_key = np.full(hi - lo, DONE, np.int64)
-    for i in range(n - 1, -1, -1):
+    for i in range(keys.shape[0] - 1, -1, -1):
         cell = key_cell(keys[i])
         if edge[cell]:
             then[i] = first_key[cell - lo]
@@ -153,12 +153,75 @@ def run_band(w, workers, bands, spans, ev, all_keys, ram, words, dead, neighbour
     for cell in range(lo, hi):
         if edge[cell]:
             atomic_store(pending, cell, first_key[cell - lo])
+
+
+@njit(cache=True, nogil=True)
+def run_band(w, workers, bands, spans, ev, all_keys, ram, words, dead, neighbours, edge, routes,
+             inflight, tables, workspace, marks, pending, started, stats, give_way):
+    """Worker w runs the events at the cells of its band (row w of `bands`), in
+    key order (band_order), collecting runs of consecutive, pairwise
+    independent events into batches.
+    Only events at edge cells (cells with a neighbour in another band) touch
+    another band's bytes or read bytes another band writes, so only they wait:
+    until the other bands have done every earlier event at their neighbours.
+    Each worker keeps, for each of its edge cells, the key of the cell's first
+    event not yet done in `pending` (set for all before the workers meet at
+    `started`, then after each batch); one about to wait runs its batch first,
+    so the earliest pending edge event never waits and the workers cannot
+    deadlock."""
+    s = worker_scratch(workspace, w)
+    lo, hi = bands[w, 0], bands[w, 1]
+    order, keys = band_order(w, lo, hi, spans, all_keys)
+    then = np.empty(keys.shape[0], np.int64)
+    edge_successors(keys, lo, hi, edge, pending, then)
     team.meet(started, workers, give_way)
     mark = marks[w]
     batches, waits = run_in_order(ev, order, keys, then, lo, hi, ram, words, dead, neighbours,
                                   edge, routes, inflight, tables, s, mark, mark.max() + 1, pending,
                                   give_way)
-    stats[w, 0], stats[w, 1], stats[w, 2] = n, batches, waits
+    stats[w, 0], stats[w, 1], stats[w, 2] = keys.shape[0], batches, waits
+
+
+@njit(cache=True, nogil=True)
+def run_segment(w, workers, bands, spans, ev, all_keys, order, keys, then, progress, key_bound,
+                ram, words, dead, neighbours, edge, routes, inflight, tables, workspace, marks,
+                pending, started, stats, give_way):
+    """run_band for a window planned once and run in pieces: each call runs
+    worker w's next events up to key_bound. Worker w's events are span w + 1
+    (spans whose owners are the workers) and go, in key order, to the same
+    index range of order, keys and then, on the first call (progress[w, 0] <
+    0: the workers meet once, at `started`). progress[w] = (next event, next
+    batch number); the words of `pending` carry over from call to call."""
+    s = worker_scratch(workspace, w)
+    lo, hi = bands[w, 0], bands[w, 1]
+    first, last = spans[w + 1, 0], spans[w + 1, 1]
+    mark = marks[w]
+    if progress[w, 0] < 0:
+        o, k = band_order(w, lo, hi, spans, all_keys)
+        order[first:last], keys[first:last] = o, k
+        edge_successors(keys[first:last], lo, hi, edge, pending, then[first:last])
+        if progress[w, 1] < 0:  # the last window's next batch number, unless unknown
+            progress[w, 1] = mark.max() + 1
+        progress[w, 0] = first
+        team.meet(started, workers, give_way)
+    pos = progress[w, 0]
+    end = pos + np.searchsorted(keys[pos:last], key_bound, side="right")
+    batches, waits = run_in_order(ev, order[pos:end], keys[pos:end], then[pos:end], lo, hi, ram,
+                                  words, dead, neighbours, edge, routes, inflight, tables, s, mark,
+                                  progress[w, 1], pending, give_way)
+    progress[w, 0], progress[w, 1] = end, progress[w, 1] + batches
+    stats[w, 0], stats[w, 1], stats[w, 2] = end - pos, batches, waits
+
+
+@njit(cache=True)
+def next_fires(keys, spans, progress, start, next_fire):
+    """Each cell's next firing (global tick) after a piece of a window: its
+    first firing among the events not yet run (next_fire holds the window's
+    final ones, for the cells that fire no more in it)."""
+    for w in range(progress.shape[0]):
+        for i in range(spans[w + 1, 1] - 1, progress[w, 0] - 1, -1):
+            if key_kind(keys[i]) == FIRE:
+                next_fire[key_cell(keys[i])] = start + (keys[i] >> TIME_SHIFT)
 
 
 # numba counts references to every array a function is given, at every call and
@@ -257,6 +320,11 @@ class FastEngine(RamCells):
         self._workspace = None
         self._edge = self._mark = self._pending_keys = None
         self._buffers = {}  # arrays kept from window to window (_kept)
+        self._window = None  # a window planned once and run in pieces (_open_window)
+        self._ahead = 1      # runs of the last length the next window plans for
+        # Kept between windows of firings only (O(cells) to make afresh): the
+        # cells' dead flags, and each worker's next batch number (marks).
+        self._dead = self._batch_next = None
         # Statistics: events each worker ran, batches, waits at band edges.
         self.band_events = np.zeros(self.workers, np.int64)
         self.batches = 0
@@ -284,11 +352,17 @@ class FastEngine(RamCells):
 
     def run(self, bound: tuple, max_updates=None) -> None:
         st = self.state
+        if max_updates is not None:
+            self.settle(keep=False)
         done = 0
         while st.cursor < bound and (max_updates is None or done < max_updates):
+            if self._window is None and max_updates is None and self.plans_ahead:
+                self._window = self._open_window(bound)
+            if self._window is not None:
+                self._advance(bound)
+                continue
             start = max(st.cursor[0], 0)
-            window = min(bound, (start + min(WINDOW_UNITS * clocks.TICKS_PER_UNIT,
-                                             MAX_WINDOW_TICKS - 1) - 1, LAST_REST))
+            window = min(bound, (start + self._window_ticks() - 1, LAST_REST))
             left = None if max_updates is None else max_updates - done
             if st.clock.synchronous:
                 done += self._run_sync(window, left)
@@ -296,7 +370,105 @@ class FastEngine(RamCells):
                 done += self._run_async(window, left)
         self._compact_genomes()
 
-    # -- asynchronous clocks ---------------------------------------------------
+    # -- asynchronous clocks, a window planned once and run in pieces -----------
+    # A run to time T used to plan, sort and start the workers for its events
+    # alone: 0.3-0.5 ms a call before any update, most of a 0.5-unit run. When
+    # nothing but firings can happen in the next WINDOW_UNITS (no fault, no
+    # message on a wire, no faulty link), the engine plans and sorts them once
+    # and each run takes the next piece of the window: one start of the workers
+    # per call. Anything else that changes what the plan assumed (new faults,
+    # a restored snapshot, the RAM handed out to the caller) settles the state
+    # at the cut and drops the plan (settle); the next run plans from there.
+    plans_ahead = True
+
+    def _window_ticks(self) -> int:
+        """Ticks a window spans: WINDOW_UNITS, or fewer where that would plan
+        more than about WINDOW_EVENTS events (large grids, fast clocks)."""
+        st = self.state
+        per_unit = st.cells * st.clock.fire_rate * max(1.0, float(st.rate.max(initial=1.0)))
+        units = min(WINDOW_UNITS, WINDOW_EVENTS / max(per_unit, 1.0))
+        return max(1, min(int(units * clocks.TICKS_PER_UNIT), MAX_WINDOW_TICKS - 1))
+
+    def _open_window(self, bound):
+        """Plan the next window of firings only (a dict), or None when this
+        window needs the general path. The first window after a start plans
+        just the run asked for (a run from a restored snapshot should not pay
+        for planning what it will not run); the next ones, AHEAD runs of the
+        last one's length (a caller stepping in short runs)."""
+        st, sched = self.state, self.schedule
+        if st.clock.synchronous or sched.has_links or len(st.pending) or \
+                st.cursor[1] != LAST_REST or st.cells < self.workers:
+            return None
+        start = max(st.cursor[0], 0)
+        asked = bound[0] - st.cursor[0]
+        end = start + min(self._window_ticks(), max(asked, self._ahead * asked)) - 1
+        self._ahead = AHEAD_RUNS
+        faults = sched.events(st.cursor[0] + 1, end + 1)
+        if len(faults):
+            end = int(faults.time.min()) - 1  # the window ends before the first fault
+            if end <= st.cursor[0]:
+                return None
+        plan = self._plan((end, LAST_REST))
+        n = len(plan["keys"])
+        progress = np.full((self.workers, 2), -1, np.int64)
+        if self._batch_next is not None:
+            progress[:, 1] = self._batch_next
+        if self._dead is None:
+            self._dead = dead_mirror(st.ram)
+        return dict(plan=plan, order=self._kept("order", (n,)), keys=self._kept("sorted", (n,)),
+                    then=self._kept("then", (n,)), progress=progress, dead=self._dead,
+                    started=np.zeros(1, np.int64), stats=np.zeros((self.workers, 3), np.int64))
+
+    def _advance(self, bound):
+        """Run the open window's events up to the bound (or its end)."""
+        st, window = self.state, self._window
+        plan = window["plan"]
+        target = min(bound, plan["bound"])
+        stats = window["stats"]
+        head = (self._bands(), plan["spans"], plan["ev"], plan["keys"], window["order"],
+                window["keys"], window["then"], window["progress"])
+        tail = (st.ram.view(np.int8), st.ram.view(np.uint64), window["dead"], self.neighbours,
+                self._edges(), plan["routes"], plan["inflight"].view(np.uint64), self.tables(),
+                self.workspace(BATCH), self._marks(), self._pending(), window["started"], stats,
+                team.YIELD)
+        key_bound = ((target[0] - plan["start"]) << TIME_SHIFT) | target[1]
+        if "kernel" not in window:  # typed once a window, not once a run
+            window["kernel"] = team.compiled(run_segment, *head, key_bound, *tail)
+        team.run_team(window["kernel"], self.workers, *head, key_bound, *tail)
+        self.band_events += stats[:, 0]
+        self.batches += int(stats[:, 1].sum())
+        self.waits += int(stats[:, 2].sum())
+        st.counts[FIRE] += int(stats[:, 0].sum())  # a window of firings only
+        st.cursor = target
+        if target == plan["bound"]:
+            st.next_fire = plan["next_fire"]
+            self._batch_next = window["progress"][:, 1].copy()
+            self._window = None
+
+    def settle(self, keep=True) -> None:
+        """Make the state's clocks those of the cut the last run stopped at
+        (each cell's next firing), and drop the open window unless `keep`."""
+        window = self._window
+        if window is not None and window["progress"][0, 0] >= 0:
+            plan = window["plan"]
+            next_fire = plan["next_fire"].copy()
+            next_fires(window["keys"], plan["spans"], window["progress"], plan["start"],
+                       next_fire)
+            self.state.next_fire = next_fire
+        if not keep:  # (the RAM may change: its dead flags are read again)
+            if window is not None:
+                self._batch_next = window["progress"][:, 1].copy()
+            self._window = None
+            self._ahead = 1
+            self._dead = None
+
+    def forget(self) -> None:
+        """Drop the open window without settling: the state was replaced."""
+        self._window = None
+        self._ahead = 1
+        self._dead = self._batch_next = None
+
+    # -- asynchronous clocks, the general path ---------------------------------
     def _run_async(self, bound, left) -> int:
         plan = self._plan(bound)
         if left is not None and plan["fires"] >= left > 0:
@@ -310,7 +482,7 @@ class FastEngine(RamCells):
         events = self.schedule.events(max(st.cursor[0], 0), bound[0] + 1)
         if len(events) == 0:  # (most windows: spared a dozen numpy calls)
             return events, np.zeros(0, np.int64), list(st.genomes)
-        rest = ((events.kind << 34) | (events.cell << 10) | np.minimum(events.sub, 1023))
+        rest = rest_key(events.kind, events.cell, events.sub)
         after = (events.time > st.cursor[0]) | ((events.time == st.cursor[0])
                                                 & (rest > st.cursor[1]))
         within = (events.time < bound[0]) | ((events.time == bound[0]) & (rest <= bound[1]))
@@ -339,7 +511,7 @@ class FastEngine(RamCells):
             by_cell, cell_start = np.zeros(0, np.int64), np.zeros(st.cells + 1, np.int64)
         pending = st.pending
         if len(pending):
-            p_rest = (DELIVER << 34) | (pending.cell << 10) | pending.slot
+            p_rest = rest_key(DELIVER, pending.cell, pending.slot)
             due = (pending.time < bound[0]) | ((pending.time == bound[0]) & (p_rest <= bound[1]))
             pending = Pending(*(np.ascontiguousarray(a) for a in (
                 pending.time, pending.cell, pending.slot, pending.payload)))
@@ -361,7 +533,7 @@ class FastEngine(RamCells):
             next_fire = st.next_fire.copy()
             rate, genome_of = (st.rate.copy(), st.genome_of.copy()) if len(faults) else \
                 (st.rate, st.genome_of)
-            link_last = st.link_last.copy() if sched.has_links else st.link_last
+            link_last = st.link_last.copy() if sched.has_links else NO_LINKS
             band_routes = SLOTS * per_band if sched.has_links else 0
             out = self._kept("events", (first_message + workers * per_band, EVENT_FIELDS))
             keys = self._kept("keys", (len(out),))
@@ -409,7 +581,8 @@ class FastEngine(RamCells):
                                             for w in range(workers)]) for a in pending_out)
         return dict(bound=bound, start=start, ev=ev, keys=keys, spans=spans, routes=routes,
                     inflight=inflight,
-                    next_fire=next_fire, rate=rate, genome_of=genome_of, link_last=link_last,
+                    next_fire=next_fire, rate=rate, genome_of=genome_of,
+                    link_last=link_last if sched.has_links else st.link_last,
                     genomes=genomes, counts=counts, fires=int(counts[FIRE]),
                     carried=Pending(*(a[~due] for a in (pending.time, pending.cell, pending.slot,
                                                         pending.payload))) if len(pending)
@@ -440,6 +613,7 @@ class FastEngine(RamCells):
                 self.workspace(BATCH), self._marks(), self._pending(), np.zeros(1, np.int64),
                 np.zeros((workers, 3), np.int64))
         team.run_team(run_band, workers, *args, team.YIELD)
+        self._dead, self._batch_next = args[6], None  # the kernels kept the dead flags current
         stats = args[-1]
         self.band_events += stats[:, 0]
         self.batches += int(stats[:, 1].sum())
@@ -517,6 +691,7 @@ class FastEngine(RamCells):
 
     def _run_sync(self, bound, left) -> int:
         st = self.state
+        self._dead = self._batch_next = None  # (its faults change flags outside run_band)
         faults, targets, genomes = self._fault_events(bound)
         st.genomes = genomes
         keys = self._sync_keys(faults, bound)

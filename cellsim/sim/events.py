@@ -17,8 +17,17 @@ EV_ARG0, EV_ARG1, EV_ARG2, EV_ROUTE = range(4)
 EVENT_FIELDS = 4
 
 # Packed sort key of the fast engine (schedule.sort_events): bits of
-# (time - window start, kind, cell, sub), most significant first.
-KEY_TIME_BITS, KEY_KIND_BITS, KEY_CELL_BITS, KEY_SUB_BITS = 26, 3, 24, 10
+# (time - window start, kind, cell, sub), most significant first, 63 in all
+# (the key is a signed int64). The kind field has room for 32 kinds, 8 in use:
+# a new event kind takes the next number and its place in the order at equal
+# times, and the engines' key order stays the reference's. The time field
+# bounds a window at 2^24 ticks (256 units; the engine plans 64 at most), the
+# cell field a grid at 2^24 cells (4096 x 4096), the sub field is a mailbox
+# slot or a fault's index in the plan (capped at MAX_SUB).
+KEY_TIME_BITS, KEY_KIND_BITS, KEY_CELL_BITS, KEY_SUB_BITS = 24, 5, 24, 10
+assert KEY_TIME_BITS + KEY_KIND_BITS + KEY_CELL_BITS + KEY_SUB_BITS <= 63
+assert len(KIND_NAMES) <= 1 << KEY_KIND_BITS
+MAX_KINDS = 1 << KEY_KIND_BITS
 MAX_WINDOW_TICKS = 1 << KEY_TIME_BITS
 MAX_CELLS = 1 << KEY_CELL_BITS
 MAX_SUB = (1 << KEY_SUB_BITS) - 1

@@ -28,10 +28,12 @@ KINDS = {
     "romflip": (True, (0.0, 1e-3), "flips per ROM bit per time unit"),
     "loss": (True, (0.0, 1.0), "probability that a message is lost"),
     "delay": (True, (0.0, 1000.0), "longest extra message delay in time units"),
+    "latency": (True, (1.0 / TICKS_PER_UNIT, 1000.0), "time a message takes on the wire, in "
+                                                        "time units"),
 }
 ONE_SHOT = ("erase", "kill", "reboot", "stuck", "drift")   # happen at one time
 RATE = ("ramflip", "romflip")                               # random events over a window
-LINK = ("loss", "delay")                                    # conditions on messages sent
+LINK = ("loss", "delay", "latency")                         # conditions on messages sent
 HALVES = ("left", "right", "top", "bottom")
 SHAPE_ARITY = {"all": 0, "half": None, "circle": 3, "rect": 4, "cell": 2, "random": 1}
 RAM_BITS = 256 * 8
@@ -304,8 +306,11 @@ class FaultSchedule:
         self.link_loss = np.array([min(1 << 32, round(self.faults[i].value * (1 << 32)))
                                    if self.faults[i].kind == "loss" else 0 for i in links],
                                   np.int64)
+        # > 0: the longest random delay; < 0: a fixed time on the wire (links.py)
         self.link_delay = np.array([ticks(self.faults[i].value) if self.faults[i].kind == "delay"
-                                    else 0 for i in links], np.int64)
+                                    else -max(1, ticks(self.faults[i].value))
+                                    if self.faults[i].kind == "latency" else 0 for i in links],
+                                   np.int64)
         self.link_mask = np.zeros(height * width, np.int64)
         for bit, i in enumerate(links):
             self.link_mask[self.cells[i]] |= np.int64(1) << bit

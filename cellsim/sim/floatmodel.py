@@ -14,6 +14,7 @@ from numba import njit
 from ..errors import CheckpointError, ConfigError
 from ..intspec import layout
 from ..intspec.alive import ALIVE_ALPHA as ALIVE_THRESHOLD
+from ..intspec.perceive import float_filters
 from . import clocks
 from .engine import FastEngine
 from .events import CLOCK, DELIVER, EV_ARG0, EV_ARG1, EV_ARG2, EV_ROUTE, FIRE, KILL, REBOOT, SYNC
@@ -24,7 +25,6 @@ from .schedule import key_cell, key_kind, key_sub
 from .state import Pending
 
 CHANNELS, SLOTS, ALPHA = layout.CHANNELS, layout.MAILBOX_SLOTS, layout.ALPHA
-SOBEL_X = np.array([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]], np.float32) / 8
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,9 +81,7 @@ class FloatParams:
 
     def kernels(self) -> np.ndarray:
         """(2, 3, 3) float32: the rotated Sobel/8 filters Kx, Ky (training/model.py)."""
-        c, s = math.cos(self.angle), math.sin(self.angle)
-        sx, sy = SOBEL_X.astype(np.float64), SOBEL_X.T.astype(np.float64)
-        return np.stack([c * sx - s * sy, s * sx + c * sy]).astype(np.float32)
+        return float_filters(self.angle)[1:].astype(np.float32)
 
     def seed_state(self) -> np.ndarray:
         x = np.zeros(CHANNELS, np.float32)
@@ -228,6 +226,7 @@ class FloatEngine(FastEngine):
     """The fast engine's planning with float32 cells, events one at a time. Its
     cells keep their states in float32 arrays, not in the RAM (cells.RamCells)."""
     refused_faults = ("ramflip", "romflip")  # float cells have no bits to flip
+    plans_ahead = False  # its events run one at a time, a window per run (_execute)
 
     def __init__(self, state, schedule, neighbours, params: FloatParams):
         super().__init__(state, schedule, neighbours, workers=1)
@@ -250,8 +249,8 @@ class FloatEngine(FastEngine):
             raise ConfigError("states must be finite")
         return flat.astype(np.float32)
 
-    def real_states(self) -> np.ndarray:
-        return self.states.copy()
+    def real_states(self, channels=None) -> np.ndarray:
+        return self.states[:, :channels or CHANNELS].copy()
 
     def saved_cells(self):
         return self.states.copy(), self.mailboxes.copy()

@@ -122,11 +122,12 @@ class Grid:
             if ticks(f.start) <= self.state.cursor[0]:
                 raise ConfigError(f"fault {f} starts at {f.start:g}, but the grid is already at "
                                   f"{self.time:g}")
-            if self.clock.synchronous and f.kind in ("loss", "delay", "drift"):
+            if self.clock.synchronous and f.kind in ("loss", "delay", "latency", "drift"):
                 raise ConfigError(f"{f.kind} needs an asynchronous clock (the sync clock is the "
                                   "training step: no wires to delay, no oscillators to drift)")
             if f.kind in self.engine.refused_faults:
                 raise ConfigError(f"{f.kind} flips bits of int8 cells; the float model has none")
+        self.engine.settle(keep=False)  # a plan made without these faults
         old = self.faults
         self.faults = old + faults
         try:
@@ -183,13 +184,14 @@ class Grid:
         A dead cell keeps the state it had; displayed_states() blanks it."""
         return self.engine.own_states().reshape(self.height, self.width, CHANNELS).copy()
 
-    def float_states(self) -> np.ndarray:
-        """(H, W, 16) float32 real values (each cell's own genome scales)."""
-        return self.engine.real_states().reshape(self.height, self.width, CHANNELS)
+    def float_states(self, channels=None) -> np.ndarray:
+        """(H, W, 16) float32 real values (each cell's own genome scales); the
+        first `channels` channels only when given (4: RGBA)."""
+        return self.engine.real_states(channels).reshape(self.height, self.width, -1)
 
-    def displayed_states(self) -> np.ndarray:
+    def displayed_states(self, channels=None) -> np.ndarray:
         """float_states() with dead cells blank: what the grid shows."""
-        return np.where(self.dead()[..., None], np.float32(0), self.float_states())
+        return np.where(self.dead()[..., None], np.float32(0), self.float_states(channels))
 
     def dead(self) -> np.ndarray:
         """(H, W) bool: cells whose dead flag is set."""
@@ -198,7 +200,9 @@ class Grid:
 
     @property
     def ram(self) -> np.ndarray:
-        """(H, W, 256) uint8 view of all RAM (float model: only the control words)."""
+        """(H, W, 256) uint8 view of all RAM (float model: only the control words).
+        The caller may write it: the engine plans again from it."""
+        self.engine.settle(keep=False)
         return self.state.ram.reshape(self.height, self.width, layout.RAM_BYTES)
 
     @property
@@ -216,6 +220,7 @@ class Grid:
     # -- snapshots -------------------------------------------------------------
     def snapshot(self) -> dict:
         """Everything needed to come back to this moment with restore()."""
+        self.engine.settle()
         return {"state": self.state.copy(), "now": self.now, "faults": list(self.faults),
                 "cells": self.engine.saved_cells()}
 
@@ -223,6 +228,7 @@ class Grid:
         saved = snap["state"]
         if (saved.height, saved.width) != (self.height, self.width):
             raise ConfigError("snapshot of a grid of another size")
+        self.engine.forget()
         self.state.__dict__.update(saved.copy(ram=self.state.ram).__dict__)
         self.now, self.faults = snap["now"], list(snap["faults"])
         self._schedule()
@@ -263,6 +269,7 @@ class Grid:
 
     def _quiet_forever(self) -> bool:
         """No cell will fire, no message is on a wire and no fault is still to come."""
+        self.engine.settle()
         st = self.state
         if st.clock.synchronous:
             silent = (self.dead().ravel() | (st.rate <= 0)).all()

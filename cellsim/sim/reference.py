@@ -54,6 +54,8 @@ class ReferenceEngine(RamCells):
 
     def _run_window(self, bound: tuple, max_updates) -> int:
         st = self.state
+        if not st.link_last.flags.writeable:  # power_up's shared "nothing arrived yet"
+            st.link_last = st.link_last.copy()
         self.heap, self.tokens, self.sequence = [], np.zeros(st.cells, np.int64), itertools.count()
         for c in np.flatnonzero(st.next_fire < clocks.NEVER):
             self._push_fire(int(c))

@@ -7,16 +7,41 @@ import numpy as np
 
 from ..intspec.alive import ALIVE_ALPHA as ALIVE_THRESHOLD
 from ..intspec.layout import ALPHA
-from ..target_images import TARGET_PADDING, TARGET_SIZE, load_target, rgba_loss, to_rgb
+from ..target_images import (MIN_IMAGE_SIDE, TARGET_SIZE, centred, load_target,
+                             read_recorded_target, recorded_target_path, rgba_loss, to_rgb)
 
 DEAD_RGB = np.array([150, 150, 150], np.uint8)  # failed hardware shows as grey
 
 
-def frame_rgb(grid, scale: int = 1) -> np.ndarray:
-    """(H*scale, W*scale, 3) uint8 of what the grid shows; dead cells grey."""
-    rgb = to_rgb(grid.displayed_states().transpose(2, 0, 1))
-    rgb[grid.dead()] = DEAD_RGB
+def shown_rgba(grid, dead=None) -> np.ndarray:
+    """(H, W, 4) float32: the RGBA channels the grid shows (dead cells blank),
+    what a frame, the loss and the living fraction all read. dead: grid.dead(),
+    when the caller has it already."""
+    dead = grid.dead() if dead is None else dead
+    rgba = grid.float_states(4)  # a fresh array
+    rgba[dead] = 0
+    return rgba
+
+
+def frame_rgb(grid, scale: int = 1, rgba=None, dead=None) -> np.ndarray:
+    """(H*scale, W*scale, 3) uint8 of what the grid shows; dead cells grey.
+    rgba, dead: shown_rgba(grid) and grid.dead(), when the caller has them."""
+    dead = grid.dead() if dead is None else dead
+    rgba = shown_rgba(grid, dead) if rgba is None else rgba
+    rgb = to_rgb(rgba.transpose(2, 0, 1))
+    rgb[dead] = DEAD_RGB
     return np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1) if scale > 1 else rgb
+
+
+def observe(grid, scale: int, target=None) -> dict:
+    """One frame of a run and its metrics (the CLI's per-frame work), from one
+    read of the dead flags and the shown RGBA: frame, loss (None without a
+    target), alive fraction, dead fraction."""
+    dead = grid.dead()
+    rgba = shown_rgba(grid, dead)
+    return {"frame": frame_rgb(grid, scale, rgba, dead),
+            "loss": None if target is None else loss(grid, target, rgba),
+            "alive": alive_fraction(grid, rgba), "dead": float(dead.mean())}
 
 
 def default_scale(height: int, width: int) -> int:
@@ -24,33 +49,70 @@ def default_scale(height: int, width: int) -> int:
     return max(1, -(-288 // max(height, width)))
 
 
+# Grids under the paper's 40-cell target draw it smaller, padded by a sixth of
+# the side each way, as the quick preset trains it (24 + 2 x 6 = 36 cells).
+SMALL_GRID_PADDING_SHARE = 6
+MIN_SCORED_SIDE = next(side for side in range(1, TARGET_SIZE)
+                       if side - 2 * (side // SMALL_GRID_PADDING_SHARE) >= MIN_IMAGE_SIDE)
+
+
 def target_for(name: str, height: int, width: int):
-    """The emoji target (4, H, W) placed as the paper does on 72x72 (40 pixels plus
-    16 of padding), centred on other grid sizes; None if the grid is too small."""
-    if not name or min(height, width) < TARGET_SIZE:
+    """The emoji (or image) target (4, H, W): placed as the paper does on 72x72
+    (40 pixels plus 16 of padding) and centred on other grid sizes; on grids under
+    40 cells drawn as the quick preset does (a sixth of the side as padding).
+    None if there is no name or the grid is under MIN_SCORED_SIDE cells."""
+    side = min(height, width)
+    if not name or side < MIN_SCORED_SIDE:
         return None
-    side = TARGET_SIZE + 2 * TARGET_PADDING
-    image = load_target(name)
-    canvas = np.zeros((4, max(height, side), max(width, side)), np.float32)
-    top, left = (canvas.shape[1] - side) // 2, (canvas.shape[2] - side) // 2
-    canvas[:, top:top + side, left:left + side] = image
-    top, left = (canvas.shape[1] - height) // 2, (canvas.shape[2] - width) // 2
-    return canvas[:, top:top + height, left:left + width]
+    if side >= TARGET_SIZE:
+        return centred(load_target(name), height, width)
+    padding = side // SMALL_GRID_PADDING_SHARE
+    return centred(load_target(name, side - 2 * padding, padding), height, width)
 
 
-def loss(grid, target) -> float:
+def scoring_target(spec, model_path, model, height: int, width: int):
+    """(target or None, where it came from or why there is none) for a run of the
+    model stored at `model_path`: `spec` (an emoji name or image path) if given,
+    else the training target recorded beside the model (X.target.png, exact
+    pixels, centred), else the emoji name the genome holds."""
+    from pathlib import Path
+
+    if spec:
+        target = target_for(spec, height, width)
+        return target, (f"target {spec}" if target is not None else
+                        f"no loss: a {width}x{height} grid is under the {MIN_SCORED_SIDE} "
+                        "cells a side the target needs")
+    recorded = recorded_target_path(model_path) if model_path else None
+    if recorded is not None and recorded.is_file():
+        return (centred(read_recorded_target(recorded), height, width),
+                f"training target recorded in {recorded.name}")
+    name = getattr(model, "target", "")
+    if name:
+        target = target_for(name, height, width)
+        return target, (f"target {name} (named in the genome)" if target is not None else
+                        f"no loss: a {width}x{height} grid is under the {MIN_SCORED_SIDE} "
+                        "cells a side the target needs")
+    return None, (f"no loss: {Path(model_path).name if model_path else 'the model'} names no "
+                  f"target and has no {recorded.name if recorded else 'recorded target'} beside "
+                  "it (an image-trained genome from an older cellsim); give --target EMOJI|PNG")
+
+
+def loss(grid, target, rgba=None) -> float:
     """The paper's loss of what the grid shows against the target (dead cells empty)."""
-    return rgba_loss(grid.displayed_states()[..., :4].transpose(2, 0, 1), target)
+    rgba = shown_rgba(grid) if rgba is None else rgba
+    return rgba_loss(rgba.transpose(2, 0, 1), target)
 
 
-def alive_fraction(grid) -> float:
+def alive_fraction(grid, rgba=None) -> float:
     """Fraction of cells inside the living pattern: some alpha > 0.1 in their 3x3."""
-    return float(alive_mask(grid).mean())
+    return float(alive_mask(grid, rgba).mean())
 
 
-def alive_mask(grid) -> np.ndarray:
-    """(H, W) bool: the cells inside the living pattern (some alpha > 0.1 in their 3x3)."""
-    alpha = grid.displayed_states()[..., ALPHA] > ALIVE_THRESHOLD
+def alive_mask(grid, rgba=None) -> np.ndarray:
+    """(H, W) bool: the cells inside the living pattern (some alpha > 0.1 in their 3x3).
+    rgba: shown_rgba(grid), when the caller has it."""
+    rgba = shown_rgba(grid) if rgba is None else rgba
+    alpha = rgba[..., ALPHA] > ALIVE_THRESHOLD
     padded = np.pad(alpha, 1, mode="wrap" if grid.torus else "constant")
     h, w = alpha.shape
     near = np.zeros_like(alpha)

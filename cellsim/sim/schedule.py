@@ -87,13 +87,16 @@ def plan_window(cells, start, bound_tick, bound_rest, seed, clock, ram, next_fir
     first_event, first_route, first_message, first_pending = n, n_routes, n_messages, n_pending
     ahead, waits = np.empty(LOOKAHEAD, np.int64), np.empty(LOOKAHEAD, np.int64)
     for cell in range(cells[0], cells[1]):
+        fire_tick = next_fire[cell]
+        fire_rest = (FIRE << REST_SHIFT) | (cell << KEY_SUB_BITS)
+        f = cell_start[cell]
+        if f == cell_start[cell + 1] and not (fire_tick < clocks.NEVER and _included(
+                fire_tick, fire_rest, bound_tick, bound_rest)):
+            continue  # nothing happens to the cell in the window: its RAM is not read
         row = ram[cell]
         rng = read_u32(row, layout.RNG)
         dead = (row[layout.FLAGS] & layout.FLAG_DEAD) != 0
-        fire_tick = next_fire[cell]
-        fire_rest = (FIRE << REST_SHIFT) | (cell << KEY_SUB_BITS)
         genome = genome_of[cell]
-        f = cell_start[cell]
         if not has_links and f == cell_start[cell + 1] and clock[clocks.P_KIND] == clocks.POISSON:
             # Only firings (no fault, no faulty link): the same draws as the
             # general loop below, LOOKAHEAD at a time so that their chains of

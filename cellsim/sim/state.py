@@ -16,9 +16,11 @@ from .rng import cell_seed
 REST_BITS = KEY_KIND_BITS + KEY_CELL_BITS + KEY_SUB_BITS
 
 
-def rest_key(kind: int, cell: int, sub: int) -> int:
-    """The part of an event's key after its time: (kind, cell, sub) packed."""
-    return (kind << (KEY_CELL_BITS + KEY_SUB_BITS)) | (cell << KEY_SUB_BITS) | min(sub, MAX_SUB)
+def rest_key(kind, cell, sub):
+    """The part of an event's key after its time: (kind, cell, sub) packed
+    (Python ints, or numpy arrays of them)."""
+    capped = min(sub, MAX_SUB) if isinstance(sub, int) else np.minimum(sub, MAX_SUB)
+    return (kind << (KEY_CELL_BITS + KEY_SUB_BITS)) | (cell << KEY_SUB_BITS) | capped
 
 
 FIRST_REST = -1                    # (t, FIRST_REST) precedes every event at tick t
@@ -88,9 +90,12 @@ def power_up(height, width, torus, seed, clock, genomes, genome_of) -> GridState
     _start_clocks(np.uint64(seed), clock.vector(), clock.synchronous, rate, rng_words,
                   clock_words, next_fire)
     words[:, RNG // 4], words[:, CLOCK // 4] = rng_words, clock_words
+    # No message has crossed a link yet: one -1 seen N x 8 times (read-only; the
+    # engines copy it when links make them write it), not 64 bytes a cell.
+    no_arrivals = np.broadcast_to(np.int64(-1), (n, MAILBOX_SLOTS))
     return GridState(height, width, torus, seed, clock, list(genomes), ram,
                      np.asarray(genome_of, np.int64).ravel().copy(), next_fire, rate,
-                     np.full((n, MAILBOX_SLOTS), -1, np.int64), Pending())
+                     no_arrivals, Pending())
 
 
 @njit(cache=True)

@@ -80,6 +80,17 @@ def team_size(workers: int) -> int:
     return max(1, min(int(workers), numba.get_num_threads()))
 
 
+def compiled(kernel, *args):
+    """The compiled entry of kernel(w, workers, *args) for these arguments'
+    types: a call that skips numba's dispatch (typing some twenty arguments on
+    every call, tens of microseconds; a caller that runs the same arguments
+    many times resolves them once)."""
+    types = tuple(kernel.typeof_pyval(a) for a in (0, 1) + args)
+    if types not in kernel.overloads:
+        kernel.compile(types)
+    return kernel.overloads[types].entry_point
+
+
 _helpers = []  # thread pools, one thread per worker after the first, kept for reuse
 
 

@@ -78,7 +78,7 @@ def _versions() -> dict:
 
 
 def _machine() -> dict:
-    from benchmarks.machine import cpu_record, load_average
+    from cellsim.machine import cpu_record, load_average
 
     return {"host": platform.node(), "platform": platform.platform(), "cpu": cpu_record(),
             "load_average": load_average()}

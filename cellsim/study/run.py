@@ -19,6 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1]
 # Everything a run's numbers depend on: the engines, the integer spec, the genome
 # format, the targets and this file (sampling, the recovery rule).
 VERSIONED = ("sim/*.py", "intspec/*.py", "genome.py", "target_images.py", "study/run.py",
+             "hardware.py", "data/mcu_timing.json",
              "data/emoji/*.png")
 
 
@@ -75,7 +76,9 @@ def execute(run: Run, payload: bytes, workers: int = 1) -> dict:
     grid = Grid(model, run.size, clock=clock, torus=run.torus, seed=run.seed, workers=workers)
     target = render.target_for(target_name, grid.height, grid.width)
     grid.plant_seed()
-    grid.add_faults([parse_fault(text) for text in run.faults])
+    mcu = run.hardware()
+    grid.add_faults([parse_fault(text) for text in run.faults]
+                    + (mcu.link_faults(fire_rate) if mcu is not None else []))
     times = run.sample_times()
     losses, alive = [], []
     for t in times:
@@ -95,6 +98,10 @@ def execute(run: Run, payload: bytes, workers: int = 1) -> dict:
         "dead_final": int(grid.dead().sum()),
         "cell_updates": int(grid.updates),
     }
+    if mcu is not None:
+        row["seconds_per_unit"] = mcu.seconds_per_unit(fire_rate)
+        row["recovery_seconds"] = (mcu.seconds(recovered_after, fire_rate)
+                                   if recovered_after is not None else None)
     row.update({loss_column(t): v for t, v in zip(times, losses)})
     row.update({alive_column(t): v for t, v in zip(times, alive)})
     row["wall_time_s"] = time.perf_counter() - started

@@ -25,10 +25,14 @@ MAX_SEEDS = 100_000
 # Fault kinds the float model cannot have: it has no bytes to flip.
 INT8_ONLY = ("ramflip", "romflip")
 # Kinds that need asynchronous clocks (simulator: no wires or oscillators in the sync step).
-ASYNC_ONLY = ("loss", "delay", "drift")
+ASYNC_ONLY = ("loss", "delay", "latency", "drift")
 
 TOP_KEYS = {"name", "models", "precisions", "sizes", "clocks", "seeds", "damage_at", "run_for",
-            "sample_every", "recover_factor", "target", "torus", "faults", "runs", "report"}
+            "sample_every", "recover_factor", "target", "torus", "faults", "runs", "report",
+            "mcu", "duty", "link"}
+# Hardware time (cellsim.hardware): Run fields left out of a run's record when
+# unset, so the keys of the studies run before they existed stay the same.
+HARDWARE_FIELDS = ("mcu", "duty", "link")
 FAULT_KEYS = {"name", "kind", "shape", "values", "duration", "also"}
 RUN_KEYS = {"model", "precision", "size", "clock", "seed", "damage_at", "run_for", "fault"}
 REPORT_KEYS = {"heatmap"}
@@ -99,6 +103,17 @@ class Run:
     recover_factor: float
     target: str
     torus: object              # None: as the model was trained
+    mcu: str = ""              # TARGET@FREQ: times in seconds on that hardware ('' none)
+    duty: float = 1.0
+    link: object = None        # baud rate of every link (None: messages take no time)
+
+    def hardware(self):
+        """The run's cellsim.hardware.McuClock, or None."""
+        if not self.mcu:
+            return None
+        from ..hardware import McuClock
+
+        return McuClock.parse(self.mcu, duty=self.duty, link=self.link)
 
     @property
     def until(self) -> float:
@@ -115,7 +130,11 @@ class Run:
         return sorted(times | {self.damage_at, self.until})
 
     def record(self) -> dict:
-        return {**asdict(self), "faults": list(self.faults)}
+        record = {**asdict(self), "faults": list(self.faults)}
+        if not self.mcu:
+            for name in HARDWARE_FIELDS:
+                del record[name]
+        return record
 
     def key(self, genome_sha256: str, sim_version: str) -> str:
         """What a finished result is filed under: the parameters, the genome's bytes
@@ -146,6 +165,9 @@ class StudySpec:
     extra_runs: tuple = ()     # dicts, validated
     heatmap: tuple = ("condition", "precision")
     source: dict = field(default_factory=dict, compare=False)
+    mcu: str = ""
+    duty: float = 1.0
+    link: object = None
 
 
 def _where(ctx: str, key: str) -> str:
@@ -342,6 +364,7 @@ def parse_spec(data: dict, source: str = "study spec") -> StudySpec:
             and heatmap[0] != heatmap[1]):
         raise ConfigError(f"report.heatmap must name two different dimensions of "
                           f"{', '.join(DIMENSIONS)}")
+    mcu, duty, link = _hardware(data)
     runs = data.get("runs", [])
     if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs):
         raise ConfigError("runs must be a list of [[runs]] tables")
@@ -354,10 +377,30 @@ def parse_spec(data: dict, source: str = "study spec") -> StudySpec:
                      _unique(sizes, "sizes"), tuple(clocks), _unique(seeds, "seeds"),
                      _unique(damage_at, "damage_at"), _unique(run_for, "run_for"),
                      float(sample_every), float(recover_factor), target, torus,
-                     tuple(families), tuple(runs), tuple(heatmap), data)
+                     tuple(families), tuple(runs), tuple(heatmap), data, mcu=mcu, duty=duty,
+                     link=link)
     for i, r in enumerate(runs):
         _extra_run(spec, r, f"runs[{i}]")  # validated now, expanded later
     return spec
+
+
+def _hardware(data: dict) -> tuple:
+    """(mcu, duty, link) of the spec, checked against the measured targets."""
+    mcu = data.get("mcu", "")
+    if not isinstance(mcu, str):
+        raise ConfigError("mcu must be TARGET@FREQ, e.g. 'cortex-m4@80MHz'")
+    duty, link = data.get("duty", 1.0), data.get("link")
+    if not mcu:
+        if "duty" in data or link is not None:
+            raise ConfigError("duty and link go with mcu = 'TARGET@FREQ'")
+        return "", 1.0, None
+    _number(duty, "duty", 0.0, 1.0, open_lo=True)
+    if link is not None and (isinstance(link, bool) or not isinstance(link, (int, float, str))):
+        raise ConfigError(f"link must be a baud rate such as 115200, got {link!r}")
+    from ..hardware import McuClock
+
+    clock = McuClock.parse(mcu, duty=float(duty), link=link)  # HardwareError names the problem
+    return mcu.strip(), float(duty), clock.link_baud
 
 
 def load_spec(path) -> StudySpec:
@@ -427,7 +470,7 @@ def _make_run(spec: StudySpec, sources, model, precision, size, clock, seed, dam
                run_for=run_for, fault=family.name, fault_kind=family.kind, fault_value=value,
                faults=plan, sample_every=spec.sample_every,
                recover_factor=spec.recover_factor, target=spec.target or sources[model].target,
-               torus=spec.torus)
+               torus=spec.torus, mcu=spec.mcu, duty=spec.duty, link=spec.link)
 
 
 def inapplicable(run: Run, precision_available: bool = True) -> str:
@@ -437,6 +480,8 @@ def inapplicable(run: Run, precision_available: bool = True) -> str:
     kinds = {text.partition(":")[0].partition("=")[0].partition("@")[0] for text in run.faults}
     if run.precision == "float" and kinds & set(INT8_ONLY):
         return f"float x {'/'.join(sorted(kinds & set(INT8_ONLY)))} (no bits to flip)"
+    if run.clock == "sync" and run.link is not None:
+        return "sync x link (needs asynchronous clocks)"
     if run.clock == "sync" and kinds & set(ASYNC_ONLY):
         return f"sync x {'/'.join(sorted(kinds & set(ASYNC_ONLY)))} (needs asynchronous clocks)"
     return ""

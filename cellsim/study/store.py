@@ -21,9 +21,11 @@ TABLE = "results.csv"
 # Parameter columns first (what was run), then what happened.
 PARAMETERS = ("key", "model", "precision", "genome_sha256", "size", "clock", "skew", "jitter",
               "seed", "damage_at", "run_for", "fault", "fault_kind", "fault_value", "condition",
-              "faults", "sample_every", "recover_factor", "target", "torus", "sim_version")
+              "faults", "sample_every", "recover_factor", "target", "torus", "mcu", "duty", "link",
+              "sim_version")
 RESULTS = ("status", "error", "pre_damage_loss", "peak_loss", "final_loss", "final_ratio",
-           "recovered", "recovery_time", "alive_final", "dead_final", "cell_updates")
+           "recovered", "recovery_time", "seconds_per_unit", "recovery_seconds", "alive_final",
+           "dead_final", "cell_updates")
 PROVENANCE = ("wall_time_s", "worker", "host")
 
 
@@ -31,7 +33,7 @@ def parameter_record(run: Run, key: str, genome_sha256: str, sim_version: str) -
     record = run.record()
     record.update(key=key, genome_sha256=genome_sha256, sim_version=sim_version,
                   condition=run.condition, faults=";".join(run.faults))
-    return {name: record[name] for name in PARAMETERS}
+    return {name: record.get(name) for name in PARAMETERS}  # hardware fields only when set
 
 
 class ResultStore:

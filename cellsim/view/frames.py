@@ -7,9 +7,7 @@ import struct
 import numpy as np
 
 from ..intspec import layout
-from ..intspec.alive import ALIVE_ALPHA
-from ..sim.render import DEAD_RGB
-from ..target_images import to_rgb
+from ..sim.render import DEAD_RGB, alive_mask, frame_rgb, shown_rgba
 
 MAGIC = b"CSV1"
 HEADER = struct.Struct("<4sHHIdI")  # magic, width, height, frame number, time, mode index
@@ -40,34 +38,17 @@ def _rgba(rgb: np.ndarray, dead: np.ndarray) -> np.ndarray:
     return out
 
 
-def real_channels(grid, first: int, count: int = 1) -> np.ndarray:
-    """(H, W, count) float32 real values of channels first.. (each cell at its own
-    genome's scales): the frame's share of Grid.float_states, without the rest."""
-    state = grid.state
-    own = layout.state(state.ram)[:, first:first + count]
-    scales = np.stack([g.state_scale[first:first + count] for g in state.genomes])
-    scale = scales[0] if len(scales) == 1 else scales[state.genome_of]
-    return (own * scale).astype(np.float32).reshape(grid.height, grid.width, count)
-
-
 def colour(grid, dead) -> np.ndarray:
     """RGBA over white as the paper shows it (1 - alpha + rgb); dead cells grey."""
-    rgba = np.where(dead[..., None], np.float32(0), real_channels(grid, 0, layout.ALPHA + 1))
-    return _rgba(to_rgb(rgba.transpose(2, 0, 1)), dead)
+    return _rgba(frame_rgb(grid, 1, shown_rgba(grid, dead), dead), dead)
 
 
 def alive(grid, dead) -> np.ndarray:
-    """Black where a cell is inside the living pattern (some alpha > 0.1 in its
-    3x3, as render.alive_mask), white elsewhere; dead cells grey."""
-    alpha = (real_channels(grid, layout.ALPHA)[..., 0] > ALIVE_ALPHA) & ~dead
-    padded = np.pad(alpha, 1, mode="wrap" if grid.torus else "constant")
-    h, w = alpha.shape
-    near = np.zeros_like(alpha)
-    for dy in range(3):
-        for dx in range(3):
-            near |= padded[dy:dy + h, dx:dx + w]
+    """Black where a cell is inside the living pattern (render.alive_mask), white
+    elsewhere; dead cells grey."""
+    near = alive_mask(grid, shown_rgba(grid, dead))
     rgb = np.where(near[..., None], np.uint8(0), np.uint8(255))
-    return _rgba(np.broadcast_to(rgb, (h, w, 3)), dead)
+    return _rgba(np.broadcast_to(rgb, near.shape + (3,)), dead)
 
 
 def heat(values: np.ndarray, low: float, high: float, table, dead) -> np.ndarray:
@@ -79,7 +60,7 @@ def heat(values: np.ndarray, low: float, high: float, table, dead) -> np.ndarray
 
 def channel(grid, dead, k: int):
     """Channel k's real value, blue-white-red, symmetric about zero. -> (rgba, (lo, hi))."""
-    values = real_channels(grid, k)[..., 0]
+    values = grid.float_states(k + 1)[..., k]
     top = float(np.abs(values).max()) or 1.0
     return heat(values, -top, top, DIVERGING, dead), (-top, top)
 

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from training.model import alive_mask, make_seed, pad
+from training.report import inside_disc
 
 from .fold import dense_perception_weight, fast_update
 from .ptq import HIDDEN_LEVELS, Scales
@@ -59,12 +60,9 @@ def circle_damage(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Zero a disc per sample: centre uniform in [-0.5, 0.5]^2, radius uniform in
     [0.1, 0.4], in coordinates linspace(-1, 1) over the grid (the paper's regenerating experiment)."""
     b, _, h, w = x.shape
-    ys = torch.linspace(-1, 1, h)[None, :, None]
-    xs = torch.linspace(-1, 1, w)[None, None, :]
     centre = torch.rand(b, 2, generator=generator) - 0.5
     radius = 0.1 + 0.3 * torch.rand(b, generator=generator)
-    inside = ((xs - centre[:, 0, None, None]) ** 2 + (ys - centre[:, 1, None, None]) ** 2
-              < radius[:, None, None] ** 2)
+    inside = inside_disc(h, w, centre[:, 0, None, None], centre[:, 1, None, None], radius[:, None, None])
     return x * (~inside)[:, None].to(x.dtype)
 
 

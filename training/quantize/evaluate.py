@@ -14,6 +14,8 @@ import torch
 from cellsim.intspec import IntParams
 from training.model import make_seed
 
+from training.loss import per_sample_loss as rgba_per_sample_loss
+
 from . import intsim
 from .calibrate import circle_damage, fire_mask, float_step
 from .fold import dense_perception_weight
@@ -41,7 +43,7 @@ class EvalPlan:
 
 def rgba_loss(rgba: torch.Tensor, target: torch.Tensor) -> float:
     """Batch mean of the per-sample mean squared error over (4, H, W)."""
-    return float(((rgba - target[None]) ** 2).mean(dim=(1, 2, 3)).mean())
+    return float(rgba_per_sample_loss(rgba, target).mean())
 
 
 def _rollout(step, to_rgba, start, target, plan: EvalPlan, fire_rate: float) -> dict:

@@ -18,6 +18,8 @@ from torch.utils.checkpoint import checkpoint
 from cellsim.errors import ConfigError
 from training.trainer import circle_damage, normalise_gradients
 
+from training.loss import per_sample_loss as rgba_per_sample_loss
+
 from . import intsim
 from .ptq import Scales, float_weights, quantize_weights
 
@@ -62,7 +64,7 @@ def dequantised_rgba(states: torch.Tensor, scales: Scales) -> torch.Tensor:
 
 def per_sample_loss(states: torch.Tensor, target: torch.Tensor, scales: Scales) -> torch.Tensor:
     """(B, C, H, W) int8-valued states -> (B,) mean squared RGBA error."""
-    return (dequantised_rgba(states, scales) - target[None]).square().mean(dim=(1, 2, 3))
+    return rgba_per_sample_loss(dequantised_rgba(states, scales), target)
 
 
 class QuantisationAwareTrainer:
