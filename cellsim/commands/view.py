@@ -6,6 +6,7 @@ import sys
 from ..errors import ConfigError
 
 DEFAULT_PORT = 8765
+REQUIRES = ("aiohttp",)  # the 'view' extra, checked by the CLI before run()
 
 
 def add_arguments(parser) -> None:
@@ -32,11 +33,6 @@ def run(args) -> int:
         raise ConfigError(f"--port must lie in [0, 65535], got {args.port}")
     if not 1 <= args.max_tabs <= 64:
         raise ConfigError(f"--max-tabs must lie in [1, 64], got {args.max_tabs}")
-    try:
-        import aiohttp  # noqa: F401
-    except ModuleNotFoundError:
-        raise ConfigError("cellsim view needs the 'view' extra: pip install 'cellsim[view]'") \
-            from None
     import logging
 
     from ..view.models import build_catalogue
