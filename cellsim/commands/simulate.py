@@ -174,9 +174,9 @@ def run(args) -> int:
                desc=f"simulate {grid.width}x{grid.height} {args.clock}")
     for g in grid.frames(args.until, every):
         frames.append(render.frame_rgb(g, scale))
-        loss = f"{render.loss(g, target):.6f}" if target is not None else ""
         times.append(g.time)
         losses.append(render.loss(g, target) if target is not None else None)
+        loss = f"{losses[-1]:.6f}" if target is not None else ""
         rows.append(f"{g.time:.4f},{loss},{render.alive_fraction(g):.6f},"
                     f"{float(g.dead().mean()):.6f},{g.updates}"
                     + (f",{mcu.seconds(g.time, fire_rate):.9g}" if mcu is not None else ""))
