@@ -352,7 +352,8 @@ def grid_probe(size: int, workers: int, min_seconds: float, genome=None) -> dict
     FRAME_UNITS runs on a grown grid (the CLI's stepping, without its frames),
     the CLI's per-frame work (simulate's picture, loss, living and dead
     fractions; the GIF encoding apart) against a frame's run, and the
-    process's peak resident memory, read before any snapshot is taken."""
+    process's peak resident memory after the grid's first run (the engine's:
+    the target) and after the frame work too, both before any snapshot."""
     import resource
 
     import numba
@@ -368,6 +369,7 @@ def grid_probe(size: int, workers: int, min_seconds: float, genome=None) -> dict
     grid.set_states(live_states(size))
     build_s = time.perf_counter() - began
     grid.run(until=FRAME_UNITS)
+    engine_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     from cellsim.sim import render
 
     work = frame_work("render", size)
@@ -401,7 +403,8 @@ def grid_probe(size: int, workers: int, min_seconds: float, genome=None) -> dict
             "span_units": span, "rounds": rounds, "build_s": build_s,
             "frame_work_s": frame_s, "gif_frame_s": gif_s, "frame_run_s": frame_run_s,
             "frame_work_fraction": frame_s / (frame_s + frame_run_s),
-            "cell_ram_mb": size * size * 256 / 2 ** 20, "peak_rss_mb": peak_mb,
+            "cell_ram_mb": size * size * 256 / 2 ** 20, "peak_rss_mb": engine_peak_mb,
+            "peak_rss_with_frames_mb": peak_mb,
             "live_fraction_end": float((grid.float_states(4)[..., 3] > 0.1).mean())}
 
 
@@ -574,7 +577,7 @@ def main(argv=None) -> int:
               "process each:")
         print(f"{'side':>6s} {'M upd/s':>8s} {'per core':>8s} {'cell RAM MB':>11s} "
               f"{'peak RSS MB':>11s} {'allowed':>8s} {'frame work s':>12s} {'frame run s':>11s} "
-              f"{'GIF frame s':>11s}")
+              f"{'GIF frame s':>11s} {'RSS w/ frames':>13s}")
         for row in scaling:
             if "error" in row:
                 print(f"{row['size']:6d} failed: {row['error']}")
@@ -583,7 +586,7 @@ def main(argv=None) -> int:
                   f"{row['updates_per_s_per_core'] / 1e6:8.2f} {row['cell_ram_mb']:11.1f} "
                   f"{row['peak_rss_mb']:11.0f} {row['peak_rss_allowed_mb']:8.0f} "
                   f"{row['frame_work_s']:12.3f} {row['frame_run_s']:11.3f} "
-                  f"{row['gif_frame_s']:11.3f}")
+                  f"{row['gif_frame_s']:11.3f} {row['peak_rss_with_frames_mb']:13.0f}")
     for clock, t in compile_time.items():
         print(f"numba first use ({clock}): {t['cold']['first_run_s']:.1f} s compiling with an "
               f"empty cache, {t['warm']['first_run_s']:.1f} s loading the cache (import "
