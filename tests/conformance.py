@@ -299,8 +299,12 @@ REGISTRY = (
                    note="exact when every operator runs as written"),
     Implementation("int8 ONNX graph, ONNX Runtime's fused int8 kernels", "delta",
                    _onnx_deltas(True), modules=("onnxruntime",), examples=4, max_hidden=16,
-                   tolerance=1, share=0.99,
-                   note="fused kernels may round differently: one step on 99% of values"),
+                   tolerance=1, share=0.95,
+                   # A sweep of this row over 300 random genomes (hidden 1-16, 6x7 grids), AMD
+                   # EPYC: within one step on 97.3% of values at worst, 99.25% at the 1st
+                   # percentile, 100% at the median; at most 3 steps off. 99% failed 1 in ~30 CI runs.
+                   note="fused kernels may round differently: one step on 95% of values "
+                        "of random genomes (97.3% the worst of 300 measured)"),
 )
 
 

@@ -211,3 +211,50 @@ def test_bad_hardware_options_are_one_line_and_exit_2(genome_file, tmp_path, cap
     fails_cleanly(capsys, ["demo", "--out", str(out), "--no-progress", *extra[:4]]
                   if "--clock" not in extra else ["demo", "--out", str(out), "--mcu", "x"],
                   "" if "--clock" in extra else message, out)
+
+
+def test_the_lizard_regrows_in_seconds_on_a_cortex_m4_grid(tmp_path, capsys):
+    """The issue's sentence, from `cellsim simulate`: the regrowth time read off
+    metrics.csv, in seconds from its `seconds` column."""
+    from cellsim.demo import regrowth_time
+    from cellsim.pretrained import get_model
+
+    out = tmp_path / "run"
+    assert main(["simulate", str(get_model("lizard").genome_path), "--until", "300",
+                 "--frames", "150", "--damage", "half@200", "--mcu", "cortex-m4@80MHz",
+                 "--out", str(out), "--no-progress"]) == 0
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    times, losses = [float(r["time"]) for r in rows], [float(r["loss"]) for r in rows]
+    units = regrowth_time(times, losses, 200.0)
+    assert units is not None and 0 < units < 100
+    seconds = dict(zip(times, (float(r["seconds"]) for r in rows)))
+    expected = seconds[200.0 + units] - seconds[200.0]
+    text = capsys.readouterr().out
+    said = next(line for line in text.splitlines() if line.startswith("the lizard regrows in "))
+    value, unit = said.split()[4:6]
+    assert float(value) * {"s": 1, "ms": 1e-3, "us": 1e-6}[unit] == pytest.approx(expected,
+                                                                                 rel=5e-3)
+    assert said.endswith("on a grid of Cortex-M4 at 80 MHz")
+    assert f"{units:g} time units after it" in text
+
+
+def test_the_demo_on_hardware_runs_the_same_grid_and_times_it():
+    """--mcu without a link changes no event of the run, only adds seconds."""
+    from cellsim.demo import DemoPlan, run_demo, text_summary
+    from cellsim.pretrained import get_model
+
+    plan = DemoPlan(grow_until=60.0, regrow_for=60.0)
+    plain = run_demo(get_model("lizard"), plan, progress=False).summary
+    mcu = McuClock.parse("cortex-m0plus@48MHz")
+    timed = run_demo(get_model("lizard"), plan, progress=False, mcu=mcu).summary
+    assert timed["loss_curve"] == plain["loss_curve"]
+    hw = timed["hardware"]
+    row = timing_data()["targets"]["cortex-m0plus"]
+    assert hw["seconds_per_unit"] == pytest.approx(
+        0.5 * row["live_update"] * row["cycles_per_count"] / 48e6, rel=1e-12)
+    assert hw["grow_seconds"] == pytest.approx(60 * hw["seconds_per_unit"])
+    units = timed["regrowth_time"]
+    assert hw["regrowth_seconds"] == (None if units is None else
+                                      pytest.approx(units * hw["seconds_per_unit"]))
+    assert "hardware time: " in text_summary(timed) and "Cortex-M0+ at 48 MHz" in \
+        text_summary(timed)

@@ -20,7 +20,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--damage", default="half:right", metavar="SHAPE",
                         help="what to erase: half[:left|right|top|bottom], circle:X,Y,R, "
                              "rect:X0,Y0,X1,Y1 (default half:right)")
-    from .simulate import add_hardware_arguments
+    from .mcu_options import add_hardware_arguments
 
     add_hardware_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -47,7 +47,7 @@ def run(args) -> int:
                     seed=args.seed)
     model = get_model(args.model)
     from .. import atomic
-    from .simulate import hardware_clock
+    from .mcu_options import hardware_clock
 
     mcu = hardware_clock(args)
     atomic.prepare_output_dir(args.out)  # fail before the run, not after it

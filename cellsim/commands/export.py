@@ -18,7 +18,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of calibration trajectories (default 0)")
     parser.add_argument("--threads", type=int, default=1, help="torch and onnxruntime threads (default 1)")
     parser.add_argument("--no-progress", action="store_true",
-                        help="no stage lines on stderr (each says what runs next and when)")
+                        help="no stage lines (each says what runs next and when)")
 
 
 def check_options(args) -> None:
@@ -36,17 +36,16 @@ def check_options(args) -> None:
 
 
 def stage_printer(enabled: bool):
-    """stage(text): one line on stderr, with the seconds since the start, as each
-    slow step begins (an export runs for tens of seconds)."""
-    import sys
+    """stage(text): one line on stdout, with the seconds since the start, as each
+    slow step begins (an export runs for tens of seconds). stdout, beside the
+    results: stderr holds only the one line of an error."""
     import time
 
     started = time.perf_counter()
 
     def stage(text: str) -> None:
         if enabled:
-            print(f"[{time.perf_counter() - started:6.1f} s] {text}...", file=sys.stderr,
-                  flush=True)
+            print(f"[{time.perf_counter() - started:6.1f} s] {text}...", flush=True)
     return stage
 
 

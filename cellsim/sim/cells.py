@@ -39,7 +39,7 @@ class RamCells:
             scales = np.asarray(genomes[0].state_scale)[:channels]
         else:
             scales = np.stack([p.state_scale[:channels] for p in genomes])[self.state.genome_of]
-        return (self.own_states()[:, :channels] * scales).astype(np.float32)
+        return (self.own_states()[:, :channels] * scales).astype(np.float32, copy=False)
 
     def saved_cells(self):
         """What a snapshot must keep beyond the RAM (nothing: the RAM is the cell)."""
