@@ -11,6 +11,20 @@
 
 #include <string.h>
 
+/* Every read of the genome goes through NCA_ROM_I8 / NCA_ROM_I32. On AVR the
+ * genome's arrays are in flash (PROGMEM, the generated header's NCA_<NAME>_ROM),
+ * a separate address space that only LPM reads, so the genome's pointers are
+ * flash addresses in the low 64 KiB, read with avr-libc's pgm_read_*. Cores
+ * with one address space (Cortex-M, RISC-V, the host) read them as memory. */
+#if defined(__AVR__)
+#include <avr/pgmspace.h>
+#define NCA_ROM_I8(p)  ((int8_t)pgm_read_byte(p))
+#define NCA_ROM_I32(p) ((int32_t)pgm_read_dword(p))
+#else
+#define NCA_ROM_I8(p)  (*(p))
+#define NCA_ROM_I32(p) (*(p))
+#endif
+
 /* Cores with the DSP extension (Cortex-M4, M7, M33 ...) take the first layer
  * two MACs per instruction with SMLAD, as CMSIS-NN does; define NCA_PORTABLE
  * to build the plain C loop there too. Both compute the same exact sums. */
@@ -63,7 +77,7 @@ static int32_t nca_dot(const int8_t *w, const signed char *x, int32_t acc)
     }
 #else
     for (d = NCA_INPUTS; d != 0; --d) { /* counting down spares a register */
-        acc += (int32_t)*w++ * *x++;
+        acc += (int32_t)NCA_ROM_I8(w++) * *x++;
     }
 #endif
     return acc;
@@ -140,27 +154,29 @@ void nca_cell_update(const nca_genome_t *g, nca_cell_ram_t *ram)
     /* Second-layer accumulators start at the bias; each hidden unit adds its
      * column as soon as it is known (exact integers: any order is the same). */
     for (c = 0; c < NCA_CHANNELS; ++c) {
-        ram->acc[c] = g->b2[c];
+        ram->acc[c] = NCA_ROM_I32(&g->b2[c]);
     }
     for (j = 0; j < hidden; ++j) {
-        const int32_t acc = nca_dot(g->w1 + (size_t)j * NCA_INPUTS, x, g->b1[j]);
+        const int32_t acc = nca_dot(g->w1 + (size_t)j * NCA_INPUTS, x,
+                                    NCA_ROM_I32(&g->b1[j]));
         int32_t h;
         /* The spec's hidden activation is clamp(r + zp, zp, 127) (ReLU at the
          * zero point), which the second layer reads with input offset -zp:
          * together clamp(r, 0, 127 - zp). */
-        h = nca_requantize(acc, g->m1[j], g->shift1[j], 0, 127 - zp);
+        h = nca_requantize(acc, NCA_ROM_I32(&g->m1[j]), NCA_ROM_I8(&g->shift1[j]), 0,
+                           127 - zp);
         if (h == 0) {
             continue; /* a unit at its ReLU floor adds nothing */
         }
         for (c = 0; c < NCA_CHANNELS; ++c) {
-            ram->acc[c] += (int32_t)g->w2[(size_t)c * hidden + j] * h;
+            ram->acc[c] += (int32_t)NCA_ROM_I8(&g->w2[(size_t)c * hidden + j]) * h;
         }
     }
 
     /* residual: state + requantised delta, each saturated to int8 */
     for (c = 0; c < NCA_CHANNELS; ++c) {
-        const int32_t s = ram->state[c] + nca_requantize(ram->acc[c], g->m2[c], g->shift2[c],
-                                                         -128, 127);
+        const int32_t s = ram->state[c] + nca_requantize(ram->acc[c], NCA_ROM_I32(&g->m2[c]),
+                                                         NCA_ROM_I8(&g->shift2[c]), -128, 127);
         ram->state[c] = (int8_t)(s < -128 ? -128 : s > 127 ? 127 : s);
     }
     /* alive before (known) and after: the neighbours are unchanged, only the
