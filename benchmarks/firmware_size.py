@@ -95,22 +95,32 @@ def reachable(graph, root: str) -> set[str]:
 
 
 def rodata_of_firmware(workdir: Path, cpu: str) -> dict[str, int]:
-    """Constant data nca_cell.c itself keeps in flash (not the genome)."""
-    obj = toolchain.compile_firmware(cpu, workdir / f"nca_cell_{cpu}_data.o")
-    out = toolchain.run_tool([toolchain.TARGETS[cpu].tool("nm"), "-S", obj]).stdout.decode()
-    return {parts[3]: int(parts[1], 16) for parts in map(str.split, out.splitlines())
-            if len(parts) == 4 and parts[2] in "rR"}
+    """Constant data the firmware's own sources keep in flash (not the genome)."""
+    nm = toolchain.TARGETS[cpu].tool("nm")
+    data = {}
+    for obj in toolchain.compile_firmware(cpu, workdir):
+        out = toolchain.run_tool([nm, "-S", obj]).stdout.decode()
+        data.update({parts[3]: int(parts[1], 16) for parts in map(str.split, out.splitlines())
+                     if len(parts) == 4 and parts[2] in "rR"})
+    return data
 
 
-def stack_usage(workdir: Path, cpu: str) -> int:
-    """Worst stack depth of the update (-fstack-usage of nca_cell.c, summed
-    over the call chain nca_cell_update -> nca_requantize)."""
-    obj = toolchain.compile_firmware(cpu, workdir / f"nca_cell_{cpu}.o", "-fstack-usage")
-    usage = {}
-    for line in obj.with_suffix(".su").read_text().splitlines():
-        where, size, _ = line.split("\t")
-        usage[where.rsplit(":", 1)[-1]] = int(size)
-    return usage.get("nca_cell_update", 0) + usage.get("nca_requantize", 0)
+def stack_usage(workdir: Path, cpu: str, graph: dict[str, set[str]]) -> int:
+    """Worst stack depth of the update: the frames of -fstack-usage summed along
+    the deepest call chain from nca_cell_update (library callees, which
+    -fstack-usage does not see, are not in the update's chain on any target)."""
+    sdir = workdir / "stack"
+    sdir.mkdir()
+    frames = {}
+    for obj in toolchain.compile_firmware(cpu, sdir, "-fstack-usage"):
+        for line in obj.with_suffix(".su").read_text().splitlines():
+            where, size, _ = line.split("\t")
+            frames[where.rsplit(":", 1)[-1]] = int(size)
+
+    def depth(function: str, seen: frozenset) -> int:
+        callees = [depth(f, seen | {f}) for f in graph.get(function, ()) if f not in seen]
+        return frames.get(function, 0) + max(callees, default=0)
+    return depth(UPDATE_ROOT, frozenset({UPDATE_ROOT}))
 
 
 def measure(cpu: str, genome: Genome, dense: Genome, updates: int, workdir: Path) -> dict:
@@ -124,7 +134,8 @@ def measure(cpu: str, genome: Genome, dense: Genome, updates: int, workdir: Path
     with_hooks = toolchain.section_sizes(
         cpu, toolchain.build_size_probe(cpu, wdir, header, init, update=True, hooks=True))
     symbols = toolchain.symbol_sizes(cpu, with_update_elf)
-    functions = sorted(reachable(call_graph(cpu, with_update_elf), UPDATE_ROOT))
+    graph = call_graph(cpu, with_update_elf)
+    functions = sorted(reachable(graph, UPDATE_ROOT))
     code = {f: symbols[f] for f in functions if f in symbols}
     code.update(rodata_of_firmware(wdir, cpu))
     genome_rom = rom_bytes(genome.params)
@@ -165,7 +176,7 @@ def measure(cpu: str, genome: Genome, dense: Genome, updates: int, workdir: Path
             "probe_image_text": with_update[".text"],
         },
         "ram": {"per_cell": int(symbols.get("nca_probe_ram", 0)),
-                "stack_bytes": stack_usage(wdir, cpu)},
+                "stack_bytes": stack_usage(wdir, cpu, graph)},
         "instructions": {
             "live_mean": float(live_counts.mean()), "live_min": int(live_counts.min()),
             "live_max": int(live_counts.max()), "dead_cell": int(dead_counts.max()),

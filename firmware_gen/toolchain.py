@@ -13,7 +13,8 @@ import numpy as np
 
 from cellsim.intspec.layout import RAM_BYTES
 
-from . import C_DIR, c_identifier, generate_header
+from . import C_DIR, c_identifier, firmware_source_paths, generate_header
+from .header import ARRAYS, rom_arrays
 
 HARNESS_DIR = C_DIR / "harness"
 STRICT_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
@@ -141,19 +142,18 @@ def build_host_harness(workdir, header: Path | None = None, init: str | None = N
     a header the harness reads the genome as a blob (genome_blob) from stdin."""
     exe = Path(workdir) / ("host_harness_header" if header else "host_harness")
     run_tool(["gcc", *HOST_FLAGS, f"-I{C_DIR}", *genome_defines(header, init),
-          HARNESS_DIR / "host_harness.c", C_DIR / "nca_cell.c", "-o", exe])
+          HARNESS_DIR / "host_harness.c", *firmware_source_paths(), "-o", exe])
     return exe
 
 
 def genome_blob(params) -> bytes:
-    """The host harness's genome input (layout in host_harness.c)."""
-    p = params
-    head = b"NCAG" + np.array([p.hidden], "<u2").tobytes() + np.array(
-        [p.hidden_zero_point, p.alive_threshold], np.int8).tobytes()
-    arrays = [p.w1.astype(np.int8), p.b1.astype("<i4"), p.m1.astype("<i4"),
-              p.shift1.astype(np.int8), p.w2.astype(np.int8), p.b2.astype("<i4"),
-              p.m2.astype("<i4"), p.shift2.astype(np.int8)]
-    return head + b"".join(a.tobytes() for a in arrays)
+    """The host harness's genome input (layout in host_harness.c): the header's
+    arrays (header.rom_arrays), so the blob and the header agree."""
+    arrays = rom_arrays(params)
+    head = b"NCAG" + np.array([len(arrays["blocks"])], "<u2").tobytes() + np.array(
+        [params.hidden_zero_point, params.alive_threshold], np.int8).tobytes()
+    return head + b"".join(arrays[name].astype(arrays[name].dtype.newbyteorder("<")).tobytes()
+                           for name, _, _ in ARRAYS)
 
 
 def run_host_harness(exe, rams, params=None) -> np.ndarray:
@@ -169,7 +169,7 @@ def build_grid_driver(workdir, header: Path, init: str) -> Path:
     firmware, timed) with the genome's header and the strict host flags."""
     exe = Path(workdir) / "grid_driver"
     run_tool(["gcc", *HOST_FLAGS, f"-I{C_DIR}", *genome_defines(header, init),
-          HARNESS_DIR / "grid_driver.c", C_DIR / "nca_cell.c", "-o", exe])
+          HARNESS_DIR / "grid_driver.c", *firmware_source_paths(), "-o", exe])
     return exe
 
 
@@ -199,7 +199,7 @@ def build_image(name: str, workdir, header: Path, init: str, portable: bool = Fa
     extension (NCA_PORTABLE)."""
     target, workdir = TARGETS[name], Path(workdir)
     elf = workdir / f"harness_{name}{'_portable' if portable else ''}.elf"
-    sources = [C_DIR / "nca_cell.c", *(HARNESS_DIR / f for f in (*target.harness,
+    sources = [*firmware_source_paths(), *(HARNESS_DIR / f for f in (*target.harness,
                                                                  *target.support))]
     flags = [f"-I{C_DIR}", f"-I{HARNESS_DIR}", *(["-DNCA_PORTABLE"] if portable else []),
              *genome_defines(header, init)]
@@ -226,11 +226,16 @@ def _link(target: Target, objects, elf: Path, *extra: str) -> Path:
     return elf
 
 
-def compile_firmware(name: str, obj: Path, *flags: str) -> Path:
-    """nca_cell.c alone, compiled for the target into `obj` (sizes, stack usage)."""
+def compile_firmware(name: str, workdir: Path, *flags: str) -> list[Path]:
+    """The firmware's sources alone, compiled for the target into objects in
+    `workdir` (sizes, stack usage)."""
     target = TARGETS[name]
-    run_tool([target.tool("gcc"), *target.cflags, *flags, "-c", C_DIR / "nca_cell.c", "-o", obj])
-    return obj
+    objects = []
+    for source in firmware_source_paths():
+        obj = Path(workdir) / f"{source.stem}_{name}.o"
+        run_tool([target.tool("gcc"), *target.cflags, *flags, "-c", source, "-o", obj])
+        objects.append(obj)
+    return objects
 
 
 def _emulator_cmd(name: str, elf: Path) -> list:
@@ -334,7 +339,7 @@ def build_size_probe(name: str, workdir, header: Path | None = None, init: str |
     elf = Path(workdir) / f"probe_{name}_{parts or 'base'}.elf"
     defines = (["-DNCA_PROBE_UPDATE", *genome_defines(header, init)] if update else []) + (
         ["-DNCA_PROBE_HOOKS"] if hooks else [])
-    sources = [C_DIR / "nca_cell.c", HARNESS_DIR / "size_probe.c",
+    sources = [*firmware_source_paths(), HARNESS_DIR / "size_probe.c",
                *(HARNESS_DIR / f for f in target.support)]
     flags = [f"-I{C_DIR}", f"-I{HARNESS_DIR}", *defines]
     return _link(target, _objects(target, sources, flags, elf), elf)

@@ -9,7 +9,7 @@ from strategies import random_genome, random_int_params
 
 from cellsim.intspec import layout, update_ram
 from conformance import assert_same, edge_rams, random_rams, trajectory_rams
-from firmware_gen import toolchain
+from firmware_gen import firmware_source_paths, toolchain
 from cellsim.intspec.batch import update_rams
 
 needs_gcc = pytest.mark.skipif(bool(toolchain.missing(*toolchain.HOST_TOOLS)),
@@ -115,7 +115,7 @@ int main(void) {
 ''')
     exe = tmp_path / "hooks"
     toolchain.run_tool(["gcc", *toolchain.HOST_FLAGS, f"-I{toolchain.C_DIR}", main,
-                    toolchain.C_DIR / "nca_cell.c", "-o", exe])
+                        *firmware_source_paths(), "-o", exe])
     raw = np.frombuffer(toolchain.run_tool([exe]).stdout, np.uint8)
     ram, sent = raw[:layout.RAM_BYTES], raw[layout.RAM_BYTES:].view(np.int8)
     msg = (np.arange(16) * 9 - 70).astype(np.int8)
