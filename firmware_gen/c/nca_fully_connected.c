@@ -16,24 +16,33 @@
 static void nca_hidden_block(const nca_block_t *block, const uint8_t *xq, uint32_t correction,
                              int32_t top, int32_t h[NCA_BLOCK_UNITS])
 {
-    uint32_t sum[NCA_BLOCK_UNITS];
-    unsigned r, g, i;
+    const uint8_t *w = &block->w1[0][0][0];
+    /* the 4 row sums stay in registers; one input feeds the 4 rows, whose
+     * weights for it are 4 bytes apart in the input's group of 16 */
+    uint32_t s0 = (uint32_t)NCA_ROM_I32(&block->b1[0]) + correction;
+    uint32_t s1 = (uint32_t)NCA_ROM_I32(&block->b1[1]) + correction;
+    uint32_t s2 = (uint32_t)NCA_ROM_I32(&block->b1[2]) + correction;
+    uint32_t s3 = (uint32_t)NCA_ROM_I32(&block->b1[3]) + correction;
+    unsigned d, r;
 
-    for (r = 0; r < NCA_BLOCK_UNITS; ++r) {
-        sum[r] = (uint32_t)NCA_ROM_I32(&block->b1[r]) + correction;
-    }
-    for (g = 0; g < NCA_INPUTS / 4; ++g) {
-        for (r = 0; r < NCA_BLOCK_UNITS; ++r) {
-            for (i = 0; i < 4; ++i) {
-                sum[r] += (uint32_t)NCA_ROM_U8(&block->w1[g][r][i]) * xq[4 * g + i];
-            }
+    for (d = 0; d < NCA_INPUTS; ++d, ++w) {
+        const uint32_t x = xq[d];
+        s0 += NCA_ROM_U8(w) * x;
+        s1 += NCA_ROM_U8(w + 4) * x;
+        s2 += NCA_ROM_U8(w + 8) * x;
+        s3 += NCA_ROM_U8(w + 12) * x;
+        if (d % 4 == 3) {
+            w += 12; /* the next group */
         }
     }
+    h[0] = nca_int32(s0);
+    h[1] = nca_int32(s1);
+    h[2] = nca_int32(s2);
+    h[3] = nca_int32(s3);
     for (r = 0; r < NCA_BLOCK_UNITS; ++r) {
-        const int32_t acc = nca_int32(sum[r]);
-        /* m1 >= 0, so acc <= 0 requantises to at most 0: the ReLU floor */
-        h[r] = acc <= 0 ? 0 : nca_requantize(acc, NCA_ROM_I32(&block->m1[r]),
-                                             NCA_ROM_I8(&block->shift1[r]), 0, top);
+        /* m1 >= 0, so a sum <= 0 requantises to at most 0: the ReLU floor */
+        h[r] = h[r] <= 0 ? 0 : nca_requantize(h[r], NCA_ROM_I32(&block->m1[r]),
+                                              NCA_ROM_I8(&block->shift1[r]), 0, top);
     }
 }
 
@@ -48,7 +57,7 @@ void nca_fully_connected(const nca_genome_t *g, const uint8_t xq[NCA_INPUTS],
     const nca_block_t *block = g->blocks, *const end = g->blocks + g->block_count;
     uint32_t *out = (uint32_t *)(void *)acc; /* int32 read as uint32: wraps, defined */
     uint32_t h_sum = 0;
-    unsigned c, k;
+    unsigned c;
 
     for (; block != end; ++block) {
         int32_t h[NCA_BLOCK_UNITS];
@@ -58,9 +67,9 @@ void nca_fully_connected(const nca_genome_t *g, const uint8_t xq[NCA_INPUTS],
         }
         h_sum += (uint32_t)(h[0] + h[1] + h[2] + h[3]);
         for (c = 0; c < NCA_CHANNELS; ++c) {
-            for (k = 0; k < NCA_BLOCK_UNITS; ++k) {
-                out[c] += (uint32_t)NCA_ROM_U8(&block->w2[c][k]) * (uint32_t)h[k];
-            }
+            const uint8_t *w = &block->w2[c][0];
+            out[c] += NCA_ROM_U8(w) * (uint32_t)h[0] + NCA_ROM_U8(w + 1) * (uint32_t)h[1]
+                      + NCA_ROM_U8(w + 2) * (uint32_t)h[2] + NCA_ROM_U8(w + 3) * (uint32_t)h[3];
         }
     }
     /* sum_j w h = sum_j u h - 128 sum_j h */

@@ -31,7 +31,7 @@
  * everywhere. Every variant computes the same exact integers. */
 #if !defined(NCA_PORTABLE) && defined(__ARM_FEATURE_DSP)
 #define NCA_KERNEL_ARM_DSP 1
-#elif 0 && !defined(NCA_PORTABLE) && defined(__ARM_ARCH_6M__)
+#elif !defined(NCA_PORTABLE) && defined(__ARM_ARCH_6M__)
 #define NCA_KERNEL_ARMV6M 1
 #else
 #define NCA_KERNEL_REFERENCE 1
