@@ -12,24 +12,18 @@
 
 #include <string.h>
 
-/* A dead cell takes the all-zero state. Written as a plain loop that the
- * compiler must not turn into a call of the C library's memset (162 bytes
- * on Cortex-M, more than the flash budget's margin). */
-NCA_NOINLINE static void nca_kill(nca_cell_ram_t *ram)
+/* Whether some alpha in the 3x3 neighbourhood exceeds the threshold: the 8
+ * neighbours' last known alphas and the own one. The state follows the
+ * mailbox in the RAM, so the own alpha is a ninth slot, read through a
+ * character-type pointer to the RAM (C99 6.3.2.3p7). */
+NCA_NOINLINE static int nca_alive(const nca_cell_ram_t *ram, int32_t threshold)
 {
-    volatile int8_t *state = ram->state;
-    unsigned c;
-    for (c = 0; c < NCA_CHANNELS; ++c) {
-        state[c] = 0;
-    }
-}
-
-/* Whether some neighbour's last known alpha exceeds the threshold. */
-static int nca_neighbours_alive(const nca_cell_ram_t *ram, int32_t threshold)
-{
+    const signed char *alpha = (const signed char *)(const void *)ram + NCA_ALPHA;
     unsigned k;
-    for (k = 0; k < NCA_MAILBOX_SLOTS; ++k) {
-        if (ram->mailbox[k][NCA_ALPHA] > threshold) {
+    NCA_STATIC_ASSERT(offsetof(nca_cell_ram_t, state) == NCA_MAILBOX_SLOTS * NCA_CHANNELS,
+                      "the state follows the mailbox");
+    for (k = 0; k <= NCA_MAILBOX_SLOTS; ++k, alpha += NCA_CHANNELS) {
+        if (*alpha > threshold) {
             return 1;
         }
     }
@@ -38,32 +32,32 @@ static int nca_neighbours_alive(const nca_cell_ram_t *ram, int32_t threshold)
 
 void nca_cell_update(const nca_genome_t *g, nca_cell_ram_t *ram)
 {
-    const int32_t threshold = g->alive_threshold;
-    uint8_t xq[NCA_INPUTS];
-    int32_t input_sum;
-    int neighbours_alive;
+    volatile int8_t *state = ram->state;
     unsigned c;
 
     ram->count += 1u; /* uint32_t arithmetic wraps modulo 2^32 */
-    neighbours_alive = nca_neighbours_alive(ram, threshold);
-    if (!neighbours_alive && ram->state[NCA_ALPHA] <= threshold) {
-        /* nothing alive around: the state dies, the scratch keeps its bytes */
-        nca_kill(ram);
-        return;
+    if (nca_alive(ram, g->alive_threshold)) {
+        uint8_t xq[NCA_INPUTS];
+        const int32_t input_sum = nca_perceive(ram, xq);
+        /* Second-layer accumulators start at the bias; the kernel adds each
+         * block of hidden units as soon as it is known (exact integers: any
+         * order). */
+        for (c = 0; c < NCA_CHANNELS; ++c) {
+            ram->acc[c] = NCA_ROM_I32(&g->b2[c]);
+        }
+        nca_fully_connected(g, xq, input_sum, ram->acc);
+        nca_residual(g, ram);
+        /* alive after the update too (the neighbours are unchanged, the own
+         * alpha is new)? */
+        if (nca_alive(ram, g->alive_threshold)) {
+            return;
+        }
     }
-    input_sum = nca_perceive(ram, xq);
-    /* Second-layer accumulators start at the bias; the kernel adds each block
-     * of hidden units as soon as it is known (exact integers: any order). */
+    /* Nothing alive around: the state dies; the scratch keeps its bytes. A
+     * plain loop (volatile: not turned into a call of the C library's
+     * memset, 162 bytes on Cortex-M, more than the flash budget spares). */
     for (c = 0; c < NCA_CHANNELS; ++c) {
-        ram->acc[c] = NCA_ROM_I32(&g->b2[c]);
-    }
-    nca_fully_connected(g, xq, input_sum, ram->acc);
-
-    nca_residual(g, ram);
-    /* alive before (known) and after: the neighbours are unchanged, only the
-     * own alpha is new */
-    if (!neighbours_alive && ram->state[NCA_ALPHA] <= threshold) {
-        nca_kill(ram);
+        state[c] = 0;
     }
 }
 
