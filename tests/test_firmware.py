@@ -1,6 +1,7 @@
 """The C cell firmware against the integer specification, byte for byte: on the
-host (system gcc, strict C99) and on emulated Cortex-M0+ / M4 boards (qemu),
-over random, extreme, edge-case and trajectory-derived cell RAMs."""
+host (system gcc, strict C99), on emulated Cortex-M0+ / M4 and RV32IMC boards
+(qemu) and on a simulated ATmega2560 (simavr), over random, extreme, edge-case
+and trajectory-derived cell RAMs."""
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -131,6 +132,16 @@ int main(void) {
 
 # --- Cortex-M on qemu --------------------------------------------------------------
 
+AVR_THINNING = 6
+
+
+def mcu_rams(p, thin: int = 1) -> np.ndarray:
+    """The MCU images' inputs: random RAMs, every edge RAM and trajectory RAMs,
+    the random and trajectory ones thinned to every `thin`-th."""
+    return np.concatenate([random_rams(31, 2000)[::thin], edge_rams(p.alive_threshold),
+                           trajectory_rams(p, size=12, steps=6, seed=3)[::thin]])
+
+
 @pytest.fixture(scope="module")
 def cortexm_images(tmp_path_factory):
     """One image per (cpu, genome): a realistic and an extreme genome in flash."""
@@ -160,8 +171,10 @@ def test_cortexm_matches_spec_on_qemu(cortexm_images, tmp_path, build, kind):
     genome, elf = cortexm_images[build, kind]
     cpu = "cortex-m4" if build == "cortex-m4-portable" else build
     p = genome.params
-    rams = np.concatenate([random_rams(31, 2000), edge_rams(p.alive_threshold),
-                           trajectory_rams(p, size=12, steps=6, seed=3)])
+    # simavr runs an AVR at some 25 M cycles/s: the default run gives it every
+    # AVR_THINNING-th random and trajectory RAM (test_avr_on_every_ram: all)
+    thin = AVR_THINNING if toolchain.TARGETS[cpu].bench == "simavr" else 1
+    rams = mcu_rams(p, thin)
     got = toolchain.run_image(cpu, elf, rams, tmp_path)
     assert_same(got, update_rams(p, rams), f"{build} on {toolchain.TARGETS[cpu].board}, "
                 f"{kind} genome")
@@ -181,6 +194,45 @@ def test_instruction_count_on_qemu(cortexm_images, tmp_path):
     assert 10 < counts[0] < 200
     assert (counts[1:] > p.w1.size).all()
     assert (counts[1:] < 20 * (p.w1.size + p.w2.size)).all()
+
+
+@needs_arm
+@pytest.mark.toolchain
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["realistic", "extreme"])
+def test_avr_on_every_ram(cortexm_images, tmp_path, kind):
+    """The ATmega2560 on the whole batch the QEMU targets run."""
+    genome, elf = cortexm_images["atmega2560", kind]
+    rams = mcu_rams(genome.params)
+    got = toolchain.run_image("atmega2560", elf, rams, tmp_path, timeout=1800)
+    assert_same(got, update_rams(genome.params, rams), f"atmega2560, {kind} genome, all RAMs")
+
+
+@needs_arm
+@pytest.mark.toolchain
+def test_avr_genome_in_flash_cell_in_sram_and_cycles_counted(cortexm_images, tmp_path):
+    """On the ATmega2560 the genome's arrays are in flash (ELF addresses below
+    the SRAM's 0x800000), the cell RAM in SRAM; the bench counts cycles: a
+    dead cell a few hundred, a live one at least the 3-cycle LPM of each
+    first-layer weight, and the stack an update takes stays small."""
+    genome, elf = cortexm_images["atmega2560", "realistic"]
+    p = genome.params
+    target = toolchain.TARGETS["atmega2560"]
+    symbols = {parts[2]: int(parts[0], 16) for parts in map(
+        str.split, toolchain.run_tool([target.tool("nm"), elf]).stdout.decode().splitlines())
+        if len(parts) == 3}
+    for field in ("w1", "b1", "m1", "shift1", "w2", "b2", "m2", "shift2"):
+        assert symbols[f"nca_realistic_{field}"] < 0x10000, field  # flash, reachable by LPM
+    assert 0x800200 <= symbols["nca_avr_ram"] < 0x802200  # the 8 KiB of SRAM
+    dead = np.zeros((2, layout.RAM_BYTES), np.uint8)
+    live = random_rams(5, 2)
+    live.view(np.int8)[:, layout.STATE + layout.ALPHA] = 127
+    got, cycles, stack = toolchain.run_simavr("atmega2560", elf, np.concatenate([dead, live]),
+                                              tmp_path)
+    assert cycles[0] == cycles[1] and 10 < cycles[0] < 1000
+    assert (cycles[2:] > 3 * p.w1.size).all()
+    assert (3 <= stack).all() and (stack < 128).all()
+    assert_same(got, update_rams(p, np.concatenate([dead, live])), "atmega2560")
 
 
 def test_scripts_test_installs_every_targets_packages():
