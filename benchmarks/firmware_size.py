@@ -1,8 +1,10 @@
-"""Flash, RAM and instructions of the C cell firmware on Cortex-M0+ and Cortex-M4,
-measured with arm-none-eabi-gcc -Os, arm-none-eabi-size/nm and instruction
-traces of qemu-system-arm; prints a table and writes JSON.
+"""Flash, RAM and instructions of the C cell firmware on every MCU target of
+firmware_gen/toolchain.py (Cortex-M0+, Cortex-M4, RV32IMC, ATmega2560),
+measured with the target's gcc -Os, size/nm and instruction traces of QEMU,
+or for the AVR cycles and stack counted on simavr; prints a table and writes JSON.
 
     python -m benchmarks.firmware_size [--json runs/firmware_size.json] [--updates 24]
+                                       [--targets atmega2560 ...]
 """
 import argparse
 import dataclasses
@@ -136,7 +138,10 @@ def measure(cpu: str, genome: Genome, dense: Genome, updates: int, workdir: Path
     rams = benchmark_rams(genome, updates)
     dead = np.zeros((4, layout.RAM_BYTES), np.uint8)
     elf = toolchain.build_image(cpu, wdir, header, init)
-    counts = toolchain.count_instructions(cpu, elf, np.concatenate([rams, dead]), wdir)
+    # QEMU counts instructions; simavr counts cycles (and the stack it saw)
+    cycles = target.bench == "simavr"
+    count = toolchain.count_cycles if cycles else toolchain.count_instructions
+    counts = count(cpu, elf, np.concatenate([rams, dead]), wdir)
     live_counts, dead_counts = counts[:updates], counts[updates:]
     got = toolchain.run_image(cpu, elf, rams, wdir)
     agree = bool((got == update_rams(genome.params, rams)).all())
@@ -144,7 +149,9 @@ def measure(cpu: str, genome: Genome, dense: Genome, updates: int, workdir: Path
     ddir.mkdir()
     dheader, dinit = toolchain.write_genome_header(dense, ddir, "dense")
     delf = toolchain.build_image(cpu, ddir, dheader, dinit)
-    dense_counts = toolchain.count_instructions(cpu, delf, rams[:4], wdir)
+    dense_counts = count(cpu, delf, rams[:4], wdir)
+    measured_stack = (int(toolchain.run_simavr(cpu, delf, rams[:4], wdir)[2].max())
+                      if cycles else None)
     p = genome.params
     hidden = np.asarray([_active_hidden(p, r) for r in rams])
     macs = p.w1.size + hidden * p.channels  # MACs actually run (zero units skipped)
@@ -165,7 +172,19 @@ def measure(cpu: str, genome: Genome, dense: Genome, updates: int, workdir: Path
             "probe_image_text": with_update[".text"],
         },
         "ram": {"per_cell": int(symbols.get("nca_probe_ram", 0)),
-                "stack_bytes": stack_usage(wdir, cpu)},
+                "stack_bytes": measured_stack if cycles else stack_usage(wdir, cpu),
+                "stack_bytes_static": stack_usage(wdir, cpu),
+                "stack_measured": cycles,
+                "firmware_static": sum(v for k, v in toolchain.section_sizes(
+                    cpu, toolchain.compile_firmware(cpu, wdir / f"nca_cell_{cpu}_ram.o")).items()
+                    if k in (".data", ".bss")),
+                "descriptor_in_ram": bool(cycles)},  # AVR: const data lives in SRAM
+        "unit": "cycles" if cycles else "instructions",
+        "clock_hz": target.clock_hz,
+        "update_seconds_dense": (float(dense_counts.mean()) / target.clock_hz
+                                 if cycles and target.clock_hz else None),
+        "update_seconds_live": (float(live_counts.mean()) / target.clock_hz
+                                if cycles and target.clock_hz else None),
         "instructions": {
             "live_mean": float(live_counts.mean()), "live_min": int(live_counts.min()),
             "live_max": int(live_counts.max()), "dead_cell": int(dead_counts.max()),
@@ -203,15 +222,27 @@ def format_table(results: list[dict]) -> str:
     row("added to a firmware (B)", lambda r: f"{r['flash']['image_delta_update']:,}")
     row("message hooks add (B)", lambda r: f"{r['flash']['image_delta_hooks']:,}")
     row("RAM per cell (B)", lambda r: str(r["ram"]["per_cell"]))
-    row("stack during update (B)", lambda r: str(r["ram"]["stack_bytes"]))
-    row("instr./update, live cells", lambda r: f"{r['instructions']['live_mean']:,.0f} "
+    row("stack during update (B)", lambda r: str(r["ram"]["stack_bytes"])
+        + (" (measured)" if r["ram"].get("stack_measured") else ""))
+    row("other static RAM (B)", lambda r: str(r["ram"]["firmware_static"]
+                                              + (r["flash"]["genome_descriptor"]
+                                                 if r["ram"]["descriptor_in_ram"] else 0)))
+    def unit(r):  # AVR figures are simavr's cycles, the others QEMU's instructions
+        return " cyc" if r["unit"] == "cycles" else ""
+
+    def per_second(r, key):
+        t = r.get(f"update_seconds_{key}")
+        return "-" if t is None else f"{t * 1e3:.2f} ms, {1 / t:,.0f}/s @ {r['clock_hz'] / 1e6:g} MHz"
+    row("instr./update, live cells", lambda r: f"{r['instructions']['live_mean']:,.0f}{unit(r)} "
         f"({r['instructions']['live_min']:,}-{r['instructions']['live_max']:,})")
     row("  active hidden units", lambda r: f"{r['instructions']['active_hidden_mean']:.1f} / 128")
-    row("instr./update, all units on", lambda r: f"{r['instructions']['dense_mean']:,.0f}")
-    row("instr./MAC, all units on", lambda r: f"{r['instructions']['per_mac_dense']:.2f} "
+    row("instr./update, all units on", lambda r: f"{r['instructions']['dense_mean']:,.0f}{unit(r)}")
+    row("instr./MAC, all units on", lambda r: f"{r['instructions']['per_mac_dense']:.2f}{unit(r)} "
         f"(CMSIS-NN ~{CMSIS_INSTRUCTIONS_PER_MAC})")
-    row("instr./update, dead cell", lambda r: str(r["instructions"]["dead_cell"]))
-    row("qemu == intspec", lambda r: "yes" if r["qemu_agrees_bit_for_bit"] else "NO")
+    row("instr./update, dead cell", lambda r: f"{r['instructions']['dead_cell']}{unit(r)}")
+    row("update time, rate: live", lambda r: per_second(r, "live"))
+    row("update time, rate: all on", lambda r: per_second(r, "dense"))
+    row("emulator == intspec", lambda r: "yes" if r["qemu_agrees_bit_for_bit"] else "NO")
     widths = [max(len(str(x[i])) for x in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
@@ -220,22 +251,24 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", default="runs/firmware_size.json", help="JSON output path")
     parser.add_argument("--updates", type=int, default=24, help="live updates traced per CPU")
+    parser.add_argument("--targets", nargs="+", choices=list(toolchain.TARGETS),
+                        default=list(toolchain.TARGETS), help="the targets to measure (all)")
     args = parser.parse_args(argv)
-    absent = toolchain.missing(*toolchain.TARGET_TOOLS)
+    absent = toolchain.missing(*(tool for cpu in args.targets
+                                 for tool in toolchain.TARGETS[cpu].tools))
     if absent:
         print(f"firmware_size: missing {' '.join(absent)}", file=sys.stderr)
         return 2
     genome = demo_genome()
     dense = dense_genome(genome)
     with tempfile.TemporaryDirectory() as tmp:
-        results = [measure(cpu, genome, dense, args.updates, Path(tmp))
-                   for cpu in toolchain.TARGETS]
+        results = [measure(cpu, genome, dense, args.updates, Path(tmp)) for cpu in args.targets]
     print(format_table(results))
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     from cellsim import atomic
     atomic.write_text(out, json.dumps({"compiler_flags": {cpu: toolchain.TARGETS[cpu].cflags
-                                                          for cpu in toolchain.TARGETS},
+                                                          for cpu in args.targets},
                                        "results": results}, indent=2) + "\n")
     print(f"wrote {out}")
     return 0

@@ -282,8 +282,8 @@ REGISTRY = (
     *(Implementation(f"C firmware, {cpu}{' NCA_PORTABLE' if portable else ''} on "
                      f"{toolchain.TARGETS[cpu].board}", "cell", _mcu(cpu, portable),
                      tools=toolchain.TARGETS[cpu].tools, examples=2)
-      for cpu in toolchain.TARGETS for portable in ((False, True) if cpu == "cortex-m4"
-                                                    else (False,))),
+      for cpu in toolchain.TARGETS
+      for portable in ((False, True) if cpu in ("cortex-m4", "atmega2560") else (False,))),
     Implementation("cellsim.intspec.step_grid_sync (the spec)", "step",
                    lambda p, states, mask, torus, seed, workdir: (
                        step_grid_sync(p, states, mask, torus), mask)),

@@ -132,7 +132,8 @@ int main(void) {
 
 # --- Cortex-M on qemu --------------------------------------------------------------
 
-AVR_THINNING = 6
+# The plain C build on AVR shifts int64 bit by bit: some 3x the cycles
+AVR_THINNING = {"atmega2560": 6, "atmega2560-portable": 24}
 
 
 def mcu_rams(p, thin: int = 1) -> np.ndarray:
@@ -156,25 +157,27 @@ def cortexm_images(tmp_path_factory):
         header, init = toolchain.write_genome_header(genome, gdir, kind)
         for cpu in toolchain.TARGETS:
             images[cpu, kind] = (genome, toolchain.build_image(cpu, gdir, header, init))
-        images["cortex-m4-portable", kind] = (genome, toolchain.build_image(
-            "cortex-m4", gdir, header, init, portable=True))
+        for cpu in ("cortex-m4", "atmega2560"):
+            images[f"{cpu}-portable", kind] = (genome, toolchain.build_image(
+                cpu, gdir, header, init, portable=True))
     return images
 
 
 @needs_arm
 @pytest.mark.toolchain
-@pytest.mark.parametrize("build", [*toolchain.TARGETS, "cortex-m4-portable"])
+@pytest.mark.parametrize("build", [*toolchain.TARGETS, "cortex-m4-portable",
+                                   "atmega2560-portable"])
 @pytest.mark.parametrize("kind", ["realistic", "extreme"])
 def test_cortexm_matches_spec_on_qemu(cortexm_images, tmp_path, build, kind):
-    """Cortex-M0+ (plain C), Cortex-M4 (SMLAD first layer) and Cortex-M4 with
+    """Cortex-M0+ (plain C), Cortex-M4 (SMLAD first layer), RV32IMC, the
+    ATmega2560 (assembly kernels) and Cortex-M4 and ATmega2560 with
     NCA_PORTABLE (plain C) all give the specification's bytes."""
     genome, elf = cortexm_images[build, kind]
-    cpu = "cortex-m4" if build == "cortex-m4-portable" else build
+    cpu = build.removesuffix("-portable")
     p = genome.params
     # simavr runs an AVR at some 25 M cycles/s: the default run gives it every
-    # AVR_THINNING-th random and trajectory RAM (test_avr_on_every_ram: all)
-    thin = AVR_THINNING if toolchain.TARGETS[cpu].bench == "simavr" else 1
-    rams = mcu_rams(p, thin)
+    # n-th random and trajectory RAM (test_avr_on_every_ram: all of them)
+    rams = mcu_rams(p, AVR_THINNING.get(build, 1))
     got = toolchain.run_image(cpu, elf, rams, tmp_path)
     assert_same(got, update_rams(p, rams), f"{build} on {toolchain.TARGETS[cpu].board}, "
                 f"{kind} genome")
@@ -233,6 +236,63 @@ def test_avr_genome_in_flash_cell_in_sram_and_cycles_counted(cortexm_images, tmp
     assert (cycles[2:] > 3 * p.w1.size).all()
     assert (3 <= stack).all() and (stack < 128).all()
     assert_same(got, update_rams(p, np.concatenate([dead, live])), "atmega2560")
+
+
+def requantize_cases(seed: int) -> np.ndarray:
+    """(n, 5) int64 rows acc, m, shift, lo, hi: every shift, multipliers at
+    and between the ends of [2^30, 2^31) (and 0, and negative ones, which both
+    C versions define too), accumulators anywhere in int32 and on either side
+    of a rounding tie or a saturation edge, the clamps of both layers."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for shift in range(-31, 31):
+        total = 31 - shift
+        for _ in range(24):
+            m = int(rng.choice([0, 1 << 30, (1 << 31) - 1, -(1 << 30) - 7,
+                                int(rng.integers(1 << 30, 1 << 31))]))
+            zp = int(rng.integers(-128, 128))
+            lo, hi = ((0, 127 - zp), (-128, 127))[int(rng.integers(2))]
+            r = int(rng.integers(-300, 300))
+            if m != 0 and rng.random() < 0.7:  # at a tie (r + 1/2) or an edge, +-1
+                tie = ((2 * r + 1) << (total - 1)) // m
+                acc = tie + int(rng.integers(-1, 2))
+            else:
+                acc = int(rng.integers(-(1 << 31), 1 << 31))
+            acc = min(max(acc, -(1 << 31)), (1 << 31) - 1)
+            rows.append((acc, m, shift, lo, hi))
+    return np.array(rows, np.int64)
+
+
+@needs_arm
+@pytest.mark.toolchain
+@settings(max_examples=4, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1))
+def test_avr_requantize_matches_spec(tmp_path, seed):
+    """The AVR's requantisation (32-bit pieces, byte moves) against the spec's
+    int64 formula, case by case (harness/avr_requantize_probe.c)."""
+    from cellsim.intspec import requantize
+
+    target = toolchain.TARGETS["atmega2560"]
+    elf = tmp_path / "probe.elf"
+    if not elf.exists():
+        toolchain.run_tool([target.tool("gcc"), *target.cflags, f"-I{toolchain.C_DIR}",
+                            toolchain.HARNESS_DIR / "avr_requantize_probe.c", "-o", elf])
+    cases = requantize_cases(seed)
+    cases = np.concatenate([cases, np.zeros((-len(cases) % 16, 5), np.int64)])  # whole images
+    packed = np.zeros((len(cases), 16), np.uint8)
+    packed[:, 0:4] = cases[:, 0].astype("<i4").view(np.uint8).reshape(-1, 4)
+    packed[:, 4:8] = cases[:, 1].astype("<i4").view(np.uint8).reshape(-1, 4)
+    packed[:, 8] = cases[:, 2].astype(np.int8).view(np.uint8)
+    packed[:, 10:12] = cases[:, 3].astype("<i2").view(np.uint8).reshape(-1, 2)
+    packed[:, 12:14] = cases[:, 4].astype("<i2").view(np.uint8).reshape(-1, 2)
+    got = toolchain.run_simavr("atmega2560", elf, packed.reshape(-1, layout.RAM_BYTES),
+                               tmp_path)[0].reshape(-1, 16)[:, 0:4].copy().view("<i4")[:, 0]
+    expected = np.clip(requantize(cases[:, 0], cases[:, 1], cases[:, 2]), cases[:, 3],
+                       cases[:, 4])
+    bad = np.flatnonzero(got != expected)
+    assert bad.size == 0, (f"{bad.size} of {len(cases)} differ, e.g. acc, m, shift, lo, hi = "
+                           f"{cases[bad[0]].tolist()}: got {got[bad[0]]}, spec {expected[bad[0]]}")
 
 
 def test_scripts_test_installs_every_targets_packages():

@@ -33,6 +33,13 @@
 #define NCA_USE_SMLAD 1
 #endif
 
+/* AVR (ATmega): the first layer in assembly, 11 cycles per MAC (LPM of the
+ * weight from flash 3, LD of the input 2, MULS 2, accumulate 4); NCA_PORTABLE
+ * builds the plain C loops there too. */
+#if defined(__AVR__) && !defined(NCA_PORTABLE)
+#define NCA_USE_AVR 1
+#endif
+
 /* One shared copy of the 64-bit requantisation, called hidden + 16 times per
  * update, is about 100 bytes smaller on Cortex-M4 than inlining it into both
  * layers, and the flash budget (genome plus code within 10 KiB) needs them. */
@@ -51,6 +58,7 @@
  * shift is never applied to one: int64_t is two's complement by definition,
  * hence ~x = -x - 1 >= 0 for x < 0 and floor(x / 2^t) = ~(~x >> t). GCC and
  * Clang compile the pair into one arithmetic shift. */
+#ifndef NCA_USE_AVR
 NCA_NOINLINE static int32_t nca_requantize(int32_t acc, int32_t m, int shift,
                                            int32_t lo, int32_t hi)
 {
@@ -59,6 +67,53 @@ NCA_NOINLINE static int32_t nca_requantize(int32_t acc, int32_t m, int shift,
     const int64_t r = x < 0 ? ~(~x >> total) : x >> total;
     return r < lo ? lo : r > hi ? hi : (int32_t)r;
 }
+#else
+/* The same on AVR, where libgcc shifts an int64 one bit per loop pass (up to
+ * 62 passes here): on magnitudes, with Q = |acc| * |m| <= 2^62 and t = total,
+ *     acc * m >= 0:  floor((Q + 2^(t-1)) / 2^t)
+ *     acc * m <  0:  -floor((Q + 2^(t-1) - 1) / 2^t)
+ * (floor(-a / D) = -ceil(a / D) = -floor((a + D - 1) / D), D = 2^t), and the
+ * division by 2^t is a move by t / 8 bytes, then a shift by t % 8 bits. The
+ * clamp bounds lie in [-256, 255] (the layers' activation ranges), so a
+ * quotient that needs more than 32 bits after the byte move, or is above
+ * 255, only has to saturate. Exits first where the result is known: a zero
+ * product rounds to 0, and a negative one to at most 0, i.e. lo when lo >= 0
+ * (the first layer's ReLU floor: about half of the hidden units). */
+NCA_NOINLINE static int32_t nca_requantize(int32_t acc, int32_t m, int shift,
+                                           int32_t lo, int32_t hi)
+{
+    const uint8_t total = (uint8_t)(31 - shift); /* 1 .. 62 for shift in [-31, 30] */
+    const uint8_t negative = (acc < 0) != (m < 0);
+    const uint8_t *moved;
+    /* y and 8 zero bytes above it, little-endian as the core */
+    union { uint64_t value[2]; uint8_t bytes[16]; } y;
+    uint32_t quotient;
+    if (acc == 0 || m == 0) {
+        return 0 < lo ? lo : 0 > hi ? hi : 0;
+    }
+    if (negative && lo >= 0) {
+        return lo;
+    }
+    y.value[0] = 0;
+    y.value[1] = 0;
+    y.bytes[(total - 1) >> 3] = (uint8_t)(1u << ((total - 1) & 7)); /* 2^(t-1) */
+    y.value[0] += (uint64_t)(acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc)
+                  * (m < 0 ? 0u - (uint32_t)m : (uint32_t)m) - negative;
+    moved = y.bytes + (total >> 3); /* y / 2^(8 * (t / 8)), bytes 0 .. 11 */
+    if ((moved[4] | moved[5] | moved[6] | moved[7]) != 0) {
+        return negative ? lo : hi; /* |quotient| >= 2^25 */
+    }
+    memcpy(&quotient, moved, sizeof quotient);
+    quotient >>= total & 7;
+    if (quotient > 255u) {
+        return negative ? lo : hi;
+    }
+    {
+        const int32_t r = negative ? -(int32_t)quotient : (int32_t)quotient;
+        return r < lo ? lo : r > hi ? hi : r;
+    }
+}
+#endif
 
 /* acc + sum of w[d] * x[d] for d < NCA_INPUTS (a multiple of 4). */
 static int32_t nca_dot(const int8_t *w, const signed char *x, int32_t acc)
@@ -75,6 +130,40 @@ static int32_t nca_dot(const int8_t *w, const signed char *x, int32_t acc)
         acc = __smlad(__sxtb16(wv), __sxtb16(xv), acc);
         acc = __smlad(__sxtb16(wv >> 8 | wv << 24), __sxtb16(xv >> 8 | xv << 24), acc);
     }
+#elif defined(NCA_USE_AVR)
+    /* Each product p = w * x lies in [-16256, 16384]. The loop adds p + 2^15
+     * (MULS, then bit 15 flipped: the high byte EORed with 0x80), which is in
+     * [16512, 49152], as an unsigned 24-bit sum: 48 of them stay below 2^22,
+     * so the sum is exact with no sign extension per MAC, and
+     * sum - 48 * 2^15 is the exact dot product. 6 passes of 8 MACs; r1, the
+     * compiler's zero register, holds MULS's high byte and is cleared after.
+     * The sum's top byte stays zero in the loop and serves as the zero the
+     * carry is added with. */
+    uint32_t biased;
+    uint8_t weight, input, flip, passes;
+    (void)d;
+    __asm__ volatile(
+        "clr %A[sum]\n\tclr %B[sum]\n\tclr %C[sum]\n\tclr %D[sum]\n\t"
+        "ldi %[flip], 0x80\n\t"
+        "ldi %[passes], %[n]\n"
+        "1:\n\t"
+        ".rept 8\n\t"
+        "lpm %[weight], Z+\n\t"
+        "ld %[input], X+\n\t"
+        "muls %[weight], %[input]\n\t"
+        "eor r1, %[flip]\n\t"
+        "add %A[sum], r0\n\t"
+        "adc %B[sum], r1\n\t"
+        "adc %C[sum], %D[sum]\n\t"
+        ".endr\n\t"
+        "dec %[passes]\n\t"
+        "brne 1b\n\t"
+        "clr r1"
+        : [sum] "=&r"(biased), [weight] "=&d"(weight), [input] "=&d"(input),
+          [flip] "=&d"(flip), [passes] "=&d"(passes), "+z"(w), "+x"(x)
+        : [n] "M"(NCA_INPUTS / 8)
+        : "r0", "memory");
+    acc += (int32_t)biased - (int32_t)NCA_INPUTS * 32768;
 #else
     for (d = NCA_INPUTS; d != 0; --d) { /* counting down spares a register */
         acc += (int32_t)NCA_ROM_I8(w++) * *x++;
@@ -82,6 +171,49 @@ static int32_t nca_dot(const int8_t *w, const signed char *x, int32_t acc)
 #endif
     return acc;
 }
+
+#ifdef NCA_USE_AVR
+/* acc[c] += w[c * stride] * h + 2^15 for the 16 channels: one hidden unit's
+ * column of the second layer (w points at w2[0][j] in flash, stride is the
+ * hidden count) added into the int32 accumulators in RAM. h is in
+ * [1, 255] (the ReLU output with zero point at most 127), so MULSU (signed
+ * weight, unsigned h) gives p in [-32640, 32385] as int16; the high byte
+ * EORed with 0x80 adds 2^15 and makes it unsigned, which spares the sign
+ * extension. The caller removes the 2^15 per added column at the end: the
+ * bytes wrap modulo 2^32 in between, and the final sums are exact. 28 cycles
+ * per MAC, the accumulators addressed by displacement from Y. */
+NCA_NOINLINE static void nca_avr_add_column(int32_t *acc, const int8_t *w, uint16_t stride, uint8_t h)
+{
+    uint8_t weight, flip, zero, t0, t1, t2, t3;
+    __asm__ volatile(
+        "ldi %[flip], 0x80\n\t"
+        "clr %[zero]\n\t"
+        ".irp off, 0,4,8,12,16,20,24,28,32,36,40,44,48,52,56,60\n\t"
+        "lpm %[weight], Z\n\t"
+        "add r30, %A[stride]\n\t"
+        "adc r31, %B[stride]\n\t"
+        "mulsu %[weight], %[h]\n\t"
+        "eor r1, %[flip]\n\t"
+        "ldd %[t0], %a[acc]+\\off\n\t"
+        "ldd %[t1], %a[acc]+\\off+1\n\t"
+        "ldd %[t2], %a[acc]+\\off+2\n\t"
+        "ldd %[t3], %a[acc]+\\off+3\n\t"
+        "add %[t0], r0\n\t"
+        "adc %[t1], r1\n\t"
+        "adc %[t2], %[zero]\n\t"
+        "adc %[t3], %[zero]\n\t"
+        "std %a[acc]+\\off, %[t0]\n\t"
+        "std %a[acc]+\\off+1, %[t1]\n\t"
+        "std %a[acc]+\\off+2, %[t2]\n\t"
+        "std %a[acc]+\\off+3, %[t3]\n\t"
+        ".endr\n\t"
+        "clr r1"
+        : [weight] "=&a"(weight), [flip] "=&d"(flip), [zero] "=&r"(zero), [t0] "=&r"(t0),
+          [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3), "+z"(w)
+        : [acc] "b"(acc), [stride] "r"(stride), [h] "a"(h)
+        : "r0", "memory");
+}
+#endif
 
 /* A dead cell takes the all-zero state. Copying it from ROM compiles to four
  * word moves on Cortex-M4, where memset would link the C library's 162-byte
@@ -135,6 +267,9 @@ void nca_cell_update(const nca_genome_t *g, nca_cell_ram_t *ram)
     const signed char *x;
     int neighbours_alive;
     unsigned j, c;
+#ifdef NCA_USE_AVR
+    uint32_t columns = 0; /* second-layer columns added, each with a bias of 2^15 */
+#endif
 
     ram->count += 1u; /* uint32_t arithmetic wraps modulo 2^32 */
     neighbours_alive = nca_neighbours_alive(ram, threshold);
@@ -168,10 +303,20 @@ void nca_cell_update(const nca_genome_t *g, nca_cell_ram_t *ram)
         if (h == 0) {
             continue; /* a unit at its ReLU floor adds nothing */
         }
+#ifdef NCA_USE_AVR
+        nca_avr_add_column(ram->acc, g->w2 + j, (uint16_t)hidden, (uint8_t)h);
+        ++columns;
+#else
         for (c = 0; c < NCA_CHANNELS; ++c) {
             ram->acc[c] += (int32_t)NCA_ROM_I8(&g->w2[(size_t)c * hidden + j]) * h;
         }
+#endif
     }
+#ifdef NCA_USE_AVR
+    for (c = 0; c < NCA_CHANNELS; ++c) { /* each added column's 2^15, modulo 2^32 */
+        ram->acc[c] = (int32_t)((uint32_t)ram->acc[c] - columns * 32768u);
+    }
+#endif
 
     /* residual: state + requantised delta, each saturated to int8 */
     for (c = 0; c < NCA_CHANNELS; ++c) {
