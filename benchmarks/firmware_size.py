@@ -73,13 +73,17 @@ def call_graph(cpu: str, elf) -> dict[str, set[str]]:
     mnemonics to a symbol)."""
     target = toolchain.TARGETS[cpu]
     dis = toolchain.run_tool([target.tool("objdump"), "-d", elf]).stdout.decode()
-    graph, current = {}, None
+    graph, current, last = {}, None, ""
     for line in dis.splitlines():
         head = re.match(r"[0-9a-f]+ <([^>]+)>:$", line)
         if head:
-            current = head.group(1)
+            if current and target.function_end and not re.search(target.function_end, last):
+                graph[current].add(head.group(1))  # falls through into this one
+            current, last = head.group(1), ""
             graph[current] = set()
             continue
+        if re.match(r"\s+[0-9a-f]+:", line):
+            last = line
         call = re.search(target.call, line)
         if current and call and call.group(1) != current:
             graph[current].add(call.group(1))
@@ -175,9 +179,10 @@ def measure(cpu: str, genome: Genome, dense: Genome, updates: int, workdir: Path
                 "stack_bytes": measured_stack if cycles else stack_usage(wdir, cpu),
                 "stack_bytes_static": stack_usage(wdir, cpu),
                 "stack_measured": cycles,
+                # nca_cell.c's own static RAM (its sections, -fdata-sections)
                 "firmware_static": sum(v for k, v in toolchain.section_sizes(
                     cpu, toolchain.compile_firmware(cpu, wdir / f"nca_cell_{cpu}_ram.o")).items()
-                    if k in (".data", ".bss")),
+                    if k.split(".")[1] in ("data", "bss", "sdata", "sbss")),
                 "descriptor_in_ram": bool(cycles)},  # AVR: const data lives in SRAM
         "unit": "cycles" if cycles else "instructions",
         "clock_hz": target.clock_hz,

@@ -54,6 +54,10 @@ class Target:
     # A call or tail call in `objdump -d` (group 1: the callee), for a size
     # report's call graph.
     call: str = r"\s(?:bl|b\.w|b)\s+[0-9a-f]+ <([^+>]+)>"
+    # Where set: the instructions that end a function; one that ends otherwise
+    # falls through into the next (libgcc's AVR __umulsidi3 does), which the
+    # call graph then counts as a call.
+    function_end: str | None = None
 
     @property
     def tools(self) -> tuple:
@@ -106,7 +110,8 @@ ATMEGA2560 = Target(
     link_flags=("-Wl,--gc-sections",), bench="simavr", clock_hz=16_000_000,
     update_call=(r"\s*(?P<addr>[0-9a-f]+):\s+(?P<enc>[0-9a-f]{2} [0-9a-f]{2}"
                  r"(?: [0-9a-f]{2} [0-9a-f]{2})?)\s+r?call\s+\S+\s+; 0x[0-9a-f]+ <nca_cell_update>"),
-    call=r"\s(?:r?call|r?jmp)\s+[^;]*;\s+0x[0-9a-f]+ <([^+>]+)>")
+    call=r"\s(?:r?call|r?jmp)\s+[^;]*;\s+0x[0-9a-f]+ <([^+>]+)>",
+    function_end=r"\s(?:ret|reti|r?jmp|e?ijmp)\b")
 
 # QEMU 7.2 has no Cortex-M0+ board; the micro:bit's Cortex-M0 runs the same
 # ARMv6-M Thumb instruction set, so an M0+ build runs unchanged on it.
