@@ -265,7 +265,7 @@ def requantize_cases(seed: int) -> np.ndarray:
 
 @needs_arm
 @pytest.mark.toolchain
-@settings(max_examples=4, deadline=None,
+@settings(max_examples=12, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**32 - 1))
 def test_avr_requantize_matches_spec(tmp_path, seed):
