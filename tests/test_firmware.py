@@ -213,6 +213,23 @@ def test_avr_on_every_ram(cortexm_images, tmp_path, kind):
 
 @needs_arm
 @pytest.mark.toolchain
+@pytest.mark.parametrize("hidden, extreme", [(1, True), (2, False), (3, True), (160, False),
+                                             (300, True)])
+def test_avr_any_hidden_count(tmp_path, hidden, extreme):
+    """The AVR kernels pair the active columns of the second layer and walk
+    the flash arrays with running pointers: hidden counts with no pair, one,
+    an odd one out, and more than 256 units (16-bit strides past a byte)."""
+    genome = random_genome(40 + hidden, hidden=hidden, extreme=extreme)
+    header, init = toolchain.write_genome_header(genome, tmp_path, "any")
+    elf = toolchain.build_image("atmega2560", tmp_path, header, init)
+    p = genome.params
+    rams = np.concatenate([random_rams(hidden, 150), edge_rams(p.alive_threshold)])
+    assert_same(toolchain.run_image("atmega2560", elf, rams, tmp_path), update_rams(p, rams),
+                f"atmega2560, {hidden} hidden units")
+
+
+@needs_arm
+@pytest.mark.toolchain
 def test_avr_genome_in_flash_cell_in_sram_and_cycles_counted(cortexm_images, tmp_path):
     """On the ATmega2560 the genome's arrays are in flash (ELF addresses below
     the SRAM's 0x800000), the cell RAM in SRAM; the bench counts cycles: a

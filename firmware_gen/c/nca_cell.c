@@ -268,6 +268,53 @@ NCA_NOINLINE static void nca_avr_add_column(int32_t *acc, const int8_t *w, uint1
 #endif
 
 #ifdef NCA_USE_AVR
+/* Two columns at once, w and w + apart (hidden units j and j + apart), with
+ * activations h and h2: each accumulator is loaded and stored once for two
+ * MACs, 40 cycles per pair instead of 56. Z steps by apart to the second
+ * weight and by stride - apart to the next channel's first. */
+NCA_NOINLINE static void nca_avr_add_two_columns(int32_t *acc, const int8_t *w, uint16_t stride,
+                                                 uint16_t apart, uint8_t h, uint8_t h2)
+{
+    const uint16_t step = (uint16_t)(stride - apart);
+    uint8_t weight, flip, zero, t0, t1, t2, t3;
+    __asm__ volatile(
+        "ldi %[flip], 0x80\n\t"
+        "clr %[zero]\n\t"
+        ".irp off, 0,4,8,12,16,20,24,28,32,36,40,44,48,52,56,60\n\t"
+        "lpm %[weight], Z\n\t"
+        "add r30, %A[apart]\n\t"
+        "adc r31, %B[apart]\n\t"
+        "mulsu %[weight], %[h]\n\t"
+        "eor r1, %[flip]\n\t"
+        "ldd %[t0], %a[acc]+\\off\n\t"
+        "ldd %[t1], %a[acc]+\\off+1\n\t"
+        "ldd %[t2], %a[acc]+\\off+2\n\t"
+        "ldd %[t3], %a[acc]+\\off+3\n\t"
+        "add %[t0], r0\n\t"
+        "adc %[t1], r1\n\t"
+        "adc %[t2], %[zero]\n\t"
+        "adc %[t3], %[zero]\n\t"
+        "lpm %[weight], Z\n\t"
+        "add r30, %A[step]\n\t"
+        "adc r31, %B[step]\n\t"
+        "mulsu %[weight], %[h2]\n\t"
+        "eor r1, %[flip]\n\t"
+        "add %[t0], r0\n\t"
+        "adc %[t1], r1\n\t"
+        "adc %[t2], %[zero]\n\t"
+        "adc %[t3], %[zero]\n\t"
+        "std %a[acc]+\\off, %[t0]\n\t"
+        "std %a[acc]+\\off+1, %[t1]\n\t"
+        "std %a[acc]+\\off+2, %[t2]\n\t"
+        "std %a[acc]+\\off+3, %[t3]\n\t"
+        ".endr\n\t"
+        "clr r1"
+        : [weight] "=&a"(weight), [flip] "=&d"(flip), [zero] "=&r"(zero), [t0] "=&r"(t0),
+          [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3), "+z"(w)
+        : [acc] "b"(acc), [apart] "r"(apart), [step] "r"(step), [h] "a"(h), [h2] "a"(h2)
+        : "r0", "memory");
+}
+
 /* The hidden layer streamed into the second layer's accumulators, as in
  * nca_cell_update, on AVR: running pointers through the genome's flash arrays
  * (no index arithmetic per unit), the assembly kernels, and the 2^15 that
@@ -278,19 +325,30 @@ static void nca_avr_hidden_layer(const nca_genome_t *g, int32_t *acc2,
 {
     const int8_t *w1 = g->w1, *shift1 = g->shift1, *w2 = g->w2;
     const int32_t *b1 = g->b1, *m1 = g->m1;
+    const int8_t *waiting = NULL; /* an active column not added yet, to pair */
     const uint16_t hidden = g->hidden;
     uint16_t j;
     uint32_t columns = 0;
-    uint8_t c;
+    uint8_t c, waiting_h = 0;
     for (j = hidden; j != 0; --j, ++w2, w1 += NCA_INPUTS) {
         const int32_t acc = nca_dot(w1, x, NCA_ROM_I32(b1++));
         /* clamp(r, 0, 127 - zp): see nca_cell_update */
         const int16_t h = nca_requantize(acc, NCA_ROM_I32(m1++), NCA_ROM_I8(shift1++), 0,
                                          (int16_t)top);
         if (h != 0) {
-            nca_avr_add_column(acc2, w2, hidden, (uint8_t)h);
+            if (waiting != NULL) {
+                nca_avr_add_two_columns(acc2, waiting, hidden, (uint16_t)(w2 - waiting),
+                                        waiting_h, (uint8_t)h);
+                waiting = NULL;
+            } else {
+                waiting = w2;
+                waiting_h = (uint8_t)h;
+            }
             ++columns;
         }
+    }
+    if (waiting != NULL) {
+        nca_avr_add_column(acc2, waiting, hidden, waiting_h);
     }
     for (c = 0; c < NCA_CHANNELS; ++c) { /* each added column's 2^15, modulo 2^32 */
         acc2[c] = (int32_t)((uint32_t)acc2[c] - columns * 32768u);
