@@ -33,10 +33,11 @@
 #define NCA_USE_SMLAD 1
 #endif
 
-/* AVR (ATmega): the first layer in assembly, 11 cycles per MAC (LPM of the
- * weight from flash 3, LD of the input 2, MULS 2, accumulate 4); NCA_PORTABLE
- * builds the plain C loops there too. */
-#if defined(__AVR__) && !defined(NCA_PORTABLE)
+/* AVR cores with the hardware multiplier (ATmega; __AVR_HAVE_MUL__ also
+ * implies MOVW and LPM Z+): the first layer, the second layer's columns and
+ * the requantisation's product in assembly (see the kernels); NCA_PORTABLE
+ * builds the plain C there too, as on cores without MUL. */
+#if defined(__AVR__) && defined(__AVR_HAVE_MUL__) && !defined(NCA_PORTABLE)
 #define NCA_USE_AVR 1
 #endif
 
