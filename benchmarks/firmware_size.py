@@ -156,6 +156,10 @@ def measure(cpu: str, genome: Genome, dense: Genome, updates: int, workdir: Path
     dense_counts = count(cpu, delf, rams[:4], wdir)
     measured_stack = (int(toolchain.run_simavr(cpu, delf, rams[:4], wdir)[2].max())
                       if cycles else None)
+    # where the cycles go, per function (own instructions), on the cycle-counted targets
+    by_function = ({"live": toolchain.profile_update(cpu, elf, rams, wdir),
+                    "dense": toolchain.profile_update(cpu, delf, rams[:4], wdir)}
+                   if cycles else None)
     p = genome.params
     hidden = np.asarray([_active_hidden(p, r) for r in rams])
     macs = p.w1.size + hidden * p.channels  # MACs actually run (zero units skipped)
@@ -185,6 +189,7 @@ def measure(cpu: str, genome: Genome, dense: Genome, updates: int, workdir: Path
                     if k.split(".")[1] in ("data", "bss", "sdata", "sbss")),
                 "descriptor_in_ram": bool(cycles)},  # AVR: const data lives in SRAM
         "unit": "cycles" if cycles else "instructions",
+        "cycles_by_function": by_function,
         "clock_hz": target.clock_hz,
         "update_seconds_dense": (float(dense_counts.mean()) / target.clock_hz
                                  if cycles and target.clock_hz else None),

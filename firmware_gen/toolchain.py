@@ -6,6 +6,7 @@ cycles). Each MCU target is data (TARGETS): compiler prefix, flags, harness,
 emulator. Shared by the tests and benchmarks/firmware_size.py; nothing here is
 needed at run time."""
 import atexit
+import bisect
 import functools
 import os
 import re
@@ -325,16 +326,20 @@ def simavr_runner() -> Path:
     return exe
 
 
-def run_simavr(name: str, elf, rams, workdir, timeout: int = 600) -> tuple:
+def run_simavr(name: str, elf, rams, workdir, timeout: int = 600,
+               profile: Path | None = None) -> tuple:
     """Run an AVR image on simavr over `rams`: (updated RAMs, cycles of each
-    update, stack bytes each update took, its call's return address included)."""
+    update, stack bytes each update took, its call's return address included).
+    With `profile`, that file gets the cycles spent at each instruction
+    address inside the updates (see profile_update)."""
     target, workdir, elf = TARGETS[name], Path(workdir), Path(elf).resolve()
     rams = np.ascontiguousarray(rams, dtype=np.uint8)
     ram = _symbol_address(target, elf, "nca_avr_ram", code=False) & 0xFFFF  # data: 0x80xxxx
     entry = _symbol_address(target, elf, "nca_cell_update")
     stats = workdir / "simavr_stats.txt"
     out = run_tool([simavr_runner(), elf, target.emulator[0], target.clock_hz, f"{ram:x}",
-                    f"{entry:x}", f"{_return_address(target, elf):x}", stats],
+                    f"{entry:x}", f"{_return_address(target, elf):x}", stats,
+                    *([profile] if profile is not None else [])],
                    stdin_bytes=rams.tobytes(), timeout=timeout).stdout
     got = np.frombuffer(out, np.uint8).reshape(-1, RAM_BYTES)
     counted = np.loadtxt(stats, dtype=np.int64, ndmin=2).reshape(-1, 2)
@@ -343,6 +348,28 @@ def run_simavr(name: str, elf, rams, workdir, timeout: int = 600) -> tuple:
         raise ToolchainError(f"simavr returned {len(got)} RAMs and {len(counted)} counts for "
                              f"{len(rams)} inputs")
     return got, counted[:, 0], counted[:, 1]
+
+
+def profile_update(name: str, elf, rams, workdir) -> dict[str, float]:
+    """Cycles per update spent in each function (own instructions, not its
+    callees'), from simavr's cycle profile over `rams`; the values add up to
+    the mean cycles per update."""
+    target, workdir = TARGETS[name], Path(workdir)
+    where = workdir / "simavr_profile.txt"
+    run_simavr(name, elf, rams, workdir, profile=where)
+    starts = []
+    for line in run_tool([target.tool("nm"), "-n", elf]).stdout.decode().splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] in "tT":
+            starts.append((int(parts[0], 16), parts[2]))
+    addresses = [a for a, _ in starts]
+    per_function: dict[str, float] = {}
+    for line in where.read_text().splitlines():
+        address, cycles = (int(v, 16 if i == 0 else 10) for i, v in enumerate(line.split()))
+        function = starts[bisect.bisect_right(addresses, address) - 1][1]
+        per_function[function] = per_function.get(function, 0.0) + cycles / len(rams)
+    where.unlink()
+    return dict(sorted(per_function.items(), key=lambda kv: -kv[1]))
 
 
 def count_cycles(name: str, elf, rams, workdir, timeout: int = 600) -> np.ndarray:

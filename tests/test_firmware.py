@@ -253,6 +253,10 @@ def test_avr_genome_in_flash_cell_in_sram_and_cycles_counted(cortexm_images, tmp
     assert (cycles[2:] > 3 * p.w1.size).all()
     assert (3 <= stack).all() and (stack < 128).all()
     assert_same(got, update_rams(p, np.concatenate([dead, live])), "atmega2560")
+    # the cycle profile accounts for every cycle of the updates, most in the kernels
+    profile = toolchain.profile_update("atmega2560", elf, live, tmp_path)
+    assert sum(profile.values()) == pytest.approx(cycles[2:].mean())
+    assert {"nca_cell_update", "nca_avr_add_two_columns"} <= set(profile)
 
 
 def requantize_cases(seed: int) -> np.ndarray:

@@ -7,10 +7,12 @@
  * return into main (simavr's instruction timings), and the stack the update
  * takes, return address included, from the lowest stack pointer it reaches.
  *
- *   simavr_runner IMAGE.elf MCU HZ RAM ENTRY RETURN STATS < rams > rams
+ *   simavr_runner IMAGE.elf MCU HZ RAM ENTRY RETURN STATS [PROFILE] < rams > rams
  * RAM: the SRAM address of the harness's cell RAM; ENTRY, RETURN: byte
  * addresses of nca_cell_update and of the instruction after main's call of it
- * (all hexadecimal); STATS: a file that gets "cycles stack_bytes" per update.
+ * (all hexadecimal); STATS: a file that gets "cycles stack_bytes" per update;
+ * PROFILE: a file that gets "address cycles" for every instruction address
+ * that ran inside the updates (all updates summed), for a cycle profile.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,9 +77,12 @@ int main(int argc, char **argv)
     uint16_t entry_sp = 0, lowest_sp = 0;
     int inside = 0;
     FILE *stats;
+    unsigned long long *profile = NULL; /* cycles per flash word */
+    unsigned long word;
 
-    if (argc != 8) {
-        fprintf(stderr, "usage: %s IMAGE.elf MCU HZ RAM ENTRY RETURN STATS\n", argv[0]);
+    if (argc != 8 && argc != 9) {
+        fprintf(stderr, "usage: %s IMAGE.elf MCU HZ RAM ENTRY RETURN STATS [PROFILE]\n",
+                argv[0]);
         return 2;
     }
     bench.ram = (uint16_t)strtoul(argv[4], NULL, 16);
@@ -107,9 +112,18 @@ int main(int argc, char **argv)
         perror(argv[7]);
         return 1;
     }
+    if (argc == 9 && (profile = calloc(avr->flashend / 2 + 1, sizeof *profile)) == NULL) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
 
     while (!bench.done && !bench.failed) {
+        const avr_flashaddr_t pc = avr->pc; /* of the instruction avr_run executes */
+        const avr_cycle_count_t before = avr->cycle;
         const int state = avr_run(avr);
+        if (profile != NULL && inside) {
+            profile[pc / 2] += avr->cycle - before;
+        }
         if (state == cpu_Done || state == cpu_Crashed) {
             fprintf(stderr, "the AVR stopped (state %d) at pc 0x%x\n", state, avr->pc);
             return 1;
@@ -127,6 +141,22 @@ int main(int argc, char **argv)
         }
     }
     avr_terminate(avr);
+    if (profile != NULL) {
+        FILE *out = fopen(argv[8], "w");
+        if (out == NULL) {
+            perror(argv[8]);
+            return 1;
+        }
+        for (word = 0; word <= avr->flashend / 2; ++word) {
+            if (profile[word] != 0) {
+                fprintf(out, "%lx %llu\n", word * 2, profile[word]);
+            }
+        }
+        if (fclose(out) != 0) {
+            bench.failed = 1;
+        }
+        free(profile);
+    }
     if (fclose(stats) != 0 || fflush(stdout) != 0 || bench.failed) {
         fprintf(stderr, "I/O error or partial RAM image\n");
         return 1;
