@@ -226,53 +226,18 @@ static int32_t nca_dot(const int8_t *w, const signed char *x, int32_t acc)
 }
 
 #ifdef NCA_USE_AVR
-/* acc[c] += w[c * stride] * h + 2^15 for the 16 channels: one hidden unit's
- * column of the second layer (w points at w2[0][j] in flash, stride is the
- * hidden count) added into the int32 accumulators in RAM. h is in
- * [1, 255] (the ReLU output with zero point at most 127), so MULSU (signed
- * weight, unsigned h) gives p in [-32640, 32385] as int16; the high byte
- * EORed with 0x80 adds 2^15 and makes it unsigned, which spares the sign
- * extension. The caller removes the 2^15 per added column at the end: the
- * bytes wrap modulo 2^32 in between, and the final sums are exact. 28 cycles
- * per MAC, the accumulators addressed by displacement from Y. */
-NCA_NOINLINE static void nca_avr_add_column(int32_t *acc, const int8_t *w, uint16_t stride, uint8_t h)
-{
-    uint8_t weight, flip, zero, t0, t1, t2, t3;
-    __asm__ volatile(
-        "ldi %[flip], 0x80\n\t"
-        "clr %[zero]\n\t"
-        ".irp off, 0,4,8,12,16,20,24,28,32,36,40,44,48,52,56,60\n\t"
-        "lpm %[weight], Z\n\t"
-        "add r30, %A[stride]\n\t"
-        "adc r31, %B[stride]\n\t"
-        "mulsu %[weight], %[h]\n\t"
-        "eor r1, %[flip]\n\t"
-        "ldd %[t0], %a[acc]+\\off\n\t"
-        "ldd %[t1], %a[acc]+\\off+1\n\t"
-        "ldd %[t2], %a[acc]+\\off+2\n\t"
-        "ldd %[t3], %a[acc]+\\off+3\n\t"
-        "add %[t0], r0\n\t"
-        "adc %[t1], r1\n\t"
-        "adc %[t2], %[zero]\n\t"
-        "adc %[t3], %[zero]\n\t"
-        "std %a[acc]+\\off, %[t0]\n\t"
-        "std %a[acc]+\\off+1, %[t1]\n\t"
-        "std %a[acc]+\\off+2, %[t2]\n\t"
-        "std %a[acc]+\\off+3, %[t3]\n\t"
-        ".endr\n\t"
-        "clr r1"
-        : [weight] "=&a"(weight), [flip] "=&d"(flip), [zero] "=&r"(zero), [t0] "=&r"(t0),
-          [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3), "+z"(w)
-        : [acc] "b"(acc), [stride] "r"(stride), [h] "a"(h)
-        : "r0", "memory");
-}
-#endif
-
-#ifdef NCA_USE_AVR
-/* Two columns at once, w and w + apart (hidden units j and j + apart), with
- * activations h and h2: each accumulator is loaded and stored once for two
- * MACs, 40 cycles per pair instead of 56. Z steps by apart to the second
- * weight and by stride - apart to the next channel's first. */
+/* acc[c] += w[c * stride] * h + w[c * stride + apart] * h2 + 2 * 2^15 for
+ * the 16 channels: the columns of two hidden units j and j + apart of the
+ * second layer (w points at w2[0][j] in flash, stride is the hidden count)
+ * added into the int32 accumulators in RAM, each loaded and stored once per
+ * pair: 40 cycles per channel, 20 per MAC. h and h2 are in [0, 255] (ReLU
+ * outputs with zero point at most 127), so MULSU (signed weight, unsigned h)
+ * gives p in [-32640, 32385] as int16; the high byte EORed with 0x80 adds 2^15
+ * and makes it unsigned, which spares the sign extension. The caller removes
+ * the 2^15 per term at the end: the bytes wrap modulo 2^32 in between, and
+ * the final sums are exact. Z steps by apart to the second weight and by
+ * stride - apart to the next channel's first; the accumulators are addressed
+ * by displacement from Y. A single column is the pair with h2 = 0. */
 NCA_NOINLINE static void nca_avr_add_two_columns(int32_t *acc, const int8_t *w, uint16_t stride,
                                                  uint16_t apart, uint8_t h, uint8_t h2)
 {
@@ -319,7 +284,7 @@ NCA_NOINLINE static void nca_avr_add_two_columns(int32_t *acc, const int8_t *w, 
 /* The hidden layer streamed into the second layer's accumulators, as in
  * nca_cell_update, on AVR: running pointers through the genome's flash arrays
  * (no index arithmetic per unit), the assembly kernels, and the 2^15 that
- * nca_avr_add_column adds per product taken off once at the end. (As a
+ * nca_avr_add_two_columns adds per term taken off once at the end. (As a
  * function of its own it is 2% faster and takes 22 more bytes of stack.) */
 static void nca_avr_hidden_layer(const nca_genome_t *g, int32_t *acc2,
                                  const signed char *x, int32_t top)
@@ -348,8 +313,9 @@ static void nca_avr_hidden_layer(const nca_genome_t *g, int32_t *acc2,
             ++columns;
         }
     }
-    if (waiting != NULL) {
-        nca_avr_add_column(acc2, waiting, hidden, waiting_h);
+    if (waiting != NULL) { /* the odd column, paired with nothing: one more 2^15 */
+        nca_avr_add_two_columns(acc2, waiting, hidden, 0, waiting_h, 0);
+        ++columns;
     }
     for (c = 0; c < NCA_CHANNELS; ++c) { /* each added column's 2^15, modulo 2^32 */
         acc2[c] = (int32_t)((uint32_t)acc2[c] - columns * 32768u);
