@@ -1,10 +1,12 @@
 """Flash, RAM and instructions of the C cell firmware on every MCU target of
-firmware_gen.toolchain.TARGETS, measured with the target's gcc -Os, size/nm and
-instruction traces of its emulator (qemu); prints a table with each target's
-budget beside its figure and writes JSON. --check exits 1 when a checked budget
-(TARGET_BUDGETS) is not met.
+firmware_gen.toolchain.TARGETS (Cortex-M0+, Cortex-M4, RV32IMC, ATmega2560),
+measured with the target's gcc -Os, size/nm and instruction traces of QEMU, or
+for the AVR cycles and stack counted on simavr; prints a table with each
+target's budget beside its figure and writes JSON. --check exits 1 when a
+checked budget (TARGET_BUDGETS) is not met.
 
-    python -m benchmarks.firmware_size [--json runs/firmware_size.json] [--updates 24] [--check]
+    python -m benchmarks.firmware_size [--json runs/firmware_size.json] [--updates 24]
+                                       [--targets atmega2560 ...] [--check]
 """
 import argparse
 import dataclasses
@@ -51,6 +53,9 @@ TARGET_BUDGETS = {
     "rv32imc": Budget(max_flash=MAX_GENOME_BYTES, checked=False, clock_hz=160e6,
                       cycles_per_instruction=1.3,
                       cpi_basis="ESP32-C3 class: loads and MUL mostly 1-2 cycles"),
+    # the issue sets no AVR budget; simavr counts cycles, so no CPI is assumed
+    "atmega2560": Budget(clock_hz=toolchain.ATMEGA2560.clock_hz, cycles_per_instruction=1.0,
+                         cpi_basis="simavr counts the ATmega2560's cycles: no assumption"),
 }
 # Stack that assembly reserves where -fstack-usage cannot see it: the
 # Cortex-M0+ kernel is a naked function (nca_fully_connected_armv6m.c) whose
@@ -107,13 +112,17 @@ def call_graph(cpu: str, elf) -> dict[str, set[str]]:
     mnemonics to a symbol)."""
     target = toolchain.TARGETS[cpu]
     dis = toolchain.run_tool([target.tool("objdump"), "-d", elf]).stdout.decode()
-    graph, current = {}, None
+    graph, current, last = {}, None, ""
     for line in dis.splitlines():
         head = re.match(r"[0-9a-f]+ <([^>]+)>:$", line)
         if head:
-            current = head.group(1)
+            if current and target.function_end and not re.search(target.function_end, last):
+                graph[current].add(head.group(1))  # falls through into this one
+            current, last = head.group(1), ""
             graph[current] = set()
             continue
+        if re.match(r"\s+[0-9a-f]+:", line):
+            last = line
         call = re.search(target.call, line)
         if current and call and call.group(1) != current:
             graph[current].add(call.group(1))
@@ -159,6 +168,16 @@ def stack_usage(workdir: Path, cpu: str, graph: dict[str, set[str]]) -> int:
     return depth(UPDATE_ROOT, frozenset({UPDATE_ROOT})) + ASM_STACK_BYTES.get(cpu, 0)
 
 
+def _static_ram(workdir: Path, cpu: str) -> int:
+    """Static RAM of the firmware's own sources (.data, .bss; on AVR also their
+    const tables, which live in SRAM unless put in PROGMEM)."""
+    rdir = workdir / "static_ram"
+    rdir.mkdir()
+    return sum(size for obj in toolchain.compile_firmware(cpu, rdir)
+               for section, size in toolchain.section_sizes(cpu, obj).items()
+               if section.split(".")[1] in ("data", "bss", "sdata", "sbss"))
+
+
 def measure(cpu: str, genome: Genome, dense: Genome, updates: int, workdir: Path) -> dict:
     target = toolchain.TARGETS[cpu]
     wdir = workdir / cpu
@@ -183,7 +202,10 @@ def measure(cpu: str, genome: Genome, dense: Genome, updates: int, workdir: Path
     rams = benchmark_rams(genome, updates)
     dead = np.zeros((4, layout.RAM_BYTES), np.uint8)
     elf = toolchain.build_image(cpu, wdir, header, init)
-    counts = toolchain.count_instructions(cpu, elf, np.concatenate([rams, dead]), wdir)
+    # QEMU counts instructions; simavr counts cycles (and the stack it saw)
+    cycles = target.bench == "simavr"
+    count = toolchain.count_cycles if cycles else toolchain.count_instructions
+    counts = count(cpu, elf, np.concatenate([rams, dead]), wdir)
     live_counts, dead_counts = counts[:updates], counts[updates:]
     got = toolchain.run_image(cpu, elf, rams, wdir)
     agree = bool((got == update_rams(genome.params, rams)).all())
@@ -191,7 +213,13 @@ def measure(cpu: str, genome: Genome, dense: Genome, updates: int, workdir: Path
     ddir.mkdir()
     dheader, dinit = toolchain.write_genome_header(dense, ddir, "dense")
     delf = toolchain.build_image(cpu, ddir, dheader, dinit)
-    dense_counts = toolchain.count_instructions(cpu, delf, rams[:4], wdir)
+    dense_counts = count(cpu, delf, rams[:4], wdir)
+    measured_stack = (int(toolchain.run_simavr(cpu, delf, rams[:4], wdir)[2].max())
+                      if cycles else None)
+    # where the cycles go, per function (own instructions), on the cycle-counted targets
+    by_function = ({"live": toolchain.profile_update(cpu, elf, rams, wdir),
+                    "dense": toolchain.profile_update(cpu, delf, rams[:4], wdir)}
+                   if cycles else None)
     p = genome.params
     budget = TARGET_BUDGETS.get(cpu, Budget())
     hidden = np.asarray([_active_hidden(p, r) for r in rams])
@@ -213,7 +241,14 @@ def measure(cpu: str, genome: Genome, dense: Genome, updates: int, workdir: Path
             "probe_image_text": with_update[".text"],
         },
         "ram": {"per_cell": int(symbols.get("nca_probe_ram", 0)),
-                "stack_bytes": stack_usage(wdir, cpu, graph)},
+                "stack_bytes": measured_stack if cycles else stack_usage(wdir, cpu, graph),
+                "stack_bytes_static": stack_usage(wdir, cpu, graph),
+                "stack_measured": cycles,
+                # the firmware's own static RAM (its sections, -fdata-sections)
+                "firmware_static": _static_ram(wdir, cpu),
+                "descriptor_in_ram": bool(cycles)},  # AVR: const data lives in SRAM
+        "unit": "cycles" if cycles else "instructions",
+        "cycles_by_function": by_function,
         "instructions": {
             "live_mean": float(live_counts.mean()), "live_min": int(live_counts.min()),
             "live_max": int(live_counts.max()), "dead_cell": int(dead_counts.max()),
@@ -292,18 +327,27 @@ def format_table(results: list[dict]) -> str:
     row("added to a firmware (B)", lambda r: f"{r['flash']['image_delta_update']:,}")
     row("message hooks add (B)", lambda r: f"{r['flash']['image_delta_hooks']:,}")
     row("RAM: cell + update's stack (B)", lambda r: f"{r['ram']['per_cell']} + "
-        f"{r['ram']['stack_bytes']} = {r['ram']['per_cell'] + r['ram']['stack_bytes']}")
-    row("instr./update, live cells", lambda r: f"{r['instructions']['live_mean']:,.0f} "
+        f"{r['ram']['stack_bytes']} = {r['ram']['per_cell'] + r['ram']['stack_bytes']}"
+        + (" (stack measured)" if r["ram"].get("stack_measured") else ""))
+    row("other static RAM (B)", lambda r: str(r["ram"]["firmware_static"]
+                                              + (r["flash"]["genome_descriptor"]
+                                                 if r["ram"]["descriptor_in_ram"] else 0)))
+
+    def unit(r):  # the ATmega2560's figures are simavr's cycles, the others QEMU's instructions
+        return " cyc" if r["unit"] == "cycles" else ""
+    row("instr./update, live cells", lambda r: f"{r['instructions']['live_mean']:,.0f}{unit(r)} "
         f"({r['instructions']['live_min']:,}-{r['instructions']['live_max']:,})")
     row("  active hidden units", lambda r: f"{r['instructions']['active_hidden_mean']:.1f} / 128")
-    row("instr./update, all units on", lambda r: f"{r['instructions']['dense_mean']:,.0f}")
-    row("instr./MAC, all units on", lambda r: f"{r['instructions']['per_mac_dense']:.2f}"
+    row("instr./update, all units on", lambda r: f"{r['instructions']['dense_mean']:,.0f}{unit(r)}")
+    row("instr./MAC, all units on", lambda r: f"{r['instructions']['per_mac_dense']:.2f}{unit(r)}"
         + _limit(r, "max_per_mac", lambda v: f"{v:g}"))
     row("  CMSIS-NN inner loop", lambda r: f"~{CMSIS_INSTRUCTIONS_PER_MAC}")
-    row("instr./update, dead cell", lambda r: str(r["instructions"]["dead_cell"]))
-    row("qemu == intspec", lambda r: "yes" if r["qemu_agrees_bit_for_bit"] else "NO")
+    row("instr./update, dead cell", lambda r: f"{r['instructions']['dead_cell']}{unit(r)}")
+    row("emulator == intspec", lambda r: "yes" if r["qemu_agrees_bit_for_bit"] else "NO")
     row("clock, assumed CPI", lambda r: "-" if r["real_time"] is None else
-        f"{r['real_time']['clock_hz'] / 1e6:g} MHz, {r['real_time']['cycles_per_instruction']:g}")
+        f"{r['real_time']['clock_hz'] / 1e6:g} MHz, " + (
+            "cycles counted" if r["unit"] == "cycles"
+            else f"{r['real_time']['cycles_per_instruction']:g}"))
     row("update time, all on / live", lambda r: "-" if r["real_time"] is None else
         f"{r['real_time']['update_us_dense']:,.0f} / {r['real_time']['update_us_live']:,.0f} us")
     row("max updates/s, all on / live", lambda r: "-" if r["real_time"] is None else
@@ -317,24 +361,26 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", default="runs/firmware_size.json", help="JSON output path")
     parser.add_argument("--updates", type=int, default=24, help="live updates traced per CPU")
+    parser.add_argument("--targets", nargs="+", choices=list(toolchain.TARGETS),
+                        default=list(toolchain.TARGETS), help="the targets to measure (all)")
     parser.add_argument("--check", action="store_true",
                         help="exit 1 when a checked budget (TARGET_BUDGETS) is not met")
     args = parser.parse_args(argv)
-    absent = toolchain.missing(*toolchain.TARGET_TOOLS)
+    absent = toolchain.missing(*(tool for cpu in args.targets
+                                 for tool in toolchain.TARGETS[cpu].tools))
     if absent:
         print(f"firmware_size: missing {' '.join(absent)}", file=sys.stderr)
         return 2
     genome = demo_genome()
     dense = dense_genome(genome)
     with tempfile.TemporaryDirectory() as tmp:
-        results = [measure(cpu, genome, dense, args.updates, Path(tmp))
-                   for cpu in toolchain.TARGETS]
+        results = [measure(cpu, genome, dense, args.updates, Path(tmp)) for cpu in args.targets]
     print(format_table(results))
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     from cellsim import atomic
     atomic.write_text(out, json.dumps({"compiler_flags": {cpu: toolchain.TARGETS[cpu].cflags
-                                                          for cpu in toolchain.TARGETS},
+                                                          for cpu in args.targets},
                                        "results": results}, indent=2) + "\n")
     print(f"wrote {out}")
     failed = [f"{r['cpu']}: {what} {figure:g} > {limit:g}" if what != "bit-exact on the emulator"

@@ -16,7 +16,7 @@
  * neighbours' last known alphas and the own one. The state follows the
  * mailbox in the RAM, so the own alpha is a ninth slot, read through a
  * character-type pointer to the RAM (C99 6.3.2.3p7). */
-NCA_NOINLINE static int nca_alive(const nca_cell_ram_t *ram, int32_t threshold)
+NCA_NOINLINE static int nca_alive(const nca_cell_ram_t *ram, int threshold)
 {
     const signed char *alpha = (const signed char *)(const void *)ram + NCA_ALPHA;
     unsigned k;

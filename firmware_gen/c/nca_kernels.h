@@ -27,17 +27,31 @@
 
 /* Kernel selection. Cores with the DSP extension (Cortex-M4, M7, M33 ...)
  * take both layers two MACs per instruction with SMLAD; Armv6-M (Cortex-M0,
- * M0+) has its own layer loop. NCA_PORTABLE builds the reference kernels
- * everywhere. Every variant computes the same exact integers. */
+ * M0+) has its own layer loop; AVR cores with the hardware multiplier
+ * (ATmega; __AVR_HAVE_MUL__ also implies MOVW and LPM Z+) have assembly
+ * layers and requantisation, while an ATtiny without MUL builds the reference
+ * kernels. NCA_PORTABLE builds the reference kernels everywhere. Every
+ * variant computes the same exact integers. */
 #if !defined(NCA_PORTABLE) && defined(__ARM_FEATURE_DSP)
 #define NCA_KERNEL_ARM_DSP 1
 #elif !defined(NCA_PORTABLE) && defined(__ARM_ARCH_6M__)
 #define NCA_KERNEL_ARMV6M 1
+#elif !defined(NCA_PORTABLE) && defined(__AVR__) && defined(__AVR_HAVE_MUL__)
+#define NCA_KERNEL_AVR 1
 #else
 #define NCA_KERNEL_REFERENCE 1
 #endif
 #ifndef NCA_KERNEL_ARM_DSP
 #define NCA_KERNEL_ARM_DSP 0
+#endif
+#ifndef NCA_KERNEL_ARMV6M
+#define NCA_KERNEL_ARMV6M 0
+#endif
+#ifndef NCA_KERNEL_AVR
+#define NCA_KERNEL_AVR 0
+#endif
+#ifndef NCA_KERNEL_REFERENCE
+#define NCA_KERNEL_REFERENCE 0
 #endif
 
 #if defined(__GNUC__)
@@ -54,8 +68,9 @@
 /* clamp(round(acc * m * 2^(shift - 31)), lo, hi) with a single rounding, ties
  * towards +infinity (TFLM's single-rounding MultiplyByQuantizedMultiplier):
  *     (acc * m + 2^(30 - shift)) >> (31 - shift)        in 64 bits,
- * for m in {0} u [2^30, 2^31), shift in [-31, 30], lo <= 0 <= hi.
- * nca_requantize.c. */
+ * for m in {0} u [2^30, 2^31), shift in [-31, 30], -2^15 < lo <= 0 <= hi < 2^15
+ * (the layers clamp to [0, 255] and [-128, 127]). nca_requantize.c
+ * (reference), nca_requantize_avr.c. */
 int32_t nca_requantize(int32_t acc, int32_t m, int shift, int32_t lo, int32_t hi);
 
 /* Sobel x and y of every channel over the 3x3 neighbourhood (the centre has
@@ -63,7 +78,7 @@ int32_t nca_requantize(int32_t acc, int32_t m, int shift, int32_t lo, int32_t hi
  * round half up, saturated to int8 (S in [-1020, 1020]). Writes the gradients
  * to the RAM and the 48 first-layer inputs state | gradient x | gradient y,
  * offset-binary (x + 128), to xq; returns the sum of the inputs (not offset).
- * nca_perceive.c (reference), nca_perceive_arm_dsp.c. */
+ * nca_perceive.c (reference), nca_perceive_arm_dsp.c, nca_perceive_avr.c. */
 int32_t nca_perceive(nca_cell_ram_t *ram, uint8_t xq[NCA_INPUTS]);
 
 /* The two fully connected layers, streamed one block of 4 hidden units at a
@@ -74,7 +89,7 @@ int32_t nca_perceive(nca_cell_ram_t *ram, uint8_t xq[NCA_INPUTS]);
  * is the hidden activation read with input offset -zero point. The inputs
  * come offset-binary, xq[d] = x[d] + 128, with input_sum = sum_d x[d].
  * nca_fully_connected.c (reference), nca_fully_connected_arm_dsp.c,
- * nca_fully_connected_armv6m.c. */
+ * nca_fully_connected_armv6m.c, nca_fully_connected_avr.c. */
 void nca_fully_connected(const nca_genome_t *g, const uint8_t xq[NCA_INPUTS],
                          int32_t input_sum, int32_t acc[NCA_CHANNELS]);
 

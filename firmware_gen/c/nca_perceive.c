@@ -4,7 +4,7 @@
  */
 #include "nca_kernels.h"
 
-#if !NCA_KERNEL_ARM_DSP
+#if !NCA_KERNEL_ARM_DSP && !NCA_KERNEL_AVR
 
 /* The first-layer inputs as one weighted sum each over 9 slots of the RAM,
  * 16 bytes apart: the 8 mailbox slots (row-major 3x3 without the centre:

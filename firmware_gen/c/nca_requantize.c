@@ -1,8 +1,11 @@
-/* nca_requantize.c - the fixed-point requantisation of both layers, in 32-bit
- * words only: Armv6-M and AVR have no 64-bit multiply or shift, and libgcc's
- * would cost flash the 10 KiB cell does not have. Portable C99.
+/* nca_requantize.c - the reference fixed-point requantisation of both layers
+ * (contract in nca_kernels.h), in 32-bit words only: Armv6-M and AVR have no
+ * 64-bit multiply or shift, and libgcc's would cost flash the 10 KiB cell
+ * does not have. Portable C99 (int may be 16 bits).
  */
 #include "nca_kernels.h"
+
+#if !NCA_KERNEL_AVR
 
 /* Armv6-M and AVR multiply 32 x 32 -> 32 only: there the 64-bit product is
  * assembled from 16-bit halves; elsewhere the compiler's widening multiply is
@@ -61,7 +64,7 @@ int32_t nca_requantize(int32_t acc, int32_t m, int shift, int32_t lo, int32_t hi
     if (t < 33 && acc != 0 && m != 0) {
         const int k = 33 - t; /* 1 .. 32 */
         const uint32_t magnitude = acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc;
-        if (k >= 31 || magnitude >= 1u << (31 - k)) {
+        if (k >= 31 || magnitude >= (uint32_t)1 << (31 - k)) { /* int: 16 bits on AVR */
             return acc < 0 ? lo : hi;
         }
         acc = acc < 0 ? -(int32_t)(magnitude << k) : (int32_t)(magnitude << k);
@@ -70,3 +73,7 @@ int32_t nca_requantize(int32_t acc, int32_t m, int shift, int32_t lo, int32_t hi
     r = nca_floor_shift(nca_floor_shift(nca_high_product(acc, m), t - 33) + 1, 1);
     return r < lo ? lo : r > hi ? hi : r;
 }
+
+#else
+typedef int nca_requantize_reference_unused; /* ISO C: no empty file */
+#endif
