@@ -1,7 +1,8 @@
 """The firmware as embedded users build it: every source and a --split genome
 pair compile with -std=c99 -Wall -Wextra -Werror -pedantic on the host gcc and
-every target's cross compiler (each kernel variant), hold no floating point,
-and benchmarks/firmware_size.py judges its budgets as it says."""
+every target's cross compiler (arm-none-eabi, riscv64-unknown-elf, avr-gcc;
+each kernel variant, and AVR parts with and without MUL), hold no floating
+point, and benchmarks/firmware_size.py judges its budgets as it says."""
 import re
 
 import pytest
@@ -63,3 +64,31 @@ def test_rv32_flash_is_a_goal_not_a_check():
     verdicts = firmware_size.verdicts(_result("rv32imc", 9.0, 20000))
     assert [(what, met, checked) for what, _, _, met, checked in verdicts
             if what == "flash bytes"] == [("flash bytes", False, False)]
+
+
+AVR_PARTS = [("atmega2560", True), ("atmega328p", True), ("attiny85", False)]
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("mcu, has_mul", AVR_PARTS, ids=[m for m, _ in AVR_PARTS])
+def test_avr_kernels_only_on_cores_with_the_multiplier(tmp_path, mcu, has_mul):
+    """nca_kernels.h selects the AVR kernels on ATmega parts (MUL) and the
+    reference kernels on an ATtiny without MUL: every source compiles
+    strictly for each part, and the kernel files that define the layers and
+    the requantisation are the ones for its core."""
+    avr = toolchain.TARGETS["atmega2560"]
+    if toolchain.missing(avr.tool("gcc"), avr.tool("nm")):
+        pytest.skip("missing " + " ".join(toolchain.missing(avr.tool("gcc"), avr.tool("nm"))))
+    defined = {}
+    for path in firmware_source_paths():
+        obj = tmp_path / f"{path.stem}.o"
+        toolchain.run_tool([avr.tool("gcc"), *toolchain.MCU_FLAGS, f"-mmcu={mcu}",
+                            f"-I{C_DIR}", "-c", path, "-o", obj])
+        out = toolchain.run_tool([avr.tool("nm"), "--defined-only", obj]).stdout.decode()
+        for line in out.splitlines():
+            if line.split()[-1] in ("nca_fully_connected", "nca_requantize", "nca_perceive"):
+                defined[line.split()[-1]] = path.name
+    suffix = "_avr.c" if has_mul else ".c"
+    assert defined == {"nca_fully_connected": "nca_fully_connected" + suffix,
+                       "nca_requantize": "nca_requantize" + suffix,
+                       "nca_perceive": "nca_perceive" + suffix}

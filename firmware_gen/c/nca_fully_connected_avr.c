@@ -9,42 +9,58 @@
 
 #if NCA_KERNEL_AVR
 
-NCA_STATIC_ASSERT(NCA_INPUTS == 48 && offsetof(nca_block_t, w1) == 16,
-                  "nca_avr_block_sums: 12 groups of 4 inputs, the rows interleaved");
+NCA_STATIC_ASSERT(NCA_INPUTS == 48 && offsetof(nca_block_t, b1) == 0
+                  && offsetof(nca_block_t, w1) == 16 && offsetof(nca_block_t, m1) == 208,
+                  "nca_avr_block_sums: the biases, then 12 groups of 4 inputs, rows interleaved");
 
-/* sums[r] = sum_d w1[r][d] * xq[d] of the block's 4 rows, offset-binary on
- * both sides (nca_kernels.h), so each product is an unsigned MUL below 2^16
- * and a row's 48 of them stay below 2^22: a 24-bit sum, exact with no sign
- * handling. One pass per group of 4 inputs: the inputs into r14..r17, then the
- * group's 16 weights in storage order ([row][input], LPM Z+), each MUL added
- * into its row's sum in r2..r13 (8 cycles per MAC, the input loads shared by
- * the 4 rows). avr-gcc's ABI: w1 (flash) in r24:r25, xq in r22:r23, sums in
- * r20:r21; r2..r17 are saved, r1 is zero again at the end. */
-void nca_avr_block_sums(const uint8_t *w1, const uint8_t *xq, uint32_t sums[NCA_BLOCK_UNITS]);
+/* sums[r] = b1[r] + correction + sum_d w1[r][d] * xq[d] (modulo 2^32) for
+ * the block's 4 rows. Weights and inputs are offset-binary (nca_kernels.h),
+ * so each product is an unsigned MUL below 2^16 and a row's 48 of them stay
+ * below 2^22: a 24-bit sum, exact with no sign handling. One pass per group
+ * of 4 inputs: the inputs into r14, r15, r24, r25, then the group's 16
+ * weights in storage order ([row][input], LPM Z+), each MUL added into its
+ * row's sum in r2..r13 (8 cycles per MAC, the input loads shared by the 4
+ * rows); then Z goes back 208 bytes to the biases, added with the correction.
+ * avr-gcc's ABI: block (flash) in r24:r25, xq in r22:r23, sums in r20:r21,
+ * correction in r16..r19 (read only); r2..r15 and r28 are saved, r1 is zero
+ * again at the end. */
+void nca_avr_block_sums(const nca_block_t *block, const uint8_t *xq,
+                        int32_t sums[NCA_BLOCK_UNITS], uint32_t correction);
 __asm__(
     ".section .text.nca_avr_block_sums,\"ax\",@progbits\n"
     ".global nca_avr_block_sums\n"
     ".type nca_avr_block_sums, @function\n"
     "nca_avr_block_sums:\n"
-    ".irp reg, r2,r3,r4,r5,r6,r7,r8,r9,r10,r11,r12,r13,r14,r15,r16,r17\n push \\reg\n .endr\n"
-    "movw r30, r24\n movw r26, r22\n"
-    "ldi r22, 12\n"                                 /* groups */
+    ".irp reg, r2,r3,r4,r5,r6,r7,r8,r9,r10,r11,r12,r13,r14,r15,r28\n push \\reg\n .endr\n"
+    "movw r30, r24\n adiw r30, 16\n"                /* w1 */
+    "movw r26, r22\n"
+    "ldi r28, 12\n"                                 /* groups */
     "clr r23\n"                                     /* zero, for the carries */
     "clr r2\n clr r3\n movw r4, r2\n movw r6, r2\n movw r8, r2\n movw r10, r2\n movw r12, r2\n"
-    "1: ld r14, X+\n ld r15, X+\n ld r16, X+\n ld r17, X+\n"
+    "1: ld r14, X+\n ld r15, X+\n ld r24, X+\n ld r25, X+\n"
     /* row sums r2:r3:r4, r5:r6:r7, r8:r9:r10, r11:r12:r13 */
     ".macro nca_avr_row_macs b0, b1, b2\n"
-    ".irp input, r14,r15,r16,r17\n"
-    "lpm r18, Z+\n mul r18, \\input\n add \\b0, r0\n adc \\b1, r1\n adc \\b2, r23\n"
+    ".irp input, r14,r15,r24,r25\n"
+    "lpm r22, Z+\n mul r22, \\input\n add \\b0, r0\n adc \\b1, r1\n adc \\b2, r23\n"
     ".endr\n .endm\n"
     "nca_avr_row_macs r2, r3, r4\n nca_avr_row_macs r5, r6, r7\n"
     "nca_avr_row_macs r8, r9, r10\n nca_avr_row_macs r11, r12, r13\n"
     ".purgem nca_avr_row_macs\n"
-    "dec r22\n breq 2f\n rjmp 1b\n"                /* beyond BRNE's reach */
-    "2: movw r26, r20\n"
-    ".irp byte, r2,r3,r4,r23, r5,r6,r7,r23, r8,r9,r10,r23, r11,r12,r13,r23\n st X+, \\byte\n .endr\n"
+    "dec r28\n breq 2f\n rjmp 1b\n"                /* beyond BRNE's reach */
+    "2: subi r30, 208\n sbci r31, 0\n"             /* b1 */
+    "movw r26, r20\n"
+    /* LPM leaves the flags alone: the carries run through it */
+    ".macro nca_avr_row_out b0, b1, b2\n"
+    "clr r22\n add \\b0, r16\n adc \\b1, r17\n adc \\b2, r18\n adc r22, r19\n"
+    "lpm r24, Z+\n add \\b0, r24\n lpm r24, Z+\n adc \\b1, r24\n"
+    "lpm r24, Z+\n adc \\b2, r24\n lpm r24, Z+\n adc r22, r24\n"
+    "st X+, \\b0\n st X+, \\b1\n st X+, \\b2\n st X+, r22\n"
+    ".endm\n"
+    "nca_avr_row_out r2, r3, r4\n nca_avr_row_out r5, r6, r7\n"
+    "nca_avr_row_out r8, r9, r10\n nca_avr_row_out r11, r12, r13\n"
+    ".purgem nca_avr_row_out\n"
     "clr r1\n"
-    ".irp reg, r17,r16,r15,r14,r13,r12,r11,r10,r9,r8,r7,r6,r5,r4,r3,r2\n pop \\reg\n .endr\n"
+    ".irp reg, r28,r15,r14,r13,r12,r11,r10,r9,r8,r7,r6,r5,r4,r3,r2\n pop \\reg\n .endr\n"
     "ret\n"
     ".size nca_avr_block_sums, .-nca_avr_block_sums\n"
     ".previous\n");
@@ -99,9 +115,9 @@ NCA_NOINLINE static void nca_avr_add_two_columns(int32_t *acc, const uint8_t *w,
         : "r0", "memory");
 }
 
-/* The block loop: a block's 4 sums from nca_avr_block_sums plus its biases
- * (which hold -128 * the rows' stored weights) and the update's correction
- * -128 * sum_d x, modulo 2^32 (exact, see nca_fully_connected.c); a positive
+/* The block loop: a block's 4 first-layer sums from nca_avr_block_sums (its
+ * biases hold -128 * the rows' stored weights, the correction is
+ * -128 * sum_d x: exact modulo 2^32, see nca_fully_connected.c); a positive
  * sum requantised (m1 >= 0, so a sum <= 0 gives at most 0: the ReLU floor);
  * each active unit's column waits for the next one to make a pair for
  * nca_avr_add_two_columns. The stored weights are w + 128, so the second
@@ -109,7 +125,7 @@ NCA_NOINLINE static void nca_avr_add_two_columns(int32_t *acc, const uint8_t *w,
 void nca_fully_connected(const nca_genome_t *g, const uint8_t xq[NCA_INPUTS],
                          int32_t input_sum, int32_t acc[NCA_CHANNELS])
 {
-    const int32_t top = 127 - g->hidden_zero_point;
+    const int16_t top = (int16_t)(127 - g->hidden_zero_point);
     const uint32_t correction = 0u - (uint32_t)input_sum * NCA_OFFSET;
     const nca_block_t *block = g->blocks, *const end = g->blocks + g->block_count;
     const uint8_t *waiting = NULL; /* an active unit's column not added yet, to pair */
@@ -119,17 +135,15 @@ void nca_fully_connected(const nca_genome_t *g, const uint8_t xq[NCA_INPUTS],
     uint8_t r, c;
 
     for (; block != end; ++block) {
-        uint32_t sums[NCA_BLOCK_UNITS];
-        nca_avr_block_sums(&block->w1[0][0][0], xq, sums);
+        int32_t sums[NCA_BLOCK_UNITS];
+        nca_avr_block_sums(block, xq, sums, correction);
         for (r = 0; r < NCA_BLOCK_UNITS; ++r) {
-            const int32_t s = nca_int32((uint32_t)NCA_ROM_I32(&block->b1[r]) + correction
-                                        + sums[r]);
             const uint8_t *column = &block->w2[0][r];
             uint8_t h;
-            if (s <= 0) {
+            if (sums[r] <= 0) {
                 continue;
             }
-            h = (uint8_t)nca_requantize(s, NCA_ROM_I32(&block->m1[r]),
+            h = (uint8_t)nca_requantize(sums[r], NCA_ROM_I32(&block->m1[r]),
                                         NCA_ROM_I8(&block->shift1[r]), 0, top);
             if (h == 0) {
                 continue;
