@@ -11,7 +11,7 @@
 /* Every int64 shift, addition and comparison is a libgcc call on AVR (the
  * spec's formula takes some 740 cycles per product on simavr), and a C
  * function around an assembly product keeps a dozen registers pushed; so the
- * whole function is assembly (about 250 cycles for a typical shift). With
+ * whole function is assembly (about 230 cycles for a typical shift). With
  * m >= 0, Q = |acc| * m <= 2^62 and t = 31 - shift in [1, 62],
  *     acc >= 0:  floor((Q + 2^(t-1)) / 2^t)     = (floor(Q / 2^(t-1)) + 1) / 2
  *     acc <  0:  -floor((Q + 2^(t-1) - 1) / 2^t) = -((floor((Q - 1) / 2^(t-1)) + 1) / 2)
@@ -75,15 +75,17 @@ __asm__(
     "2: cpi r27, 8\n brlo 3f\n"
     "mov r2, r3\n mov r3, r4\n mov r4, r5\n mov r5, r6\n mov r6, r7\n mov r7, r8\n"
     "mov r8, r9\n clr r9\n subi r27, 8\n rjmp 2b\n"
-    "3: tst r27\n breq 5f\n"
-    "4: lsr r9\n ror r8\n ror r7\n ror r6\n ror r5\n ror r4\n ror r3\n ror r2\n"
-    "dec r27\n brne 4b\n"
-    /* 2^15 - 1 if bytes 2..7 are not all zero or (v + 1) >> 1 of v = r3:r2
-     * reaches 2^15, else that */
-    "5: mov r30, r4\n or r30, r5\n or r30, r6\n or r30, r7\n or r30, r8\n or r30, r9\n"
+    /* under 8 bit shifts left: a value from 2^24 (bytes 3..7) stays at
+     * 2^17 or more, so it saturates, and only bytes 0..2 need shifting */
+    "3: mov r30, r5\n or r30, r6\n or r30, r7\n or r30, r8\n or r30, r9\n brne 13f\n"
+    "tst r27\n breq 5f\n"
+    "4: lsr r4\n ror r3\n ror r2\n dec r27\n brne 4b\n"
+    /* 2^15 - 1 if v = r4:r3:r2 reaches 2^16 or (v + 1) >> 1 (in 17 bits,
+     * through the carry) reaches 2^15, else that */
+    "5: tst r4\n brne 13f\n"
     "movw r24, r2\n adiw r24, 1\n ror r25\n ror r24\n"
-    "sbrc r25, 7\n ori r30, 1\n"
-    "tst r30\n breq 6f\n ldi r24, 0xff\n ldi r25, 0x7f\n"
+    "sbrs r25, 7\n rjmp 6f\n"
+    "13: ldi r24, 0xff\n ldi r25, 0x7f\n"
     "6: clr r1\n"
     "pop r9\n pop r8\n pop r7\n pop r6\n pop r5\n pop r4\n pop r3\n pop r2\n"
     /* the sign, then clamp(r, lo, hi) in 16 bits, sign-extended */
