@@ -47,8 +47,12 @@
 #endif
 
 /* 16-byte alignment (as TFLM's alignas(16)) for word-wise DSP loads;
- * `unused` keeps translation units that read only some arrays warning-free. */
-#if defined(__GNUC__) || defined(__clang__)
+ * `unused` keeps translation units that read only some arrays warning-free.
+ * On AVR the arrays go to flash (avr-libc's PROGMEM), which the firmware reads
+ * with LPM; its 8-bit loads need no alignment. */
+#if defined(__AVR__)
+#define NCA_GRINNING_ROM __attribute__((__progmem__, unused))
+#elif defined(__GNUC__) || defined(__clang__)
 #define NCA_GRINNING_ROM __attribute__((aligned(16), unused))
 #else
 #define NCA_GRINNING_ROM
