@@ -293,14 +293,15 @@ static void nca_avr_hidden_layer(const nca_genome_t *g, int32_t *acc2,
     const int32_t *b1 = g->b1, *m1 = g->m1;
     const int8_t *waiting = NULL; /* an active column not added yet, to pair */
     const uint16_t hidden = g->hidden;
-    uint16_t j;
-    uint32_t columns = 0;
+    const int8_t *const w2_end = w2 + hidden;
+    const int16_t h_max = (int16_t)top;
+    uint16_t columns = 0; /* at most NCA_MAX_HIDDEN + 1 */
     uint8_t c, waiting_h = 0;
-    for (j = hidden; j != 0; --j, ++w2, w1 += NCA_INPUTS) {
+    for (; w2 != w2_end; ++w2, w1 += NCA_INPUTS) {
         const int32_t acc = nca_dot(w1, x, NCA_ROM_I32(b1++));
         /* clamp(r, 0, 127 - zp): see nca_cell_update */
         const int16_t h = nca_requantize(acc, NCA_ROM_I32(m1++), NCA_ROM_I8(shift1++), 0,
-                                         (int16_t)top);
+                                         h_max);
         if (h != 0) {
             if (waiting != NULL) {
                 nca_avr_add_two_columns(acc2, waiting, hidden, (uint16_t)(w2 - waiting),
@@ -318,7 +319,7 @@ static void nca_avr_hidden_layer(const nca_genome_t *g, int32_t *acc2,
         ++columns;
     }
     for (c = 0; c < NCA_CHANNELS; ++c) { /* each added column's 2^15, modulo 2^32 */
-        acc2[c] = (int32_t)((uint32_t)acc2[c] - columns * 32768u);
+        acc2[c] = (int32_t)((uint32_t)acc2[c] - (uint32_t)columns * 32768u);
     }
 }
 #endif
