@@ -262,6 +262,32 @@ def test_avr_genome_in_flash_cell_in_sram_and_cycles_counted(cortexm_images, tmp
             "nca_requantize"} <= set(profile)
 
 
+@needs_arm
+@pytest.mark.toolchain
+def test_avr_split_header_builds_strict_with_the_genome_in_flash(tmp_path):
+    """`cellsim header --split --firmware`: the .c file's arrays go to flash
+    on AVR (PROGMEM) although the .h declares them plain extern, and the
+    three translation units build with -Wall -Wextra -Werror -pedantic."""
+    from firmware_gen import FIRMWARE_SOURCES, write_header_files
+
+    write_header_files(random_genome(8), tmp_path / "rom.h", name="split", split=True,
+                       firmware_dir=tmp_path)
+    (tmp_path / "main.c").write_text(
+        '#include "nca_cell.h"\n#include "rom.h"\n'
+        "static const nca_genome_t genome = NCA_SPLIT_GENOME_INIT;\n"
+        "nca_cell_ram_t ram;\n"
+        "int main(void) { nca_cell_update(&genome, &ram); return (int)ram.count; }\n")
+    target = toolchain.TARGETS["atmega2560"]
+    elf = tmp_path / "split.elf"
+    sources = (*FIRMWARE_SOURCES, "rom.c", "main.c")
+    toolchain.run_tool([target.tool("gcc"), *target.cflags, *target.link_flags, f"-I{tmp_path}",
+                        *(tmp_path / f for f in sources), "-o", elf])
+    symbols = {parts[2]: int(parts[0], 16) for parts in map(
+        str.split, toolchain.run_tool([target.tool("nm"), elf]).stdout.decode().splitlines())
+        if len(parts) == 3}
+    assert symbols["nca_split_blocks"] < 0x10000 and symbols["ram"] >= 0x800200
+
+
 def requantize_cases(seed: int) -> np.ndarray:
     """(n, 5) int64 rows acc, m, shift, lo, hi: every shift, multipliers at
     and between the ends of [2^30, 2^31) and 0 (nca_kernels.h's contract),
