@@ -283,7 +283,7 @@ REGISTRY = (
     *(Implementation(f"C firmware, {cpu}{' NCA_PORTABLE' if portable else ''} on "
                      f"{toolchain.TARGETS[cpu].board}", "cell", _qemu(cpu, portable), tools=ARM,
                      examples=2)
-      for cpu in toolchain.TARGETS for portable in ((False, True) if cpu == "cortex-m4"
+      for cpu in toolchain.TARGETS for portable in ((False, True) if cpu.startswith("cortex-m")
                                                     else (False,))),
     Implementation("cellsim.intspec.step_grid_sync (the spec)", "step",
                    lambda p, states, mask, torus, seed, workdir: (

@@ -193,3 +193,32 @@ def test_scripts_test_installs_every_targets_packages():
     for name, target in toolchain.TARGETS.items():
         assert set(target.packages) <= set(listed), (name, target.packages)
         assert target.tools[0] == target.tool("gcc") and target.name == name
+
+
+@needs_arm
+@pytest.mark.toolchain
+def test_cortexm4_kernel_takes_each_activation_path_on_qemu(tmp_path):
+    """The M4 kernel's activations: SMULL with the 0..255 clamp, SMULL with a
+    clamp at another zero point, and a block with a shift > -2 handed to the
+    portable requantisation between fast blocks; each against the spec."""
+    import dataclasses
+
+    from cellsim.genome import Genome
+
+    base = random_int_params(41)
+    shift1 = base.shift1.copy()
+    shift1[21] = 1  # block 5 takes the portable path, the others SMULL
+    for zero_point in (-128, -100):
+        p = dataclasses.replace(base, hidden_zero_point=zero_point, shift1=shift1)
+        p.validate()
+        assert (np.delete(p.shift1, 21) <= -2).all()
+        genome = Genome(params=p, name="paths", target="", grid_size=72, fire_rate=0.5,
+                        angle=0.0, torus=False, source_sha256=bytes(32))
+        gdir = tmp_path / f"zp{-zero_point}"
+        gdir.mkdir()
+        header, init = toolchain.write_genome_header(genome, gdir, "paths")
+        elf = toolchain.build_image("cortex-m4", gdir, header, init)
+        rams = np.concatenate([random_rams(43, 400), edge_rams(p.alive_threshold),
+                               trajectory_rams(p, size=8, steps=4, seed=5)])
+        assert_same(toolchain.run_image("cortex-m4", elf, rams, gdir), update_rams(p, rams),
+                    f"cortex-m4, zero point {zero_point}")
