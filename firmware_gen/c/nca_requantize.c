@@ -63,7 +63,7 @@ int32_t nca_requantize(int32_t acc, int32_t m, int shift, int32_t lo, int32_t hi
     if (t < 33 && acc != 0 && m != 0) {
         const int k = 33 - t; /* 1 .. 32 */
         const uint32_t magnitude = acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc;
-        if (k >= 31 || magnitude >= 1u << (31 - k)) {
+        if (k >= 31 || magnitude >= (uint32_t)1 << (31 - k)) { /* 1u is 16 bits on AVR */
             return acc < 0 ? lo : hi;
         }
         acc = acc < 0 ? -(int32_t)(magnitude << k) : (int32_t)(magnitude << k);
