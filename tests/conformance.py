@@ -283,7 +283,8 @@ REGISTRY = (
                      f"{toolchain.TARGETS[cpu].board}", "cell", _mcu(cpu, portable),
                      tools=toolchain.TARGETS[cpu].tools, examples=2)
       for cpu in toolchain.TARGETS
-      for portable in ((False, True) if cpu in ("cortex-m4", "atmega2560") else (False,))),
+      for portable in ((False, True) if cpu.startswith("cortex-m") or cpu == "atmega2560"
+                       else (False,))),
     Implementation("cellsim.intspec.step_grid_sync (the spec)", "step",
                    lambda p, states, mask, torus, seed, workdir: (
                        step_grid_sync(p, states, mask, torus), mask)),

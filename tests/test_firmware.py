@@ -361,3 +361,80 @@ def test_scripts_test_installs_every_targets_packages():
     for name, target in toolchain.TARGETS.items():
         assert set(target.packages) <= set(listed), (name, target.packages)
         assert target.tools[0] == target.tool("gcc") and target.name == name
+
+
+@needs_arm
+@pytest.mark.toolchain
+def test_cortexm4_kernel_takes_each_activation_path_on_qemu(tmp_path):
+    """The M4 kernel's activations: SMULL with the 0..255 clamp, SMULL with a
+    clamp at another zero point, and a block with a shift > -2 handed to the
+    portable requantisation between fast blocks; each against the spec."""
+    import dataclasses
+
+    from cellsim.genome import Genome
+
+    base = random_int_params(41)
+    shift1 = base.shift1.copy()
+    shift1[21] = 1  # block 5 takes the portable path, the others SMULL
+    for zero_point in (-128, -100):
+        p = dataclasses.replace(base, hidden_zero_point=zero_point, shift1=shift1)
+        p.validate()
+        assert (np.delete(p.shift1, 21) <= -2).all()
+        genome = Genome(params=p, name="paths", target="", grid_size=72, fire_rate=0.5,
+                        angle=0.0, torus=False, source_sha256=bytes(32))
+        gdir = tmp_path / f"zp{-zero_point}"
+        gdir.mkdir()
+        header, init = toolchain.write_genome_header(genome, gdir, "paths")
+        elf = toolchain.build_image("cortex-m4", gdir, header, init)
+        rams = np.concatenate([random_rams(43, 400), edge_rams(p.alive_threshold),
+                               trajectory_rams(p, size=8, steps=4, seed=5)])
+        assert_same(toolchain.run_image("cortex-m4", elf, rams, gdir), update_rams(p, rams),
+                    f"cortex-m4, zero point {zero_point}")
+
+
+REQUANTIZE_MAIN = r'''
+#include <stdio.h>
+#include "nca_kernels.h"
+int main(void) {
+    int32_t v[5];
+    while (fread(v, sizeof v[0], 5, stdin) == 5) {
+        const int32_t r = nca_requantize(v[0], v[1], (int)v[2], v[3], v[4]);
+        fwrite(&r, sizeof r, 1, stdout);
+    }
+    return 0;
+}
+'''
+
+
+@needs_gcc
+@pytest.mark.parametrize("wide", [1, 0], ids=["64-bit multiply", "16-bit halves (Armv6-M, AVR)"])
+def test_requantize_matches_spec_on_edges(tmp_path, wide):
+    """nca_requantize against intspec's requantize + clamp for every shift, at
+    the accumulator values where its pre-shift (t < 33) saturates or not, at
+    the ends of the multiplier's range and at random values, both ways of
+    forming the high product."""
+    from cellsim.intspec.requantize import requantize
+
+    main = tmp_path / "requantize.c"
+    main.write_text(REQUANTIZE_MAIN)
+    exe = tmp_path / "requantize"
+    toolchain.run_tool(["gcc", *toolchain.HOST_FLAGS, f"-DNCA_WIDE_MULTIPLY={wide}",
+                        f"-I{toolchain.C_DIR}", main, toolchain.C_DIR / "nca_requantize.c",
+                        "-o", exe])
+    rng = np.random.default_rng(wide)
+    rows = []
+    for shift in range(-31, 31):
+        k = max(33 - (31 - shift), 0)
+        edges = [0, 1, 2, (1 << 31) - 1] + ([(1 << (31 - k)) + d for d in (-1, 0, 1)]
+                                            if 0 < k < 31 else [])
+        accs = [a for e in edges for a in (e, -e)] + list(rng.integers(-(1 << 31) + 1, 1 << 31, 8))
+        for m in (0, 1 << 30, (1 << 31) - 1, int(rng.integers(1 << 30, 1 << 31))):
+            for lo, hi in ((0, 255), (-128, 127), (0, 100)):
+                rows += [(a, m, shift, lo, hi) for a in accs if abs(a) < (1 << 31)]
+    v = np.array(rows, np.int64)
+    got = np.frombuffer(toolchain.run_tool([exe], stdin_bytes=v.astype("<i4").tobytes()).stdout,
+                        "<i4")
+    expected = np.clip(requantize(v[:, 0], v[:, 1], v[:, 2]), v[:, 3], v[:, 4])
+    bad = np.flatnonzero(got != expected)
+    assert bad.size == 0, (f"{bad.size} of {len(v)} differ, first (acc, m, shift, lo, hi) = "
+                           f"{v[bad[0]].tolist()}: {got[bad[0]]} != {expected[bad[0]]}")

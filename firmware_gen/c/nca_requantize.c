@@ -10,10 +10,12 @@
 /* Armv6-M and AVR multiply 32 x 32 -> 32 only: there the 64-bit product is
  * assembled from 16-bit halves; elsewhere the compiler's widening multiply is
  * one or two instructions. */
+#ifndef NCA_WIDE_MULTIPLY /* the tests set it to check both paths on the host */
 #if defined(__ARM_ARCH_6M__) || defined(__AVR__)
 #define NCA_WIDE_MULTIPLY 0
 #else
 #define NCA_WIDE_MULTIPLY 1
+#endif
 #endif
 
 /* floor(acc * m / 2^32) for |acc| < 2^31, 0 <= m < 2^31 (|result| < 2^30) */
@@ -64,7 +66,7 @@ int32_t nca_requantize(int32_t acc, int32_t m, int shift, int32_t lo, int32_t hi
     if (t < 33 && acc != 0 && m != 0) {
         const int k = 33 - t; /* 1 .. 32 */
         const uint32_t magnitude = acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc;
-        if (k >= 31 || magnitude >= (uint32_t)1 << (31 - k)) { /* int: 16 bits on AVR */
+        if (k >= 31 || magnitude >= (uint32_t)1 << (31 - k)) { /* 1u is 16 bits on AVR */
             return acc < 0 ? lo : hi;
         }
         acc = acc < 0 ? -(int32_t)(magnitude << k) : (int32_t)(magnitude << k);
