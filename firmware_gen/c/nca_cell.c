@@ -79,8 +79,8 @@ NCA_NOINLINE static int32_t nca_requantize(int32_t acc, int32_t m, int shift,
  * shifts, the saturation test on bytes 2..7, and (v + 1) >> 1 in 17 bits.
  * avr-gcc's ABI: a in r22..r25, b in r18..r21, total_and_sign in r16 (read
  * only), the result in r24:r25; r2..r9 are saved, r1 is zero again at the
- * end. About 230 cycles for a typical shift; libgcc's widening multiply alone
- * takes 190. */
+ * end. About 256 cycles per call on the benchmark genome (simavr), where
+ * libgcc's widening multiply alone takes 190. */
 uint16_t nca_avr_scaled_magnitude(uint32_t a, uint32_t b, uint8_t total_and_sign);
 __asm__(
     ".section .text.nca_avr_scaled_magnitude,\"ax\",@progbits\n"
@@ -145,8 +145,8 @@ __asm__(
  * Exits first where the result is known: a zero product rounds to 0, and a
  * negative one to at most 0, i.e. lo when lo >= 0 (the first layer's ReLU
  * floor: about half of the hidden units). The bounds and the result fit in
- * int16, which spares registers. */
-/* inlined into both callers: as a call of its own it costs 130 cycles more */
+ * int16, which spares registers. Inlined into both callers: as a call of its
+ * own it cost 130 cycles more per requantisation. */
 __attribute__((always_inline)) static inline int16_t
 nca_requantize(int32_t acc, int32_t m, int8_t shift, int16_t lo, int16_t hi)
 {
@@ -284,8 +284,9 @@ NCA_NOINLINE static void nca_avr_add_two_columns(int32_t *acc, const int8_t *w, 
 /* The hidden layer streamed into the second layer's accumulators, as in
  * nca_cell_update, on AVR: running pointers through the genome's flash arrays
  * (no index arithmetic per unit), the assembly kernels, and the 2^15 that
- * nca_avr_add_two_columns adds per term taken off once at the end. (As a
- * function of its own it is 2% faster and takes 22 more bytes of stack.) */
+ * nca_avr_add_two_columns adds per term taken off once at the end. Inlined
+ * into nca_cell_update: as a function of its own it was 2% faster and took
+ * 22 more bytes of stack. */
 static void nca_avr_hidden_layer(const nca_genome_t *g, int32_t *acc2,
                                  const signed char *x, int32_t top)
 {

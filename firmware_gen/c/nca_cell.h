@@ -24,7 +24,9 @@ extern "C" {
  * requantisation multiplier m and shift s stand for the ratio m * 2^(s - 31).
  * Like every genome file, it must keep |bias| + sum |w| * |input| within
  * INT32_MAX per output (cellsim.genome.check_accumulator_range), which is
- * what lets the update accumulate in int32. */
+ * what lets the update accumulate in int32. On AVR the arrays are in flash
+ * (the header's PROGMEM) and these pointers are flash addresses, which must
+ * lie in the low 64 KiB (LPM); the descriptor itself is an ordinary const. */
 typedef struct nca_genome {
     const int8_t  *w1;          /* [hidden][NCA_INPUTS] */
     const int32_t *b1;          /* [hidden] */
