@@ -228,8 +228,23 @@ def measure(cpu: str, genome: Genome, dense: Genome, updates: int, workdir: Path
     hidden = np.asarray([_active_hidden(p, r) for r in rams])
     macs = p.w1.size + hidden * p.channels  # MACs actually run (zero units skipped)
     nominal = p.w1.size + p.w2.size
+    # counted on the emulator: QEMU's instructions, or simavr's cycles under "cycles"
+    counts = {
+        "live_mean": float(live_counts.mean()), "live_min": int(live_counts.min()),
+        "live_max": int(live_counts.max()), "dead_cell": int(dead_counts.max()),
+        "dense_mean": float(dense_counts.mean()),
+        "active_hidden_mean": float(hidden.mean()),
+        "per_mac_dense": float(dense_counts.mean() / nominal),
+        "per_executed_mac_live": float((live_counts / macs).mean()),
+        "cmsis_nn_per_mac": CMSIS_INSTRUCTIONS_PER_MAC,
+        "cmsis_nn_estimate_per_update": CMSIS_INSTRUCTIONS_PER_MAC * nominal,
+        "macs_per_update": nominal,
+        "updates_traced": updates,
+    }
+    emulator = (f"simavr ({target.emulator[0]} core; firmware_gen/c/harness/simavr_runner.c)"
+                if cycles else " ".join(target.emulator))
     return {
-        "cpu": cpu, "board": target.board, "emulator": " ".join(target.emulator),
+        "cpu": cpu, "board": target.board, "emulator": emulator,
         "flash": {
             "genome_arrays": genome_rom,
             "genome_descriptor": descriptor,
@@ -252,18 +267,7 @@ def measure(cpu: str, genome: Genome, dense: Genome, updates: int, workdir: Path
                 "descriptor_in_ram": bool(cycles)},  # AVR: const data lives in SRAM
         "unit": "cycles" if cycles else "instructions",
         "cycles_by_function": by_function,
-        "instructions": {
-            "live_mean": float(live_counts.mean()), "live_min": int(live_counts.min()),
-            "live_max": int(live_counts.max()), "dead_cell": int(dead_counts.max()),
-            "dense_mean": float(dense_counts.mean()),
-            "active_hidden_mean": float(hidden.mean()),
-            "per_mac_dense": float(dense_counts.mean() / nominal),
-            "per_executed_mac_live": float((live_counts / macs).mean()),
-            "cmsis_nn_per_mac": CMSIS_INSTRUCTIONS_PER_MAC,
-            "cmsis_nn_estimate_per_update": CMSIS_INSTRUCTIONS_PER_MAC * nominal,
-            "macs_per_update": nominal,
-            "updates_traced": updates,
-        },
+        "cycles" if cycles else "instructions": counts,
         "qemu_agrees_bit_for_bit": agree,
         "budget": dataclasses.asdict(budget),
         "real_time": _real_time(budget, float(dense_counts.mean()), float(live_counts.mean())),
@@ -336,16 +340,19 @@ def format_table(results: list[dict]) -> str:
                                               + (r["flash"]["genome_descriptor"]
                                                  if r["ram"]["descriptor_in_ram"] else 0)))
 
+    def n(r):  # the counts, whichever the emulator counted
+        return r.get("cycles") or r["instructions"]
+
     def unit(r):  # the ATmega2560's figures are simavr's cycles, the others QEMU's instructions
         return " cyc" if r["unit"] == "cycles" else ""
-    row("instr./update, live cells", lambda r: f"{r['instructions']['live_mean']:,.0f}{unit(r)} "
-        f"({r['instructions']['live_min']:,}-{r['instructions']['live_max']:,})")
-    row("  active hidden units", lambda r: f"{r['instructions']['active_hidden_mean']:.1f} / 128")
-    row("instr./update, all units on", lambda r: f"{r['instructions']['dense_mean']:,.0f}{unit(r)}")
-    row("instr./MAC, all units on", lambda r: f"{r['instructions']['per_mac_dense']:.2f}{unit(r)}"
+    row("instr./update, live cells", lambda r: f"{n(r)['live_mean']:,.0f}{unit(r)} "
+        f"({n(r)['live_min']:,}-{n(r)['live_max']:,})")
+    row("  active hidden units", lambda r: f"{n(r)['active_hidden_mean']:.1f} / 128")
+    row("instr./update, all units on", lambda r: f"{n(r)['dense_mean']:,.0f}{unit(r)}")
+    row("instr./MAC, all units on", lambda r: f"{n(r)['per_mac_dense']:.2f}{unit(r)}"
         + _limit(r, "max_per_mac", lambda v: f"{v:g}"))
     row("  CMSIS-NN inner loop", lambda r: f"~{CMSIS_INSTRUCTIONS_PER_MAC}")
-    row("instr./update, dead cell", lambda r: f"{r['instructions']['dead_cell']}{unit(r)}")
+    row("instr./update, dead cell", lambda r: f"{n(r)['dead_cell']}{unit(r)}")
     row("emulator == intspec", lambda r: "yes" if r["qemu_agrees_bit_for_bit"] else "NO")
     row("clock, assumed CPI", lambda r: "-" if r["real_time"] is None else
         f"{r['real_time']['clock_hz'] / 1e6:g} MHz, " + (

@@ -26,7 +26,10 @@ extern "C" {
  * shift s stand for the ratio m * 2^(s - 31). Like every genome file, the
  * genome keeps |bias| + sum |w| * |input| within INT32_MAX per output
  * (cellsim.genome.check_accumulator_range), so every final accumulator fits
- * int32; the kernels accumulate modulo 2^32, which is then exact. */
+ * int32; the kernels accumulate modulo 2^32, which is then exact. On AVR the
+ * arrays are in flash (the header's PROGMEM) and these pointers are flash
+ * addresses, which must lie in the low 64 KiB (LPM); the descriptor itself is
+ * an ordinary const. */
 typedef struct nca_genome {
     const nca_block_t *blocks;  /* [block_count] */
     const int32_t *b2;          /* [NCA_CHANNELS] second-layer biases */

@@ -25,8 +25,13 @@
 #define RAM_BYTES 256
 #define GPIOR0_DATA_ADDRESS 0x3e /* I/O 0x1e: a general-purpose register */
 #define CALL_RETURN_BYTES 3      /* a CALL on a 256 KiB part pushes a 22-bit PC */
+/* An image that stops signalling (a crash that loops) fails the run instead
+ * of spinning until the caller's timeout: no update of up to 4,096 hidden
+ * units takes a sixth of this, even in plain C. */
+#define MAX_CYCLES_BETWEEN_SIGNALS 200000000ull
 
 typedef struct {
+    avr_cycle_count_t signalled; /* cycle of the last signal */
     uint16_t ram;
     int loaded; /* an image is in the simulated RAM, to be updated */
     int done;   /* stdin is exhausted */
@@ -46,6 +51,7 @@ static void on_signal(avr_t *avr, avr_io_addr_t addr, uint8_t v, void *param)
     size_t got;
     (void)addr;
     (void)v;
+    bench->signalled = avr->cycle;
     if (bench->loaded && fwrite(avr->data + bench->ram, 1, RAM_BYTES, stdout) != RAM_BYTES) {
         bench->failed = 1;
     }
@@ -71,7 +77,7 @@ int main(int argc, char **argv)
 {
     elf_firmware_t firmware;
     avr_t *avr;
-    bench_t bench = {0, 0, 0, 0};
+    bench_t bench = {0, 0, 0, 0, 0};
     unsigned long entry, ret;
     unsigned long long start = 0;
     uint16_t entry_sp = 0, lowest_sp = 0;
@@ -126,6 +132,11 @@ int main(int argc, char **argv)
         }
         if (state == cpu_Done || state == cpu_Crashed) {
             fprintf(stderr, "the AVR stopped (state %d) at pc 0x%x\n", state, avr->pc);
+            return 1;
+        }
+        if (avr->cycle - bench.signalled > MAX_CYCLES_BETWEEN_SIGNALS) {
+            fprintf(stderr, "no signal from the image for %llu cycles (pc 0x%x)\n",
+                    MAX_CYCLES_BETWEEN_SIGNALS, avr->pc);
             return 1;
         }
         if (avr->pc == entry) {
