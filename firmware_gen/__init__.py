@@ -17,10 +17,23 @@ from cellsim.errors import ConfigError, OutputError
 from .header import c_identifier, check_firmware_genome, generate_header, generate_split, rom_bytes
 
 C_DIR = Path(__file__).resolve().parent / "c"
-FIRMWARE_FILES = ("nca_cell.h", "nca_cell_layout.h", "nca_cell.c")
+# The C files of the firmware, every one compiled into a build: each kernel
+# file holds code only for the cores it is written for (nca_kernels.h).
+FIRMWARE_SOURCES = ("nca_cell.c",
+                    "nca_perceive.c", "nca_perceive_arm_dsp.c", "nca_perceive_avr.c",
+                    "nca_fully_connected.c", "nca_fully_connected_arm_dsp.c",
+                    "nca_fully_connected_armv6m.c", "nca_fully_connected_avr.c",
+                    "nca_residual.c", "nca_residual_arm_dsp.c",
+                    "nca_requantize.c", "nca_requantize_avr.c")
+FIRMWARE_FILES = ("nca_cell.h", "nca_cell_layout.h", "nca_kernels.h", *FIRMWARE_SOURCES)
 
-__all__ = ["C_DIR", "FIRMWARE_FILES", "c_identifier", "firmware_sources", "generate_header",
+__all__ = ["C_DIR", "FIRMWARE_FILES", "FIRMWARE_SOURCES", "firmware_source_paths", "c_identifier", "firmware_sources", "generate_header",
            "generate_split", "rom_bytes", "write_header_files"]
+
+
+def firmware_source_paths() -> list[Path]:
+    """The firmware's .c files, to compile with the harness or application."""
+    return [C_DIR / name for name in FIRMWARE_SOURCES]
 
 
 def firmware_sources() -> dict[str, str]:

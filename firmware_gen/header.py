@@ -1,7 +1,8 @@
 """C99 text of a genome: a drop-in header (or a .h/.c pair) holding the ROM
-arrays the cell firmware reads, in CMSIS-NN's layout, with defines for the
-dimensions, the format version and the genome's CRC. Pure string building:
-the same genome and name give the same bytes on every run and machine."""
+data the cell firmware reads, in its kernels' layout (kernel_layout.py: the
+hidden layer as nca_block_t records), with defines for the dimensions, the
+format version and the genome's CRC. Pure string building: the same genome and
+name give the same bytes on every run and machine."""
 import re
 import unicodedata
 
@@ -11,22 +12,27 @@ from cellsim import __version__
 from cellsim.errors import ConfigError, GenomeError
 from cellsim.intspec import layout
 
+from .kernel_layout import BLOCK, BLOCK_FIELDS, kernel_blocks, padded_hidden
+
 MAX_IDENTIFIER_NAME = 32  # keeps nca_<name>_shift1 within C99's 63 significant characters
-FIRMWARE_ABI = 1          # nca_genome_t version of nca_cell.h (NCA_CELL_ABI_VERSION)
+FIRMWARE_ABI = 2          # nca_genome_t version of nca_cell.h (NCA_CELL_ABI_VERSION)
 ALIGNMENT = 16            # TFLM's alignas(16): lets DSP code use word loads
 
 # (field, C type, what it holds); also the order of the arrays in the file and
-# of the ROM byte count.
+# of the ROM byte count. "blocks" is the hidden layer, nca_block_t records.
 ARRAYS = (
-    ("w1", "int8_t", "first-layer weights [hidden][48]: inputs state | gradient x | gradient y"),
-    ("b1", "int32_t", "first-layer biases"),
-    ("m1", "int32_t", "first-layer requantisation multipliers, 0 or in [2^30, 2^31)"),
-    ("shift1", "int8_t", "first-layer requantisation shifts: ratio = m1 * 2^(shift1 - 31)"),
-    ("w2", "int8_t", "second-layer weights [16][hidden]"),
+    ("blocks", "nca_block_t", f"the hidden units in blocks of {BLOCK}: biases, first-layer "
+     "weights, requantisation, second-layer weights"),
     ("b2", "int32_t", "second-layer biases"),
     ("m2", "int32_t", "second-layer requantisation multipliers"),
     ("shift2", "int8_t", "second-layer requantisation shifts"),
 )
+
+
+def rom_arrays(params) -> dict[str, np.ndarray]:
+    """The arrays of ARRAYS, by field name."""
+    return {"blocks": kernel_blocks(params), "b2": np.asarray(params.b2, np.int32),
+            "m2": np.asarray(params.m2, np.int32), "shift2": np.asarray(params.shift2, np.int8)}
 
 
 def c_identifier(name: str) -> str:
@@ -83,16 +89,34 @@ def _initializer(values, per_line: int, indent: str) -> str:
     return "\n".join(lines)
 
 
+def _block_definition(prefix: str, rom: str, blocks: np.ndarray, storage: str) -> str:
+    """The nca_block_t records, every field braced (-Wmissing-braces)."""
+    def braced(values, indent: str) -> str:
+        values = np.asarray(values)
+        if values.ndim == 1:
+            return "{" + ", ".join(_int_literal(int(v)) for v in values) + "}"
+        inner = f",\n{indent} ".join(braced(v, indent + " ") for v in values)
+        return "{" + inner + "}"
+
+    parts = []
+    for b, block in enumerate(blocks):
+        fields = []
+        for name, _, _, what in BLOCK_FIELDS:
+            fields.append(f"        /* {name}: {what} */\n        "
+                          + braced(block[name], "        ") + ",")
+        parts.append(f"    {{ /* block {b}: hidden units {BLOCK * b}..{BLOCK * b + BLOCK - 1} */\n"
+                     + "\n".join(fields) + "\n    },")
+    return (f"{storage}const nca_block_t {prefix}_blocks[{len(blocks)}] {rom} = {{\n"
+            + "\n".join(parts) + "\n};")
+
+
 def _array_definition(prefix: str, rom: str, field: str, ctype: str, values,
                       storage: str) -> str:
     values = np.asarray(values)
+    if ctype == "nca_block_t":
+        return _block_definition(prefix, rom, values, storage)
     dims = "".join(f"[{d}]" for d in values.shape)
     head = f"{storage}const {ctype} {prefix}_{field}{dims} {rom} = {{"
-    if values.ndim == 2:
-        rows = []
-        for r, row in enumerate(values):
-            rows.append(f"    {{ /* {r} */\n{_initializer(row, 16, '        ')}\n    }},")
-        return head + "\n" + "\n".join(rows) + "\n};"
     per_line = 16 if ctype == "int8_t" else 8
     return head + "\n" + _initializer(values, per_line, "    ") + "\n};"
 
@@ -131,9 +155,11 @@ def _preamble(genome, ident: str, file_name: str, split: bool) -> str:
  *     #include "{file_name}"
  *     static const nca_genome_t genome = {macro}_GENOME_INIT;
  *     nca_cell_update(&genome, &ram);
- * The arrays follow CMSIS-NN arm_fully_connected_s8: int8 weights [out][in],
- * int32 biases, per-output requantisation ratio multiplier * 2^(shift - 31)
- * applied as (acc * m + 2^(30 - shift)) >> (31 - shift). Layer 1 reads the 48
+ * The hidden layer is in the firmware kernels' layout (nca_block_t, see
+ * docs/firmware.md): blocks of {BLOCK} hidden units, weights offset-binary
+ * (w + 128) and interleaved, the offsets folded into b1. Per-output
+ * requantisation ratio m * 2^(shift - 31) is applied as
+ * (acc * m + 2^(30 - shift)) >> (31 - shift). Layer 1 reads the 48
  * int8 perception values with input offset 0 and outputs with zero point
  * {macro}_HIDDEN_ZERO_POINT, clamped to [zero point, 127] (ReLU); layer 2 reads
  * them with input offset -zero point; its output is a saturated int8 delta
@@ -152,6 +178,7 @@ def _preamble(genome, ident: str, file_name: str, split: bool) -> str:
 #define {macro}_CHANNELS {p.channels}
 #define {macro}_INPUTS {3 * p.channels}
 #define {macro}_HIDDEN {p.hidden}
+#define {macro}_BLOCKS {padded_hidden(p.hidden) // BLOCK}   /* of {BLOCK} hidden units; padding units add 0 */
 #define {macro}_HIDDEN_ZERO_POINT ({p.hidden_zero_point})
 #define {macro}_ALIVE_THRESHOLD ({p.alive_threshold})
 #define {macro}_ROM_BYTES {rom_bytes(p)}u  /* flash taken by the arrays the update reads */
@@ -160,10 +187,18 @@ def _preamble(genome, ident: str, file_name: str, split: bool) -> str:
 #if defined(NCA_CELL_ABI_VERSION) && NCA_CELL_ABI_VERSION != {FIRMWARE_ABI}
 #error "the {prefix} genome header was made for nca_cell.h ABI version {FIRMWARE_ABI}"
 #endif
+#include "nca_cell.h"  /* nca_block_t, nca_genome_t */
+#if NCA_CELL_ABI_VERSION != {FIRMWARE_ABI}
+#error "the {prefix} genome header was made for nca_cell.h ABI version {FIRMWARE_ABI}"
+#endif
 
 /* {ALIGNMENT}-byte alignment (as TFLM's alignas(16)) for word-wise DSP loads;
- * `unused` keeps translation units that read only some arrays warning-free. */
-#if defined(__GNUC__) || defined(__clang__)
+ * `unused` keeps translation units that read only some arrays warning-free.
+ * On AVR the arrays go to flash (avr-libc's PROGMEM), which the firmware reads
+ * with LPM; its 8-bit loads need no alignment. */
+#if defined(__AVR__)
+#define {macro}_ROM __attribute__((__progmem__, unused))
+#elif defined(__GNUC__) || defined(__clang__)
 #define {macro}_ROM __attribute__((aligned({ALIGNMENT}), unused))
 #else
 #define {macro}_ROM
@@ -175,18 +210,18 @@ def _genome_init(prefix: str, macro: str) -> str:
     return f"""
 /* Initialiser of an nca_genome_t (nca_cell.h) pointing at these arrays. */
 #define {macro}_GENOME_INIT {{ \\
-    &{prefix}_w1[0][0], {prefix}_b1, {prefix}_m1, {prefix}_shift1, \\
-    &{prefix}_w2[0][0], {prefix}_b2, {prefix}_m2, {prefix}_shift2, \\
-    {macro}_HIDDEN, {macro}_HIDDEN_ZERO_POINT, {macro}_ALIVE_THRESHOLD }}
+    {prefix}_blocks, {prefix}_b2, {prefix}_m2, {prefix}_shift2, \\
+    {macro}_BLOCKS, {macro}_HIDDEN_ZERO_POINT, {macro}_ALIVE_THRESHOLD }}
 """
 
 
 def _arrays(genome, prefix: str, rom: str, storage: str) -> str:
     p = genome.params
+    arrays = rom_arrays(p)
     parts = []
     for field, ctype, what in ARRAYS:
         parts.append(f"/* {what} */\n"
-                     + _array_definition(prefix, rom, field, ctype, getattr(p, field), storage))
+                     + _array_definition(prefix, rom, field, ctype, arrays[field], storage))
     parts.append("/* the seed cell's state (channels 3.. = 1.0): put it in the centre cell */\n"
                  + _array_definition(prefix, rom, "seed_state", "int8_t", p.seed_state(),
                                      storage))
@@ -195,10 +230,12 @@ def _arrays(genome, prefix: str, rom: str, storage: str) -> str:
 
 def _declarations(genome, prefix: str) -> str:
     p = genome.params
+    arrays = rom_arrays(p)
     lines = []
     for field, ctype, _ in ARRAYS + (("seed_state", "int8_t", ""),):
-        values = p.seed_state() if field == "seed_state" else getattr(p, field)
-        dims = "".join(f"[{d}]" for d in np.shape(values))
+        values = p.seed_state() if field == "seed_state" else arrays[field]
+        dims = f"[{len(values)}]" if ctype == "nca_block_t" else "".join(
+            f"[{d}]" for d in np.shape(values))
         lines.append(f"extern const {ctype} {prefix}_{field}{dims};")
     return "\n".join(lines) + "\n"
 

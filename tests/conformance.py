@@ -176,7 +176,7 @@ def _genome_header(params, workdir):
     return toolchain.write_genome_header(genome, workdir, "conformance")
 
 
-def _qemu(cpu: str, portable: bool = False):
+def _mcu(cpu: str, portable: bool = False):
     def run(params, rams, workdir):
         header, init = _genome_header(params, workdir)
         elf = toolchain.build_image(cpu, workdir, header, init, portable=portable)
@@ -270,7 +270,6 @@ def _onnx_deltas(optimised: bool):
     return run
 
 
-ARM = toolchain.TARGET_TOOLS
 REGISTRY = (
     Implementation("cellsim.intspec.update_ram (the spec)", "cell",
                    lambda p, rams, workdir: spec_cells(p, rams)),
@@ -281,10 +280,11 @@ REGISTRY = (
     Implementation("C firmware, host gcc -std=c99", "cell", _host_c,
                    tools=toolchain.HOST_TOOLS),
     *(Implementation(f"C firmware, {cpu}{' NCA_PORTABLE' if portable else ''} on "
-                     f"{toolchain.TARGETS[cpu].board}", "cell", _qemu(cpu, portable), tools=ARM,
-                     examples=2)
-      for cpu in toolchain.TARGETS for portable in ((False, True) if cpu == "cortex-m4"
-                                                    else (False,))),
+                     f"{toolchain.TARGETS[cpu].board}", "cell", _mcu(cpu, portable),
+                     tools=toolchain.TARGETS[cpu].tools, examples=2)
+      for cpu in toolchain.TARGETS
+      for portable in ((False, True) if cpu.startswith("cortex-m") or cpu == "atmega2560"
+                       else (False,))),
     Implementation("cellsim.intspec.step_grid_sync (the spec)", "step",
                    lambda p, states, mask, torus, seed, workdir: (
                        step_grid_sync(p, states, mask, torus), mask)),

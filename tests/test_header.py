@@ -15,11 +15,11 @@ from cellsim.cli import main
 from cli_helpers import fails_cleanly
 from cellsim.errors import ConfigError, GenomeError, OutputError
 from cellsim.genome import FORMAT_VERSION, save_genome
-from firmware_gen import (FIRMWARE_FILES, C_DIR, c_identifier, generate_header, generate_split,
-                          rom_bytes, write_header_files)
+from firmware_gen import (FIRMWARE_FILES, C_DIR, c_identifier, firmware_source_paths,
+                          generate_header, generate_split, rom_bytes, write_header_files)
 from firmware_gen import toolchain
 from cellsim.intspec import layout
-from firmware_gen.header import ARRAYS
+from firmware_gen.kernel_layout import BLOCK_DTYPE, unpack_blocks
 from firmware_gen.layout_header import FILE_NAME as LAYOUT_FILE
 from firmware_gen.layout_header import generate_layout_header
 
@@ -33,17 +33,40 @@ def genome():
 
 
 def parse_arrays(text: str, prefix: str) -> dict[str, np.ndarray]:
-    """Every `const T prefix_NAME[..] ROM = {...};` of a generated file, as arrays."""
+    """Every `const T prefix_NAME[..] ROM = {...};` of a generated file, as arrays;
+    nca_block_t records as a structured array (kernel_layout.BLOCK_DTYPE)."""
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     arrays = {}
-    for m in re.finditer(rf"const (int8_t|int32_t) {prefix}_(\w+)((?:\[\d+\])+) \w+ = \{{(.*?)\}};",
-                         text, flags=re.S):
+    for m in re.finditer(rf"const (int8_t|int32_t|nca_block_t) {prefix}_(\w+)((?:\[\d+\])+) \w+ = "
+                         r"\{(.*?)\};", text, flags=re.S):
         ctype, name, dims, body = m.groups()
         body = body.replace("(-2147483647 - 1)", str(-(1 << 31)))
         values = [int(v) for v in re.findall(r"-?\d+", body)]
         shape = tuple(int(d) for d in re.findall(r"\d+", dims))
-        arrays[name] = np.array(values, np.int64).reshape(shape)
+        if ctype == "nca_block_t":  # the fields' values in order, record by record
+            blocks = np.zeros(shape, BLOCK_DTYPE)
+            flat = iter(values)
+            for block in blocks:
+                for field in BLOCK_DTYPE.names:
+                    size = int(np.prod(BLOCK_DTYPE[field].shape))
+                    block[field] = np.array([next(flat) for _ in range(size)]).reshape(
+                        BLOCK_DTYPE[field].shape)
+            assert next(flat, None) is None
+            arrays[name] = blocks
+        else:
+            arrays[name] = np.array(values, np.int64).reshape(shape)
     return arrays
+
+
+def genome_arrays(text: str, prefix: str, hidden: int) -> dict[str, np.ndarray]:
+    """The genome's w1, b1, m1, shift1, w2, b2, m2, shift2 read back from a header."""
+    arrays = parse_arrays(text, prefix)
+    genome = unpack_blocks(arrays.pop("blocks"), hidden)
+    genome.update((k, v) for k, v in arrays.items() if k != "seed_state")
+    return genome
+
+
+GENOME_FIELDS = ("w1", "b1", "m1", "shift1", "w2", "b2", "m2", "shift2")
 
 
 def defines(text: str, macro: str) -> dict[str, str]:
@@ -82,10 +105,10 @@ def test_unusable_names_are_config_errors(name):
 def test_header_round_trips_the_genome(genome):
     text = generate_header(genome, "lizard")
     p = genome.params
-    arrays = parse_arrays(text, "nca_lizard")
-    for field, _, _ in ARRAYS:
+    arrays = genome_arrays(text, "nca_lizard", p.hidden)
+    for field in GENOME_FIELDS:
         np.testing.assert_array_equal(arrays[field], getattr(p, field), err_msg=field)
-    np.testing.assert_array_equal(arrays["seed_state"], p.seed_state())
+    np.testing.assert_array_equal(parse_arrays(text, "nca_lizard")["seed_state"], p.seed_state())
     d = defines(text, "NCA_LIZARD")
     assert d["FORMAT_VERSION"] == str(FORMAT_VERSION)
     assert int(d["CRC32"].rstrip("u"), 16) == genome.crc32 == zlib.crc32(genome.to_bytes()[:-4])
@@ -110,20 +133,20 @@ def test_header_is_deterministic_and_exact_for_any_genome(seed, hidden, extreme,
                                                  name=name, target=name), "g")
     assert text.isascii()
     assert "*/" not in text.split("*/", 1)[1].split("#ifndef")[0]  # the comment closes once
-    arrays = parse_arrays(text, "nca_g")
-    for field, _, _ in ARRAYS:
+    arrays = genome_arrays(text, "nca_g", hidden)
+    for field in GENOME_FIELDS:
         np.testing.assert_array_equal(arrays[field], getattr(g.params, field), err_msg=field)
     header, source = generate_split(g, "g")
-    assert parse_arrays(source, "nca_g").keys() == arrays.keys()
+    assert parse_arrays(source, "nca_g").keys() == parse_arrays(text, "nca_g").keys()
     for key, value in parse_arrays(source, "nca_g").items():
-        np.testing.assert_array_equal(value, arrays[key])
+        np.testing.assert_array_equal(value, parse_arrays(text, "nca_g")[key])
 
 
 def test_name_defaults_to_the_genomes_and_changes_only_identifiers(genome):
     assert generate_header(genome) == generate_header(genome, "lizard_v2")
     other = generate_header(genome, "gecko")
-    assert "nca_gecko_w1" in other and "nca_lizard" not in other
-    assert parse_arrays(other, "nca_gecko")["w1"].tolist() == genome.params.w1.tolist()
+    assert "nca_gecko_blocks" in other and "nca_lizard" not in other
+    assert genome_arrays(other, "nca_gecko", 128)["w1"].tolist() == genome.params.w1.tolist()
 
 
 def test_firmware_needs_sixteen_channels():
@@ -149,7 +172,7 @@ int main(void) {
     for (i = 0; i < sizeof ram; ++i) ((unsigned char *)&ram)[i] = (unsigned char)(i * 7);
     nca_cell_update(&genome, &ram);
     printf("%%u %%u %%d %%d\n", (unsigned)NCA_LIZARD_CRC32 == 0x%08xu,
-           (unsigned)ram.count, (int)nca_lizard_seed_state[3], (int)genome.hidden);
+           (unsigned)ram.count, (int)nca_lizard_seed_state[3], (int)genome.block_count);
     return 0;
 }
 '''
@@ -161,10 +184,10 @@ def test_header_compiles_strict_alone_and_with_the_firmware(tmp_path, genome):
     (tmp_path / "only.c").write_text('#include "nca_lizard.h"\nint main(void) { return 0; }\n')
     gcc(tmp_path, [tmp_path / "only.c"], "only")  # unused static arrays: no warning
     (tmp_path / "main.c").write_text(USE_GENOME % ("nca_lizard.h", genome.crc32))
-    gcc(tmp_path, [tmp_path / "main.c", C_DIR / "nca_cell.c"], "main")
+    gcc(tmp_path, [tmp_path / "main.c", *firmware_source_paths()], "main")
     out = toolchain.run_tool([tmp_path / "main"]).stdout.decode().split()
     count = int.from_bytes(bytes((i * 7) & 0xFF for i in range(248, 252)), "little")
-    assert out == ["1", str(count + 1), str(genome.params.seed_state()[3]), "128"]
+    assert out == ["1", str(count + 1), str(genome.params.seed_state()[3]), "32"]  # blocks of 4
 
 
 @needs_gcc
@@ -173,12 +196,12 @@ def test_split_pair_links_into_several_translation_units(tmp_path, genome):
     (tmp_path / "nca_lizard.h").write_text(header)
     (tmp_path / "nca_lizard.c").write_text(source)
     assert "static const int" not in header
-    assert "extern const int8_t nca_lizard_w1[128][48];" in header
+    assert "extern const nca_block_t nca_lizard_blocks[32];" in header
     (tmp_path / "main.c").write_text(USE_GENOME % ("nca_lizard.h", genome.crc32))
     (tmp_path / "other.c").write_text('#include "nca_lizard.h"\n'
-                                      "int other(void) { return nca_lizard_w1[0][0]; }\n")
+                                      "int other(void) { return nca_lizard_blocks[0].w1[0][0][0]; }\n")
     gcc(tmp_path, [tmp_path / "main.c", tmp_path / "other.c", tmp_path / "nca_lizard.c",
-                   C_DIR / "nca_cell.c"], "split")
+                   *firmware_source_paths()], "split")
     assert toolchain.run_tool([tmp_path / "split"]).stdout.decode().split()[0] == "1"
 
 
@@ -216,7 +239,7 @@ def test_the_layout_fields_tile_the_cells_ram_in_order():
 def test_a_layout_the_compiler_disagrees_with_stops_the_build(tmp_path):
     """The generated static asserts are real checks: a header whose offsets do not
     match the struct does not compile."""
-    for name in ("nca_cell.h", "nca_cell.c"):
+    for name in FIRMWARE_FILES:
         (tmp_path / name).write_bytes((C_DIR / name).read_bytes())
     wrong = generate_layout_header().replace('state) == 128, "state at 128"',
                                              'state) == 129, "state at 129"')
@@ -288,7 +311,7 @@ def test_cli_writes_header_and_firmware(tmp_path, genome, capsys):
     assert "9,488 bytes" in capsys.readouterr().out
     code = main(["header", str(tmp_path / "g.genome"), "--out", str(tmp_path / "s.h"), "--split"])
     assert code == 0 and (tmp_path / "s.c").exists()
-    assert "nca_lizard_v2_w1" in (tmp_path / "s.c").read_text()  # default: the genome's name
+    assert "nca_lizard_v2_blocks" in (tmp_path / "s.c").read_text()  # default: the genome's name
 
 
 def corrupt(path):

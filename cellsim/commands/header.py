@@ -6,7 +6,7 @@ cell firmware beside it. Bad input is one line on stderr and exit status 2."""
 def add_arguments(parser):
     parser.add_argument("genome", metavar="GENOME",
                         help="genome file written by `cellsim quantize`")
-    parser.add_argument("--name", help="identifier prefix: arrays become nca_NAME_w1 ... "
+    parser.add_argument("--name", help="identifier prefix: arrays become nca_NAME_blocks ... "
                                        "(default: the genome's own name, sanitised)")
     parser.add_argument("--out", metavar="FILE",
                         help="header to write (default: nca_NAME.h in --firmware DIR or here)")
@@ -14,8 +14,8 @@ def add_arguments(parser):
                         help="write a .h with extern declarations plus a .c defining the "
                              "arrays, for builds with several translation units")
     parser.add_argument("--firmware", metavar="DIR",
-                        help="also copy the cell firmware (nca_cell.h, nca_cell_layout.h, "
-                             "nca_cell.c) into DIR")
+                        help="also copy the cell firmware (nca_cell.h, nca_cell.c, its "
+                             "kernels and headers: compile every .c) into DIR")
 
 
 def run(args) -> int:

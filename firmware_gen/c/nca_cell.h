@@ -19,22 +19,23 @@ extern "C" {
 #endif
 
 /* The genome as the update reads it: pointers into the ROM arrays of a header
- * made by `cellsim header` (its NCA_<NAME>_GENOME_INIT fills this in).
- * Weights are [out][in] as in CMSIS-NN's arm_fully_connected_s8. A
- * requantisation multiplier m and shift s stand for the ratio m * 2^(s - 31).
- * Like every genome file, it must keep |bias| + sum |w| * |input| within
- * INT32_MAX per output (cellsim.genome.check_accumulator_range), which is
- * what lets the update accumulate in int32. */
+ * made by `cellsim header` (its NCA_<NAME>_GENOME_INIT fills this in). The
+ * hidden layer is `block_count` records of NCA_BLOCK_UNITS hidden units in the
+ * kernels' layout (nca_block_t, docs/firmware.md "Kernel layout"; the header
+ * pads with units whose multiplier is 0). A requantisation multiplier m and
+ * shift s stand for the ratio m * 2^(s - 31). Like every genome file, the
+ * genome keeps |bias| + sum |w| * |input| within INT32_MAX per output
+ * (cellsim.genome.check_accumulator_range), so every final accumulator fits
+ * int32; the kernels accumulate modulo 2^32, which is then exact. On AVR the
+ * arrays are in flash (the header's PROGMEM) and these pointers are flash
+ * addresses, which must lie in the low 64 KiB (LPM); the descriptor itself is
+ * an ordinary const. */
 typedef struct nca_genome {
-    const int8_t  *w1;          /* [hidden][NCA_INPUTS] */
-    const int32_t *b1;          /* [hidden] */
-    const int32_t *m1;          /* [hidden], 0 or in [2^30, 2^31) */
-    const int8_t  *shift1;      /* [hidden], in [-31, 30] */
-    const int8_t  *w2;          /* [NCA_CHANNELS][hidden] */
-    const int32_t *b2;          /* [NCA_CHANNELS] */
-    const int32_t *m2;          /* [NCA_CHANNELS] */
-    const int8_t  *shift2;      /* [NCA_CHANNELS] */
-    uint16_t hidden;            /* hidden units, at most NCA_MAX_HIDDEN */
+    const nca_block_t *blocks;  /* [block_count] */
+    const int32_t *b2;          /* [NCA_CHANNELS] second-layer biases */
+    const int32_t *m2;          /* [NCA_CHANNELS], 0 or in [2^30, 2^31) */
+    const int8_t  *shift2;      /* [NCA_CHANNELS], in [-31, 30] */
+    uint16_t block_count;       /* hidden units / NCA_BLOCK_UNITS, at most NCA_MAX_HIDDEN / 4 */
     int8_t   hidden_zero_point; /* ReLU output zero point, usually -128 */
     int8_t   alive_threshold;   /* alive while some alpha in the 3x3 exceeds it */
 } nca_genome_t;

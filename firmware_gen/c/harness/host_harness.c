@@ -20,9 +20,8 @@ static const nca_genome_t *load_genome(FILE *in)
     return &genome;
 }
 #else
-static int8_t w1[NCA_MAX_HIDDEN * NCA_INPUTS], shift1[NCA_MAX_HIDDEN];
-static int32_t b1[NCA_MAX_HIDDEN], m1[NCA_MAX_HIDDEN];
-static int8_t w2[NCA_CHANNELS * NCA_MAX_HIDDEN], shift2[NCA_CHANNELS];
+static nca_block_t blocks[NCA_MAX_HIDDEN / NCA_BLOCK_UNITS];
+static int8_t shift2[NCA_CHANNELS];
 static int32_t b2[NCA_CHANNELS], m2[NCA_CHANNELS];
 static nca_genome_t genome;
 
@@ -48,34 +47,29 @@ static int read_i32(FILE *in, int32_t *dst, size_t n)
     return 1;
 }
 
-/* blob: "NCAG", hidden (uint16 LE), zero point, alive threshold (int8),
- * w1, b1, m1, shift1, w2, b2, m2, shift2 */
+/* blob: "NCAG", block count (uint16 LE), zero point, alive threshold (int8),
+ * the block records (nca_block_t, little-endian: main refuses other hosts),
+ * b2, m2, shift2 (firmware_gen/kernel_layout.py) */
 static const nca_genome_t *load_genome(FILE *in)
 {
     unsigned char head[8];
-    unsigned hidden;
+    unsigned count;
     if (!read_bytes(in, head, sizeof head) || memcmp(head, "NCAG", 4) != 0) {
         return NULL;
     }
-    hidden = head[4] | (unsigned)head[5] << 8;
-    if (hidden == 0 || hidden > NCA_MAX_HIDDEN) {
+    count = head[4] | (unsigned)head[5] << 8;
+    if (count == 0 || count > NCA_MAX_HIDDEN / NCA_BLOCK_UNITS) {
         return NULL;
     }
-    if (!read_bytes(in, w1, hidden * NCA_INPUTS) || !read_i32(in, b1, hidden)
-        || !read_i32(in, m1, hidden) || !read_bytes(in, shift1, hidden)
-        || !read_bytes(in, w2, NCA_CHANNELS * hidden) || !read_i32(in, b2, NCA_CHANNELS)
+    if (!read_bytes(in, blocks, count * sizeof blocks[0]) || !read_i32(in, b2, NCA_CHANNELS)
         || !read_i32(in, m2, NCA_CHANNELS) || !read_bytes(in, shift2, NCA_CHANNELS)) {
         return NULL;
     }
-    genome.w1 = w1;
-    genome.b1 = b1;
-    genome.m1 = m1;
-    genome.shift1 = shift1;
-    genome.w2 = w2;
+    genome.blocks = blocks;
     genome.b2 = b2;
     genome.m2 = m2;
     genome.shift2 = shift2;
-    genome.hidden = (uint16_t)hidden;
+    genome.block_count = (uint16_t)count;
     genome.hidden_zero_point = (int8_t)(head[6] <= 127 ? (int)head[6] : (int)head[6] - 256);
     genome.alive_threshold = (int8_t)(head[7] <= 127 ? (int)head[7] : (int)head[7] - 256);
     return &genome;
