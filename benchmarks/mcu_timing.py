@@ -27,7 +27,15 @@ COMMAND = "python -m benchmarks.mcu_timing"
 # What the summary calls each target; a target not listed is called by its name.
 LABELS = {"cortex-m0plus": "Cortex-M0+", "cortex-m4": "Cortex-M4", "rv32imc": "RV32IMC",
           "atmega2560": "ATmega2560", "avr": "AVR ATmega2560"}
-ASSUMED_CYCLES_PER_INSTRUCTION = 1.0
+
+
+def assumed_cycles_per_instruction(cpu: str) -> tuple[float, str]:
+    """The CPI firmware_size assumes for a target counted in instructions (one
+    assumption for both reports), or 1 where it states none."""
+    budget = firmware_size.TARGET_BUDGETS.get(cpu)
+    if budget is None or budget.cycles_per_instruction is None:
+        return 1.0, "none stated: 1 assumed, a lower bound"
+    return budget.cycles_per_instruction, budget.cpi_basis
 
 
 def _commit() -> str:
@@ -42,11 +50,13 @@ def timing_entry(result: dict) -> dict:
     """One target's row of the JSON from its firmware_size.measure result."""
     cycles = result.get("cycles")
     counted = cycles if cycles else result["instructions"]
+    cpi, cpi_basis = (1.0, "cycles counted") if cycles else assumed_cycles_per_instruction(result["cpu"])
     entry = {
         "label": LABELS.get(result["cpu"], result["cpu"]),
         "board": result["board"],
         "count": "cycles" if cycles else "instructions",
-        "cycles_per_count": 1.0 if cycles else ASSUMED_CYCLES_PER_INSTRUCTION,
+        "cycles_per_count": cpi,
+        "cycles_per_count_basis": cpi_basis,
         # The timer period must fit the longest update: every hidden unit active.
         "live_update": round(float(counted["dense_mean"])),
         "live_update_typical": round(float(counted["live_mean"])),
