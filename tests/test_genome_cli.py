@@ -99,14 +99,13 @@ def test_info_and_header_give_both_sizes_and_say_what_each_counts(genome_file, t
     """`genome info` and `cellsim header` once gave 9,640 and 9,488 bytes with no word
     on what either counts: both now print both figures from one function."""
     from cellsim.genome import GenomeBytes
-    from firmware_gen.header import ARRAYS, rom_bytes
+    from firmware_gen.header import rom_arrays, rom_bytes
 
     genome, path = genome_file
     counts = genome.byte_counts
     # the ROM figure is the arrays the header defines, byte for byte
     assert counts.rom == rom_bytes(genome.params) == sum(
-        getattr(genome.params, field).size * (1 if ctype == "int8_t" else 4)
-        for field, ctype, _ in ARRAYS) == 9488
+        array.nbytes for array in rom_arrays(genome.params).values()) == 9488
     assert counts.file == path.stat().st_size == 9640
     assert main(["genome", "info", str(path)]) == 0
     info = capsys.readouterr().out
