@@ -279,3 +279,25 @@ def test_a_window_run_in_pieces_equals_one_run(steps, interruption, at, workers)
     for (ram, counts, time), (ram_ref, counts_ref, time_ref) in zip(outcomes["fast"],
                                                                      outcomes["reference"]):
         assert np.array_equal(ram, ram_ref) and counts == counts_ref and time == time_ref
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 2 ** 20), pieces=st.integers(2, 12))
+def test_reading_ram_between_short_runs_changes_nothing_and_keeps_the_plan(seed, pieces):
+    """grid.read_ram() (what cellsim view reads every frame) is the RAM that
+    grid.ram gives, cannot be written, and runs interleaved with it end where
+    one run ends, byte for byte."""
+    params = random_int_params(seed, hidden=12)
+    looked, whole = (Grid(params, size=12, seed=seed) for _ in range(2))
+    for grid in (looked, whole):
+        grid.plant_seed()
+    for k in range(1, pieces + 1):
+        looked.run(until=4.0 * k / pieces)
+        view = looked.read_ram()
+        assert not view.flags.writeable
+        with pytest.raises(ValueError):
+            view[0, 0, 0] = 1
+    whole.run(until=4.0)
+    np.testing.assert_array_equal(looked.read_ram(), whole.ram)
+    assert looked.updates == whole.updates
+    np.testing.assert_array_equal(looked.read_ram(), looked.ram)

@@ -205,6 +205,15 @@ class Grid:
         self.engine.settle(keep=False)
         return self.state.ram.reshape(self.height, self.width, layout.RAM_BYTES)
 
+    def read_ram(self) -> np.ndarray:
+        """(H, W, 256) read-only view of all RAM as it is now. Unlike `ram`, it
+        keeps the engine's planned window (nothing can be written through it),
+        so looking at the RAM between short runs costs no re-planning."""
+        self.engine.settle()
+        view = self.state.ram.reshape(self.height, self.width, layout.RAM_BYTES).view()
+        view.flags.writeable = False
+        return view
+
     @property
     def time(self) -> float:
         return self.now / clocks.TICKS_PER_UNIT

@@ -67,7 +67,7 @@ def channel(grid, dead, k: int):
 
 def updates(grid, dead):
     """Each cell's update count (RAM word 248), 0 to the largest. -> (rgba, (0, max))."""
-    counts = layout.u32(grid.ram, layout.COUNT)[..., 0].astype(np.float64)
+    counts = layout.u32(grid.read_ram(), layout.COUNT)[..., 0].astype(np.float64)
     top = float(counts.max()) or 1.0
     return heat(counts, 0.0, top, SEQUENTIAL, dead), (0.0, top)
 

@@ -83,7 +83,7 @@ class Session:
         self.outbox.append(self.plan_message())
 
     def _count_words(self) -> np.ndarray:
-        return layout.u32(self.grid.ram, layout.COUNT)[..., 0].copy()
+        return layout.u32(self.grid.read_ram(), layout.COUNT)[..., 0].copy()
 
     def _ran(self) -> None:
         """Note which cells updated since the last look (for the 'age' view)."""
@@ -216,7 +216,7 @@ class Session:
 
     def cell_info(self, x: int, y: int) -> dict:
         """The cell's 256 bytes decoded field by field from the one layout table."""
-        decoded = layout.decode(self.grid.ram[y, x])
+        decoded = layout.decode(self.grid.read_ram()[y, x])
         fields = [{"name": name, "offset": offset, "type": c_type, "dims": list(dims),
                    "role": role, "value": decoded[name]}
                   for name, offset, c_type, dims, role in layout.FIELDS]
