@@ -1,7 +1,8 @@
 """Suite-wide settings. OpenMP pools that spin while idle (the default of torch's
 and numba's OpenMP) starve the other pytest worker on a 2-core machine, so the
 suite asks for passive waits before any of them is imported. Also the
-one_torch_thread fixture, for the modules of small torch tensors."""
+one_torch_thread fixture, for the modules of small torch tensors, and
+small_genome_file, the random genome the command-line tests run."""
 import os
 
 import pytest
@@ -21,6 +22,18 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def small_genome_file(tmp_path_factory):
+    """A random 16-hidden-unit genome saved as lizard.genome (the simulate and
+    hardware-time command tests run it)."""
+    from cellsim.genome import save_genome
+    from strategies import random_genome
+
+    path = tmp_path_factory.mktemp("genome") / "lizard.genome"
+    save_genome(random_genome(4, hidden=16), path)
+    return path
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -13,11 +13,9 @@ from hypothesis import strategies as st
 
 from cellsim.cli import main
 from cellsim.errors import ConfigError, HardwareError
-from cellsim.genome import save_genome
 from cellsim.hardware import (MAX_LINK_LOAD, McuClock, format_frequency, parse_baud,
                               parse_frequency, targets, timing_data)
 from cli_helpers import fails_cleanly
-from strategies import random_genome
 
 PREFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "m": 1e6, "G": 1e9, "g": 1e9}
 
@@ -135,10 +133,8 @@ def test_a_latency_holds_every_message_on_the_wire_and_queues_the_next():
 
 
 @pytest.fixture(scope="module")
-def genome_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("genome") / "lizard.genome"
-    save_genome(random_genome(4, hidden=16), path)
-    return path
+def genome_file(small_genome_file):
+    return small_genome_file
 
 
 def test_simulate_gives_times_in_seconds_on_the_hardware(genome_file, tmp_path, capsys):

@@ -15,10 +15,8 @@ from strategies import random_genome
 
 
 @pytest.fixture(scope="module")
-def genome_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("genome") / "lizard.genome"
-    save_genome(random_genome(4, hidden=16), path)
-    return path
+def genome_file(small_genome_file):
+    return small_genome_file
 
 
 def test_simulate_writes_gif_metrics_and_final_png(genome_file, tmp_path, capsys):
