@@ -28,7 +28,9 @@ def _stage(ram, tables, workspace, repeats, stage):
         s.genomes[j] = 0
     for _ in range(repeats):
         if stage == 0:
-            batch_network(ram, BATCH, tables, s)
+            for j in range(BATCH):
+                gather_perception(ram[s.cells[j]], s.perception[j])
+            batch_network(BATCH, tables, s)
         elif stage == 1:
             for j in range(BATCH):
                 gather_perception(ram[s.cells[j]], s.perception[j])

@@ -18,7 +18,7 @@ from .events import (DELIVER, EV_ARG0, EV_ARG1, EV_ARG2, EV_ROUTE, EVENT_FIELDS,
                      MAX_WINDOW_TICKS, RAMFLIP, REBOOT, ROMFLIP, SYNC)
 from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, STATE, Scratch, batch_network,
                       begin_update, commit_state, deliver, flip_bit, mailbox_alive, reboot,
-                      residual_words, send_state, worker_scratch, ZERO_WORD)
+                      queue_update, residual_words, send_state, worker_scratch, ZERO_WORD)
 from .memory import aligned_empty
 from .rom import GenomeTables, flip_rom_bit, padded_hidden
 from .schedule import TIME_SHIFT, event_key, key_cell, key_kind, key_sub, plan_band, sort_events
@@ -52,20 +52,17 @@ ROW_BYTES = layout.RAM_BYTES
 # -- executing a band ----------------------------------------------------------
 
 @njit(cache=True, inline="always")
-def start_event(e, key, ev, ram, words, dead, neighbours, routes, inflight, threshold,
-                queued_events, queued_cells, queued_genomes, count):
+def start_event(e, key, ev, ram, words, dead, neighbours, routes, inflight, threshold, s, count):
     """Event e (its key, and row e of the event table ev), except the network of
-    a live update, which joins the queue at position `count`; returns the
-    queue's new length. words = ram as uint64, inflight too.
-    (Arrays only, no tuples of them: an inlined call still counts references
-    to every array it is given, a cost that tuples of arrays multiply.)"""
+    a live update, which joins the queue (the worker's Scratch s) at position
+    `count`; returns the queue's new length. words = ram as uint64, inflight too."""
     kind, cell = key_kind(key), key_cell(key)
     row = ram[cell]
     if kind == FIRE:
         genome = ev[e, EV_ARG0]
         begin_update(row, ev[e, EV_ARG1], ev[e, EV_ARG2])
         if row[STATE + ALPHA] > threshold[genome] or mailbox_alive(row, threshold[genome]):
-            queued_events[count], queued_cells[count], queued_genomes[count] = e, cell, genome
+            queue_update(row, cell, genome, e, s, count)
             return count + 1
         # the dead-cell shortcut: no live neighbour, state 0, scratch kept
         row[STATE:STATE + CHANNELS] = 0
@@ -90,7 +87,7 @@ def start_event(e, key, ev, ram, words, dead, neighbours, routes, inflight, thre
 def finish_updates(count, ev, ram, words, dead, neighbours, routes, inflight, tables, s):
     """The queued updates s[:count] (pairwise independent): both layers for all
     of them, then each one's state, alive test and messages."""
-    batch_network(ram, count, tables, s)
+    batch_network(count, tables, s)
     for j in range(count):
         cell, genome = s.cells[j], s.genomes[j]
         low, high = residual_words(ram[cell], s.acc2[j], tables, genome)
@@ -282,7 +279,7 @@ def run_in_order(ev, order, keys, then, lo, hi, ram, words, dead, neighbours, ed
                 mark[other] = batch
         size += 1
         count = start_event(e, key, ev, ram, words, dead, neighbours, routes, inflight,
-                            tables.threshold, s.events, s.cells, s.genomes, count)
+                            tables.threshold, s, count)
     if size:
         finish_batch(first, n, order, keys, then, ev, ram, words, dead, neighbours, edge, routes,
                      inflight, tables, s, count, pending)

@@ -8,8 +8,8 @@ from ..intspec import layout
 from . import clocks, team
 from .events import CLOCK, KILL, RAMFLIP, REBOOT, ROMFLIP
 from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, RNG, STATE, STATE_WORD, batch_network,
-                      flip_bit, is_dead, mailbox_alive, read_u32, reboot, residual_words,
-                      send_state, state_channel, worker_scratch, write_u32, ZERO_WORD)
+                      flip_bit, is_dead, mailbox_alive, queue_update, read_u32, reboot,
+                      residual_words, send_state, state_channel, worker_scratch, write_u32, ZERO_WORD)
 from .rng import reboot_seed
 from .team import atomic_add, atomic_load, meet
 
@@ -57,11 +57,11 @@ def sync_steps_of(w, workers, block, steps, left, ram, words, neighbours, genome
                         count += 1
                         write_u32(row, COUNT, (read_u32(row, COUNT) + 1) & 0xFFFFFFFF)
                         if pre[c]:
-                            s.cells[live], s.genomes[live] = c, genome_of[c]
+                            queue_update(row, c, genome_of[c], c, s, live)
                             live += 1
                         else:
                             new_states[c, :] = 0
-        batch_network(ram, live, tables, s)
+        batch_network(live, tables, s)
         for j in range(live):
             low, high = residual_words(ram[s.cells[j]], s.acc2[j], tables, s.genomes[j])
             for ch in range(CHANNELS):
