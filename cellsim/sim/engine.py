@@ -254,8 +254,13 @@ def run_in_order(ev, order, keys, then, lo, hi, ram, words, dead, neighbours, ed
         if i + 2 * AHEAD < n:
             prefetch_once(ev, order[i + 2 * AHEAD], 0)
         if i + AHEAD < n:
+            ahead = key_cell(keys[i + AHEAD])
             for line in range(0, ROW_BYTES, 64):
-                prefetch_line(ram, key_cell(keys[i + AHEAD]), line)
+                prefetch_line(ram, ahead, line)
+            for k in range(SLOTS):  # the mailbox lines its messages will land in
+                other = neighbours[ahead, k]
+                if other >= 0:
+                    prefetch_line(ram, other, (CHANNELS * (SLOTS - 1 - k)) & ~63)
         e, key = order[i], keys[i]
         cell = key_cell(key)
         conflict = size == capacity or mark[cell] == batch
