@@ -30,3 +30,26 @@ def test_worker_zero_is_the_caller():
 
     run_team(kernel, 2)
     assert seen[0] is threading.current_thread() and seen[1] is not seen[0]
+
+
+@njit(nogil=True)
+def weighted_sum(w, workers, values, out):
+    total = 0.0
+    for i in range(values.shape[0]):
+        total += (i + 1) * values[i]
+    out[0] = total
+
+
+def test_compiled_entries_are_found_again_by_the_arguments_types():
+    from cellsim.sim.team import compiled
+
+    out = np.zeros(1)
+    first = compiled(weighted_sum, np.arange(4.0), out)
+    assert compiled(weighted_sum, np.ones(7), out) is first  # same types, new arrays
+    strided = np.arange(8.0)[::2]  # another layout: another overload, not the first one's
+    other = compiled(weighted_sum, strided, out)
+    assert other is not first
+    other(0, 1, strided, out)
+    assert out[0] == sum((i + 1) * v for i, v in enumerate(strided))
+    ints = np.arange(3)
+    assert compiled(weighted_sum, ints, out) not in (first, other)

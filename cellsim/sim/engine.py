@@ -43,6 +43,10 @@ WINDOW_EVENTS = 1 << 19
 # The planner's last-arrival table when no link is faulty (it reads it only with links).
 NO_LINKS = np.full((1, SLOTS), -1, np.int64)
 AHEAD_RUNS = 16  # a caller stepping in runs of u units gets windows of 16 u (to the above)
+# ... and at least this many events: each window costs its planning's start
+# and a sort, so windows of 16 runs of 0.125 units (10 k events at 72x72)
+# spent about as long starting as running.
+AHEAD_EVENTS = 1 << 16
 BATCH = 64                 # most events a worker queues before running their network
 DONE = np.iinfo(np.int64).max
 AHEAD = 12                 # events between a RAM row's prefetch and its use
@@ -383,12 +387,12 @@ class FastEngine(RamCells):
     # at the cut and drops the plan (settle); the next run plans from there.
     plans_ahead = True
 
-    def _window_ticks(self) -> int:
+    def _window_ticks(self, events=WINDOW_EVENTS) -> int:
         """Ticks a window spans: WINDOW_UNITS, or fewer where that would plan
-        more than about WINDOW_EVENTS events (large grids, fast clocks)."""
+        more than about `events` events (large grids, fast clocks)."""
         st = self.state
         per_unit = st.cells * st.clock.fire_rate * max(1.0, float(st.rate.max(initial=1.0)))
-        units = min(WINDOW_UNITS, WINDOW_EVENTS / max(per_unit, 1.0))
+        units = min(WINDOW_UNITS, events / max(per_unit, 1.0))
         return max(1, min(int(units * clocks.TICKS_PER_UNIT), MAX_WINDOW_TICKS - 1))
 
     def _open_window(self, bound):
@@ -403,7 +407,10 @@ class FastEngine(RamCells):
             return None
         start = max(st.cursor[0], 0)
         asked = bound[0] - st.cursor[0]
-        end = start + min(self._window_ticks(), max(asked, self._ahead * asked)) - 1
+        span = max(asked, self._ahead * asked)
+        if self._ahead > 1:
+            span = max(span, self._window_ticks(AHEAD_EVENTS))
+        end = start + min(self._window_ticks(), span) - 1
         self._ahead = AHEAD_RUNS
         faults = sched.events(st.cursor[0] + 1, end + 1)
         if len(faults):

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 from numba import njit, types
+from numba._dispatcher import compute_fingerprint
 from numba.core import cgutils
 from numba.core.extending import intrinsic
 
@@ -80,15 +81,30 @@ def team_size(workers: int) -> int:
     return max(1, min(int(workers), numba.get_num_threads()))
 
 
+_entries = {}  # (kernel, the arguments' type fingerprints) -> compiled entry
+
+
 def compiled(kernel, *args):
     """The compiled entry of kernel(w, workers, *args) for these arguments'
     types: a call that skips numba's dispatch (typing some twenty arguments on
     every call, tens of microseconds; a caller that runs the same arguments
-    many times resolves them once)."""
-    types = tuple(kernel.typeof_pyval(a) for a in (0, 1) + args)
-    if types not in kernel.overloads:
-        kernel.compile(types)
-    return kernel.overloads[types].entry_point
+    many times resolves them once). Found again by the arguments' type
+    fingerprints, numba's own dispatch key: typing them again took 1-2 ms, a
+    cost each window of a run in short pieces paid."""
+    values = (0, 1) + args
+    try:
+        key = (kernel, tuple(compute_fingerprint(v) for v in values))
+    except (TypeError, ValueError, NotImplementedError):
+        key = None
+    entry = _entries.get(key) if key is not None else None
+    if entry is None:
+        types = tuple(kernel.typeof_pyval(v) for v in values)
+        if types not in kernel.overloads:
+            kernel.compile(types)
+        entry = kernel.overloads[types].entry_point
+        if key is not None:
+            _entries[key] = entry
+    return entry
 
 
 _helpers = []  # thread pools, one thread per worker after the first, kept for reuse
