@@ -36,19 +36,19 @@ def _stage(ram, tables, workspace, repeats, stage):
                 gather_perception(ram[s.cells[j]], s.perception[j])
         elif stage == 2:
             for j in range(0, BATCH, 2):
-                first_layer_pair(s.perception, j, tables.w1k, tables.init1, 0, s.dots1)
+                first_layer_pair(s.perception, j, tables.w1k, tables.init1, 0, s.dots1, 0)
         elif stage == 3:
             for j in range(BATCH):
-                requantize_hidden(s.dots1[j], tables, 0, s.hidden[j])
+                requantize_hidden(s.dots1[j % 2], tables, 0, s.hidden[j % 2])
         elif stage == 4:
             for j in range(0, BATCH, 2):
-                second_layer_pair(s.hidden, j, tables.w2k, tables.init2, 0, s.dots2)
+                second_layer_pair(s.hidden, 0, tables.w2k, tables.init2, 0, s.dots2, 0)
         elif stage == 5:
             for j in range(BATCH):
-                first_layer(s.perception, j, tables.w1k, tables.init1, 0, s.dots1)
+                first_layer(s.perception, j, tables.w1k, tables.init1, 0, s.dots1, 0)
         elif stage == 6:
             for j in range(BATCH):
-                second_layer(s.hidden, j, tables.w2k, tables.init2, 0, s.dots2)
+                second_layer(s.hidden, 0, tables.w2k, tables.init2, 0, s.dots2, 0)
 
 
 @njit(cache=False, _nrt=False)  # as the engine compiles its kernels

@@ -22,8 +22,8 @@ def runner(packing, native, layer, cells):
     products = simd.products(packing=packing, native=native, cells=cells, **SHAPES[layer])
 
     @njit
-    def run(xs, row, w, init, g, outs):
-        products(xs, row, w, init, g, outs)
+    def run(xs, row, w, init, g, outs, out_row):
+        products(xs, row, w, init, g, outs, out_row)
     return run
 
 
@@ -33,16 +33,18 @@ RUNNERS = {(packing.name, native, layer, cells): runner(packing, native, layer, 
 
 def rows_of(run, x, w, init, g, n):
     """Each cell count's products of x, run on rows 1.. of a table with a row of
-    zeros above and below (rows the products must not read or write)."""
+    zeros above and below (rows the products must not read), into rows 2.. of
+    an output table (another row than the inputs'; rows 0, 1 and the last must
+    stay zero)."""
     results = []
     for cells in CELLS:
         xs = np.zeros((cells + 2, len(x)), np.uint8)
         xs[1:1 + cells] = x[None]
         xs[1 + cells - 1] = x[::-1] if cells > 1 else x  # the pair's second row differs
-        outs = np.zeros((cells + 2, n), np.int32)
-        run[cells](xs, 1, w, init, g, outs)
-        assert not outs[0].any() and not outs[-1].any()
-        results.append((xs[1:1 + cells], outs[1:1 + cells]))
+        outs = np.zeros((cells + 3, n), np.int32)
+        run[cells](xs, 1, w, init, g, outs, 2)
+        assert not outs[:2].any() and not outs[-1].any()
+        results.append((xs[1:1 + cells], outs[2:2 + cells]))
     return results
 
 

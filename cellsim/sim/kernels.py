@@ -209,6 +209,9 @@ def reboot(row, rng, wait):
     write_u32(row, CLOCK, wait)
 
 
+PAIR = 2  # updates of one genome the layers take at a time (simd's _pair kernels)
+
+
 class Scratch(NamedTuple):
     """One worker's scratch for a batch of up to `capacity` updates (hidden units
     padded); each stage runs over the whole batch, a tight loop the CPU keeps
@@ -228,9 +231,9 @@ class Scratch(NamedTuple):
         w, cap = workers, max(1, capacity)
         return cls(np.zeros((w, cap), np.int64), np.zeros((w, cap), np.int64),
                    np.zeros((w, cap), np.int64), np.zeros((w, cap, 3 * CHANNELS), np.uint8),
-                   np.zeros((w, cap, padded_hidden), np.int32),
-                   np.zeros((w, cap, padded_hidden), np.uint8),
-                   np.zeros((w, cap, CHANNELS), np.int32), np.zeros((w, cap, CHANNELS), np.int64))
+                   np.zeros((w, PAIR, padded_hidden), np.int32),
+                   np.zeros((w, PAIR, padded_hidden), np.uint8),
+                   np.zeros((w, PAIR, CHANNELS), np.int32), np.zeros((w, cap, CHANNELS), np.int64))
 
 
 @njit(cache=True, inline="always")
@@ -267,17 +270,20 @@ def batch_network(count, tables, s):
                                 tables.b2[g], s.perception[i], s.acc2[i])
             j += cells
             continue
+        # The layers' intermediates of this pair go to rows 0 and 1 of the
+        # scratch, whatever j: rows per update (half a kilobyte each) pushed
+        # a batch's working set past the L1 cache.
         if cells == 2:
-            first_layer_pair(s.perception, j, tables.w1k, tables.init1, g, s.dots1)
+            first_layer_pair(s.perception, j, tables.w1k, tables.init1, g, s.dots1, 0)
         else:
-            first_layer(s.perception, j, tables.w1k, tables.init1, g, s.dots1)
-        for i in range(j, j + cells):
+            first_layer(s.perception, j, tables.w1k, tables.init1, g, s.dots1, 0)
+        for i in range(cells):
             requantize_hidden(s.dots1[i], tables, g, s.hidden[i])
         if cells == 2:
-            second_layer_pair(s.hidden, j, tables.w2k, tables.init2, g, s.dots2)
+            second_layer_pair(s.hidden, 0, tables.w2k, tables.init2, g, s.dots2, 0)
         else:
-            second_layer(s.hidden, j, tables.w2k, tables.init2, g, s.dots2)
-        for i in range(j, j + cells):
+            second_layer(s.hidden, 0, tables.w2k, tables.init2, g, s.dots2, 0)
+        for i in range(cells):
             for c in range(CHANNELS):
-                s.acc2[i, c] = np.int64(s.dots2[i, c]) + tables.b2[g, c]
+                s.acc2[j + i, c] = np.int64(s.dots2[i, c]) + tables.b2[g, c]
         j += cells

@@ -64,9 +64,9 @@ def _dot_step(builder, acc, x, w, packing, native):
 
 def products(blocks: int, chains: int = 1, packing: Packing = PACKING, native: bool = NATIVE,
              cells: int = 1):
-    """An intrinsic products(xs, row, w, init, g, outs): for the `cells` rows
-    r = row, row + 1, ... of xs and outs, outs[r, n] = init[g, n] + sum over i
-    of xs[r, i] * W[n, i], for uint8 xs rows (K * step,), W packed by `pack` as
+    """An intrinsic products(xs, row, w, init, g, outs, out_row): for the `cells`
+    rows r = row, row + 1, ... of xs, outs[out_row + r - row, n] = init[g, n] +
+    sum over i of xs[r, i] * W[n, i], for uint8 xs rows (K * step,), W packed by `pack` as
     row g of the 2-D w, int32 init (G, N) and outs rows (N,), N a multiple of
     lanes * blocks, K of chains. Each pass over the inputs keeps cells * blocks *
     chains vectors of sums in registers: `chains` independent running sums per
@@ -79,13 +79,14 @@ def products(blocks: int, chains: int = 1, packing: Packing = PACKING, native: b
     width = lanes * blocks
 
     @intrinsic
-    def dot_products(typingctx, xs, row, w, init, g, outs):
+    def dot_products(typingctx, xs, row, w, init, g, outs, out_row):
         def codegen(context, builder, signature, args):
             x2, ws, inits, o2 = [context.make_array(signature.args[i])(context, builder, args[i])
                                  for i in (0, 2, 3, 5)]
             n = builder.extract_value(o2.shape, 1)
             index = n.type
             first_row = context.cast(builder, args[1], signature.args[1], types.intp)
+            first_out = context.cast(builder, args[6], signature.args[6], types.intp)
             genome = context.cast(builder, args[4], signature.args[4], types.intp)
             weights = builder.gep(ws.data,
                                   [builder.mul(genome, builder.extract_value(ws.shape, 1))])
@@ -97,7 +98,8 @@ def products(blocks: int, chains: int = 1, packing: Packing = PACKING, native: b
                 r = builder.add(first_row, ir.Constant(index, c))
                 x_rows.append(builder.bitcast(builder.gep(x2.data, [builder.mul(
                     r, builder.extract_value(x2.shape, 1))]), x_step.as_pointer()))
-                out_rows.append(builder.gep(o2.data, [builder.mul(r, n)]))
+                out_rows.append(builder.gep(o2.data, [builder.mul(
+                    builder.add(first_out, ir.Constant(index, c)), n)]))
             # accs[cell][chain][block]
             accs = [[[cgutils.alloca_once(builder, sums) for _ in range(blocks)]
                      for _ in range(chains)] for _ in range(cells)]
@@ -143,7 +145,7 @@ def products(blocks: int, chains: int = 1, packing: Packing = PACKING, native: b
                         builder.store(total, builder.bitcast(builder.gep(out_row, [start]),
                                                              sums.as_pointer()), align=4)
             return context.get_dummy_value()
-        return types.void(xs, row, w, init, g, outs), codegen
+        return types.void(xs, row, w, init, g, outs, out_row), codegen
     return dot_products
 
 
