@@ -54,6 +54,9 @@ def rounding(shift: int = GRADIENT_SHIFT) -> int:
     return (1 << shift) >> 1
 
 
+_SPEC_TAPS = check_filters()[0].astype(np.int32)
+
+
 def sum_range(filters=GRADIENT_FILTERS) -> np.ndarray:
     """(2, 2) int64: [filter] -> (lowest, highest) sum S over int8 states."""
     taps = np.asarray(filters, np.int64).reshape(len(filters), -1)
@@ -83,12 +86,16 @@ def float_filters(angle: float = 0.0, filters=GRADIENT_FILTERS,
     return np.stack([IDENTITY.astype(np.float64), c * k_x - s * k_y, s * k_x + c * k_y])
 
 
+def _taps(filters) -> np.ndarray:
+    """The filters as int32 taps, validated unless they are the spec's own."""
+    return _SPEC_TAPS if filters is GRADIENT_FILTERS else check_filters(filters)[0].astype(np.int32)
+
+
 def gradient_sums(neighbourhood, filters=GRADIENT_FILTERS) -> tuple[np.ndarray, ...]:
     """(..., 3, 3, C) int8 -> the exact integer sums S of each gradient filter,
     each (..., C) int32."""
-    taps, _ = check_filters(filters)
     n = np.asarray(neighbourhood, dtype=np.int32)
-    return tuple(np.einsum("...abc,ab->...c", n, k.astype(np.int32)) for k in taps)
+    return tuple(np.einsum("...abc,ab->...c", n, k) for k in _taps(filters))
 
 
 def gradient(gradient_sum, shift: int = GRADIENT_SHIFT) -> np.ndarray:
@@ -103,7 +110,8 @@ def perceive(neighbourhood, filters=GRADIENT_FILTERS, shift: int = GRADIENT_SHIF
 
     Output order is [state (C) | gradient x (C) | gradient y (C)], the order of
     the first layer's input columns in a genome and of the cell's RAM."""
-    check_filters(filters, shift)
+    if shift != GRADIENT_SHIFT:
+        check_filters(filters, shift)
     n = np.asarray(neighbourhood, dtype=np.int8)
     return np.concatenate([n[..., 1, 1, :], *(gradient(s, shift) for s in gradient_sums(n, filters))],
                           axis=-1)
