@@ -2,8 +2,10 @@
 builds its taps from there. Here other taps (hypothesis-drawn small integer 3x3
 filters, and Scharr, a Laplacian, one with a centre tap) go through the spec
 functions and, with the same taps, through the numba kernel factory, the portable
-C kernel compiled from a header generated for them, and the torch training paths;
-each must give the spec's integers (the float paths the spec's sums / divisor)."""
+C kernel compiled from a header generated for them (on the host, and in whole
+cell updates on the Cortex-M4 and ATmega2560, whose hand-tuned kernels step
+aside), and the torch training paths; each must give the spec's integers (the
+float paths the spec's sums / divisor)."""
 import math
 
 import numpy as np
@@ -315,3 +317,33 @@ def test_training_cpu_kernels_take_the_given_filters(filters, torus, seed):
     scattered = torch.zeros(2 * 6 * 7, 12).index_copy(0, rows, grad_inputs).view(2, 6, 7, 12)
     want = x + fast.perceive_adjoint(scattered, angle, torus, plans)
     assert np.allclose(got, want.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("target", sorted(HAND_TUNED))
+def test_a_whole_cell_update_on_the_mcu_follows_other_taps(tmp_path, monkeypatch, target):
+    """End to end on the emulated core whose own perception kernel is set aside:
+    the firmware built from a Scharr header updates every cell as the spec does
+    with Scharr taps (the spec's update_ram reading them), which differs from
+    its update with Sobel."""
+    from conformance import _genome_header, assert_same, cell_inputs, spec_cells
+    from strategies import random_int_params
+
+    from cellsim.intspec import cell_update
+
+    tools = toolchain.TARGETS[target].tools
+    if toolchain.missing(*tools):
+        pytest.skip(f"{target}: {', '.join(toolchain.missing(*tools))} not installed")
+    params = random_int_params(np.random.default_rng(11))
+    rams = cell_inputs(params, seed=11, n=24)
+    sobel = spec_cells(params, rams)
+    filters, shift = OTHERS["scharr/32"]
+    monkeypatch.setattr(cell_update, "perceive",
+                        lambda n: perceive(n, filters, shift))
+    expected = spec_cells(params, rams)
+    assert (expected != sobel).any(axis=1).sum() >= 20  # the live cells among them
+    c_dir = tmp_path / "c"
+    c_dir.mkdir()
+    firmware_for(c_dir, filters, shift)
+    header, init = _genome_header(params, tmp_path)
+    elf = toolchain.build_image(target, tmp_path, header, init, c_dir=c_dir)
+    assert_same(toolchain.run_image(target, elf, rams, tmp_path), expected, f"{target}, Scharr")
