@@ -20,7 +20,7 @@ import numpy as np
 
 from cellsim.intspec.layout import RAM_BYTES
 
-from . import C_DIR, c_identifier, firmware_source_paths, generate_header
+from . import C_DIR, FIRMWARE_SOURCES, c_identifier, firmware_source_paths, generate_header
 from .header import ARRAYS, rom_arrays
 
 HARNESS_DIR = C_DIR / "harness"
@@ -229,15 +229,17 @@ def run_grid_driver(exe, int_grid: np.ndarray, masks: np.ndarray, torus: bool, r
 
 # --- Cortex-M ---------------------------------------------------------------
 
-def build_image(name: str, workdir, header: Path, init: str, portable: bool = False) -> Path:
+def build_image(name: str, workdir, header: Path, init: str, portable: bool = False,
+                c_dir: Path = C_DIR) -> Path:
     """Link the target's harness image (genome in flash); also writes a linker map
     beside it. `portable` builds the plain C loops even where the core has a DSP
-    extension (NCA_PORTABLE)."""
+    extension (NCA_PORTABLE). `c_dir`: a copy of the firmware's files to build
+    instead (a test's, with a layout header generated for other taps)."""
     target, workdir = TARGETS[name], Path(workdir)
     elf = workdir / f"harness_{name}{'_portable' if portable else ''}.elf"
-    sources = [*firmware_source_paths(), *(HARNESS_DIR / f for f in (*target.harness,
-                                                                 *target.support))]
-    flags = [f"-I{C_DIR}", f"-I{HARNESS_DIR}", *(["-DNCA_PORTABLE"] if portable else []),
+    sources = [*(Path(c_dir) / f for f in FIRMWARE_SOURCES),
+               *(HARNESS_DIR / f for f in (*target.harness, *target.support))]
+    flags = [f"-I{c_dir}", f"-I{HARNESS_DIR}", *(["-DNCA_PORTABLE"] if portable else []),
              *genome_defines(header, init)]
     return _link(target, _objects(target, sources, flags, elf), elf,
                  f"-Wl,-Map={elf.with_suffix('.map')}")

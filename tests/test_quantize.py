@@ -43,7 +43,7 @@ def test_folded_first_layer_reads_the_integer_perception(seed, angle, torus):
         expected = model.w1(model.perceive(q * scale[None, :, None, None])) - model.w1.bias[None, :, None, None]
         folded = fold_first_layer(model.w1.weight[:, :, 0, 0], angle, scale)
         cells = q.permute(0, 2, 3, 1)
-        sx, sy = intsim.sobel_sums(cells, torus)
+        sx, sy = intsim.gradient_sums(cells, torus)
         divisor = 1 << GRADIENT_SHIFT
         perception = torch.cat([cells, sx / divisor, sy / divisor], dim=-1)
         got = (perception @ folded.T).permute(0, 3, 1, 2)

@@ -10,6 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numba import njit
 
+from cellsim.intspec.perceive import float_filters
+
 from . import model
 
 ALPHA, ALIVE_THRESHOLD = model.ALPHA, np.float32(model.ALIVE_THRESHOLD)
@@ -38,22 +40,25 @@ def _tap_cell(i, j, taps, t, h, w, torus):
     return _neighbour(i, int(taps[t, 0]), h, torus), _neighbour(j, int(taps[t, 1]), w, torus)
 
 
+SPEC_KERNELS = float_filters(0.0)[1:]  # Kx, Ky unrotated: the spec's gradient taps / 8
+
+
 @njit(cache=True)
-def _taps(cos_a, sin_a):
-    """The 8 neighbour offsets with the weights of the (rotated) Kx and Ky
-    kernels there: rows (di, dj, wx, wy). Sobel/8, the centre weighs 0."""
-    taps = np.zeros((8, 4), np.float32)
+def _taps(cos_a, sin_a, kernels=SPEC_KERNELS):
+    """The neighbour offsets with the weights of the rotated Kx and Ky there: rows
+    (di, dj, wx, wy), float32; the centre only where a kernel weighs it (for
+    Sobel it does not). `kernels`: (2, 3, 3) float64, Kx and Ky unrotated."""
+    taps = np.zeros((9, 4), np.float32)
     k = 0
     for di in range(-1, 2):
         for dj in range(-1, 2):
-            if di == 0 and dj == 0:
+            sx, sy = kernels[0, di + 1, dj + 1], kernels[1, di + 1, dj + 1]
+            if di == 0 and dj == 0 and sx == 0 and sy == 0:
                 continue
-            sx = (2 - abs(di)) * dj * 0.125
-            sy = (2 - abs(dj)) * di * 0.125
             taps[k, 0], taps[k, 1] = di, dj
             taps[k, 2], taps[k, 3] = cos_a * sx - sin_a * sy, sin_a * sx + cos_a * sy
             k += 1
-    return taps
+    return taps[:k].copy()  # C-contiguous: the kernels index it as such
 
 
 @njit(cache=True)
@@ -94,7 +99,7 @@ def _gather_perception(x, rows, taps, torus, out, first, stop):
         b, i, j = _cell(rows[r], h, w)
         for c in range(c_n):
             out[r, c] = x[b, i, j, c]
-        for t in range(8):
+        for t in range(taps.shape[0]):
             ii, jj = _tap_cell(i, j, taps, t, h, w, torus)
             if ii >= 0 and jj >= 0:
                 for c in range(c_n):
@@ -102,12 +107,12 @@ def _gather_perception(x, rows, taps, torus, out, first, stop):
                     out[r, 2 * c_n + c] += taps[t, 3] * x[b, ii, jj, c]
 
 
-def gather_perception(x, rows, cos_a, sin_a, torus, workers=1):
+def gather_perception(x, rows, cos_a, sin_a, torus, workers=1, kernels=SPEC_KERNELS):
     """(n, 3C + 1): the perception of the listed cells, ordered [state | Kx | Ky],
     then a constant 1 that feeds the first layer's bias."""
     out = np.zeros((rows.shape[0], 3 * x.shape[3] + 1), np.float32)
     out[:, -1] = 1.0
-    taps = _taps(cos_a, sin_a)
+    taps = _taps(cos_a, sin_a, kernels)
     _in_parallel(_threads_for(rows, workers), rows.shape[0],
                  lambda first, stop: _gather_perception(x, rows, taps, torus, out, first, stop))
     return out
@@ -146,7 +151,7 @@ def _scatter_perception_grad(out, rows, grad_inputs, taps, torus, first, stop):
         b, i, j = _cell(rows[r], h, w)
         for c in range(c_n):
             out[b, i, j, c] += grad_inputs[r, c]
-        for t in range(8):
+        for t in range(taps.shape[0]):
             ii, jj = _tap_cell(i, j, taps, t, h, w, torus)
             if ii >= 0 and jj >= 0:
                 for c in range(c_n):
@@ -154,7 +159,8 @@ def _scatter_perception_grad(out, rows, grad_inputs, taps, torus, first, stop):
                                           + taps[t, 3] * grad_inputs[r, 2 * c_n + c])
 
 
-def scatter_perception_grad(grad_state, rows, grad_inputs, cos_a, sin_a, torus, workers=1):
+def scatter_perception_grad(grad_state, rows, grad_inputs, cos_a, sin_a, torus, workers=1,
+                            kernels=SPEC_KERNELS):
     """grad_state plus the transpose of gather_perception applied to grad_inputs.
 
     Threads take whole samples (rows ascend, so a sample's rows are contiguous):
@@ -162,7 +168,7 @@ def scatter_perception_grad(grad_state, rows, grad_inputs, cos_a, sin_a, torus, 
     one cell."""
     b_n, h, w, _ = grad_state.shape
     out = grad_state.copy()
-    taps = _taps(cos_a, sin_a)
+    taps = _taps(cos_a, sin_a, kernels)
     sample_starts = np.searchsorted(rows, np.arange(b_n + 1) * (h * w))
     _in_parallel(_threads_for(rows, workers), b_n, lambda first, stop: _scatter_perception_grad(
         out, rows, grad_inputs, taps, torus, sample_starts[first], sample_starts[stop]))

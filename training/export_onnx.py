@@ -21,10 +21,10 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from cellsim.errors import OutputError
-from cellsim.intspec.perceive import GRADIENT_SHIFT, SOBEL_X
+from cellsim.intspec.perceive import GRADIENT_FILTERS, GRADIENT_SHIFT
 
 GRADIENT_DIVISOR = 1 << GRADIENT_SHIFT
-# Sobel / D taps become the integers 2 * Sobel with this weight step, and a bias
+# Gradient taps / D become the integers 2 * taps with this weight step, and a bias
 # of one such step (1 / 2D) turns round-half-to-even into the genome's rounding.
 GRADIENT_WEIGHT_STEP = 1 / (2 * GRADIENT_DIVISOR)
 
@@ -106,13 +106,14 @@ def float_update_model(model) -> onnx.ModelProto:
 
 
 def integer_perception_weight(channels: int) -> np.ndarray:
-    """(3C, C, 3, 3): identity, then Sobel-x / D, then Sobel-y / D of every channel
-    (D = 2^GRADIENT_SHIFT), in the genome's perception order [q | gx | gy]."""
+    """(3C, C, 3, 3): identity, then gradient filter x / D, then gradient filter
+    y / D of every channel (cellsim.intspec.perceive's taps, D = 2^GRADIENT_SHIFT),
+    in the genome's perception order [q | gx | gy]."""
     weight = np.zeros((3 * channels, channels, 3, 3), np.float32)
     for c in range(channels):
         weight[c, c, 1, 1] = 1.0
-        weight[channels + c, c] = SOBEL_X / GRADIENT_DIVISOR
-        weight[2 * channels + c, c] = SOBEL_X.T / GRADIENT_DIVISOR
+        weight[channels + c, c] = GRADIENT_FILTERS[0] / GRADIENT_DIVISOR
+        weight[2 * channels + c, c] = GRADIENT_FILTERS[1] / GRADIENT_DIVISOR
     return weight
 
 

@@ -12,8 +12,13 @@ import ctypes
 import ctypes.util
 import math
 
+from typing import NamedTuple
+
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from cellsim.intspec.perceive import FLOAT_DIVISOR, GRADIENT_FILTERS
 
 from .model import ALIVE_THRESHOLD, ALPHA, CAModel
 
@@ -54,36 +59,117 @@ def pad(x: torch.Tensor, torus: bool) -> torch.Tensor:
     return F.pad(x, (0, 0, 1, 1, 1, 1))
 
 
-def sobel_x(x: torch.Tensor, torus: bool) -> torch.Tensor:
-    p = pad(x, torus)
-    across = p[:, :, 2:] - p[:, :, :-2]                       # x[j+1] - x[j-1]
-    return (across[:, :-2] + 2 * across[:, 1:-1] + across[:, 2:]) * 0.125
+class FilterPlan(NamedTuple):
+    """One gradient filter as apply_filter runs it, read as taps / divisor: when
+    the taps are separable (rank_one_factors), two 1-D passes of three taps, the
+    row along W then the column along H; else one pass over the 3x3 window. A
+    pass is (slides along H, slides along W, its nonzero taps ((dy, dx, weight),
+    ...) in the order they are summed)."""
+    taps: tuple
+    scale: float
+    passes: tuple
 
 
-def sobel_y(x: torch.Tensor, torus: bool) -> torch.Tensor:
-    p = pad(x, torus)
-    smooth = p[:, :, :-2] + 2 * p[:, :, 1:-1] + p[:, :, 2:]   # [1 2 1] along each row
-    return (smooth[:, 2:] - smooth[:, :-2]) * 0.125
+def rank_one_factors(taps) -> tuple[tuple, tuple] | None:
+    """Integer (column, row) with outer(column, row) == taps for a rank-one integer
+    3x3 filter, or None. The row is the first nonzero row of taps divided by the
+    gcd of its entries (up to sign), so it is primitive and every column factor
+    an integer."""
+    k = np.asarray(taps, np.int64)
+    nonzero = [i for i in range(3) if k[i].any()]
+    if not nonzero:
+        return None
+    row = k[nonzero[0]] // np.gcd.reduce(np.abs(k[nonzero[0]]))
+    j = int(np.flatnonzero(row)[0])
+    column = k[:, j] // row[j]
+    if not np.array_equal(np.outer(column, row), k):
+        return None
+    if not (row > 0).any() or not (column > 0).any():
+        column, row = -column, -row  # a positive term to start each pass from
+    return tuple(map(int, column)), tuple(map(int, row))
 
 
-def perceive(x: torch.Tensor, angle: float, torus: bool) -> torch.Tensor:
+def _summation_order(terms) -> tuple:
+    """The nonzero terms, the first positive one first: the sum then starts
+    without a negation (for Sobel the operations of the sums written out, so the
+    same bits)."""
+    terms = [t for t in terms if t[2]]
+    first = next((i for i, t in enumerate(terms) if t[2] > 0), 0)
+    return tuple(terms[first:first + 1] + terms[:first] + terms[first + 1:])
+
+
+def plan_filter(taps, divisor: float) -> FilterPlan:
+    taps = tuple(tuple(int(t) for t in r) for r in np.asarray(taps))
+    factors = rank_one_factors(taps)
+    if factors is not None:
+        column, row = factors
+        passes = ((False, True, _summation_order((0, dx, row[dx]) for dx in range(3))),
+                  (True, False, _summation_order((dy, 0, column[dy]) for dy in range(3))))
+    else:
+        passes = ((True, True, _summation_order((dy, dx, taps[dy][dx])
+                                                for dy in range(3) for dx in range(3))),)
+    return FilterPlan(taps, 1.0 / divisor, passes)
+
+
+class GradientFilters(NamedTuple):
+    """The gradient filters of perceive, and their flipped copies, which
+    perceive_adjoint applies: the transpose of a same-size correlation (zero or
+    circular padding) is the correlation with the kernel turned half a turn."""
+    forward: tuple
+    adjoint: tuple
+
+
+def gradient_filters(filters=GRADIENT_FILTERS, divisor: float = FLOAT_DIVISOR) -> GradientFilters:
+    """Plans for integer gradient taps (2, 3, 3) read as taps / divisor (cellsim.intspec.perceive)."""
+    taps = np.asarray(filters)
+    return GradientFilters(tuple(plan_filter(k, divisor) for k in taps),
+                           tuple(plan_filter(k[::-1, ::-1], divisor) for k in taps))
+
+
+SPEC_FILTERS = gradient_filters()
+
+
+def apply_filter(x: torch.Tensor, plan: FilterPlan, torus: bool) -> torch.Tensor:
+    """(B, H, W, C) -> the correlation with the plan's taps * scale, same size,
+    zeros outside or wrapped around. Weights +-1 are adds and subtracts."""
+    if not plan.passes[0][2]:
+        return torch.zeros_like(x)
+    total = pad(x, torus)
+    for along_h, along_w, terms in plan.passes:
+        h = total.shape[1] - 2 if along_h else total.shape[1]
+        w = total.shape[2] - 2 if along_w else total.shape[2]
+        views = [(weight, total[:, dy:dy + h, dx:dx + w]) for dy, dx, weight in terms]
+        total = None
+        for weight, view in views:
+            term = view if abs(weight) == 1 else abs(weight) * view
+            if total is None:
+                total = term if weight > 0 else -term
+            else:
+                total = total + term if weight > 0 else total - term
+    return total * plan.scale
+
+
+def perceive(x: torch.Tensor, angle: float, torus: bool,
+             filters: GradientFilters = SPEC_FILTERS) -> torch.Tensor:
     """(B, H, W, C) -> (B, H, W, 3C) ordered [state | Kx | Ky]; first_layer()
     permutes the model's w1 columns to match."""
-    gx, gy = sobel_x(x, torus), sobel_y(x, torus)
+    gx, gy = (apply_filter(x, plan, torus) for plan in filters.forward)
     if angle:
         c, s = math.cos(angle), math.sin(angle)
         gx, gy = c * gx - s * gy, s * gx + c * gy
     return torch.cat([x, gx, gy], dim=-1)
 
 
-def perceive_adjoint(grad: torch.Tensor, angle: float, torus: bool) -> torch.Tensor:
-    """The transpose of perceive. A flipped Sobel kernel is the negated kernel, so
-    Kx^T = -Kx and Ky^T = -Ky: the gradient is g_state - Kx g_x - Ky g_y."""
+def perceive_adjoint(grad: torch.Tensor, angle: float, torus: bool,
+                     filters: GradientFilters = SPEC_FILTERS) -> torch.Tensor:
+    """The transpose of perceive: g_state + Kx^T g_x + Ky^T g_y, K^T the flipped
+    kernel (for Sobel the negated one)."""
     g_state, g_x, g_y = grad.chunk(3, dim=-1)
     if angle:  # Kx a + Ky b = Sx (c a + s b) + Sy (c b - s a)
         c, s = math.cos(angle), math.sin(angle)
         g_x, g_y = c * g_x + s * g_y, c * g_y - s * g_x
-    return g_state - sobel_x(g_x, torus) - sobel_y(g_y, torus)
+    flipped_x, flipped_y = filters.adjoint
+    return g_state + apply_filter(g_x, flipped_x, torus) + apply_filter(g_y, flipped_y, torus)
 
 
 def any_in_neighbourhood(values: torch.Tensor, threshold: float, torus: bool) -> torch.Tensor:

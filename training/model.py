@@ -14,7 +14,7 @@ CHANNELS, HIDDEN, ALPHA = 16, 128, 3
 
 
 def perception_kernels(angle: float = 0.0) -> torch.Tensor:
-    """Identity, Sobel-x/8 and Sobel-y/8 rotated by `angle` radians: shape (3, 3, 3)."""
+    """Identity and the gradient filters / 8 (Sobel x, Sobel y) rotated by `angle` radians: (3, 3, 3)."""
     return torch.from_numpy(float_filters(angle)).to(torch.float32)
 
 

@@ -33,6 +33,7 @@ COUNT = 248
 FLAGS = 252
 FLAG_DEAD = 0x01
 RESERVED = 253
+assert STATE == MAILBOX + MAILBOX_SLOTS * CHANNELS  # ram_order: the state follows the mailbox
 
 # The fields in order: name, offset, C element type, dimensions, role. The C
 # firmware's struct is generated from this table (firmware_gen.layout_header ->
@@ -40,8 +41,8 @@ RESERVED = 253
 FIELDS = (
     ("mailbox", MAILBOX, "int8_t", (MAILBOX_SLOTS, CHANNELS), "last state of each neighbour"),
     ("state", STATE, "int8_t", (CHANNELS,), "own state"),
-    ("grad_x", GRAD_X, "int8_t", (CHANNELS,), "scratch, Sobel x / 8"),
-    ("grad_y", GRAD_Y, "int8_t", (CHANNELS,), "scratch, Sobel y / 8"),
+    ("grad_x", GRAD_X, "int8_t", (CHANNELS,), "scratch, gradient filter x"),
+    ("grad_y", GRAD_Y, "int8_t", (CHANNELS,), "scratch, gradient filter y"),
     ("acc", ACC, "int32_t", (CHANNELS,), "scratch, layer-2 accumulators"),
     ("rng", RNG, "uint32_t", (), "xorshift32 of the clock model"),
     ("clock", CLOCK, "uint32_t", (), "last wait drawn, in local ticks"),
@@ -56,6 +57,15 @@ NUMPY_TYPES = {"int8_t": "<i1", "uint8_t": "<u1", "int32_t": "<i4", "uint32_t": 
 # the 3x3 neighbourhood in row-major order without its centre. A cell that sends
 # to its neighbour at offset k lands in that neighbour's slot 7 - k.
 NEIGHBOUR_OFFSETS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+
+
+def ram_order(values) -> np.ndarray:
+    """(..., 3, 3) values over a neighbourhood, [dy + 1][dx + 1] -> (..., 9) in the
+    order of the RAM: mailbox slots 0..7 by NEIGHBOUR_OFFSETS, then the own state
+    (the centre), which follows the mailbox. The kernels map filter taps to RAM
+    bytes with it."""
+    v = np.asarray(values)
+    return np.stack([v[..., dy + 1, dx + 1] for dy, dx in NEIGHBOUR_OFFSETS] + [v[..., 1, 1]], axis=-1)
 
 
 def receiver_slot(sender_offset_index: int) -> int:

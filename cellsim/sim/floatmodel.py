@@ -80,7 +80,7 @@ class FloatParams:
                    torus=bool(meta["torus"]))
 
     def kernels(self) -> np.ndarray:
-        """(2, 3, 3) float32: the rotated Sobel/8 filters Kx, Ky (training/model.py)."""
+        """(2, 3, 3) float32: the rotated gradient filters / 8, Kx, Ky (training/model.py)."""
         return float_filters(self.angle)[1:].astype(np.float32)
 
     def seed_state(self) -> np.ndarray:

@@ -15,6 +15,8 @@ import numpy as np
 from numba import njit
 
 from ..intspec import layout
+from ..intspec.perceive import (GRADIENT_FILTERS, GRADIENT_SHIFT, check_filters,
+                                gradient_range, rounding)
 from .simd import first_layer, first_layer_pair, second_layer, second_layer_pair
 
 CHANNELS = layout.CHANNELS
@@ -73,27 +75,51 @@ def begin_update(row, rng, wait):
     write_u32(row, CLOCK, wait)
 
 
-@njit(cache=True, inline="always")
-def gather_perception(row, perception):
-    """Sobel gradients (S + 4) >> 3, capped at 127, into the RAM scratch at 144..175;
-    the 48 perception values [state | gx | gy] into `perception` as unsigned
-    bytes, value + 128 (the products' input; GenomeTables.init1 takes the 128 off)."""
-    for c in range(CHANNELS):
-        n00 = np.int32(row[0 * CHANNELS + c])
-        n01 = np.int32(row[1 * CHANNELS + c])
-        n02 = np.int32(row[2 * CHANNELS + c])
-        n10 = np.int32(row[3 * CHANNELS + c])
-        n12 = np.int32(row[4 * CHANNELS + c])
-        n20 = np.int32(row[5 * CHANNELS + c])
-        n21 = np.int32(row[6 * CHANNELS + c])
-        n22 = np.int32(row[7 * CHANNELS + c])
-        gx = min(127, ((n02 - n00) + 2 * (n12 - n10) + (n22 - n20) + 4) >> 3)
-        gy = min(127, ((n20 - n00) + 2 * (n21 - n01) + (n22 - n02) + 4) >> 3)
-        row[GRAD_X + c] = gx
-        row[GRAD_Y + c] = gy
-        perception[c] = np.int32(row[STATE + c]) + 128
-        perception[CHANNELS + c] = gx + 128
-        perception[2 * CHANNELS + c] = gy + 128
+def make_gather_perception(filters=GRADIENT_FILTERS, shift=GRADIENT_SHIFT, cache=False):
+    """The perception kernel for these gradient taps and shift (cellsim.intspec.perceive):
+    gather_perception(row, perception) writes each filter's gradient
+    (S + rounding) >> shift, saturated to int8, into the RAM scratch at 144..175,
+    and the 48 perception values [state | gx | gy] into `perception` as unsigned
+    bytes, value + 128 (the products' input; GenomeTables.init1 takes the 128 off).
+    The taps reach the kernel as constant tuples of (RAM offset, weight), zero taps
+    left out, so LLVM unrolls the sums as if written by hand; a clamp is compiled
+    only on a side the taps can cross (intspec.perceive.gradient_range). `cache`:
+    numba's disk cache, for the spec's kernel (other taps would each add a file)."""
+    taps, shift = check_filters(filters, shift)
+    offsets = [k * CHANNELS for k in range(SLOTS)] + [STATE]  # layout.ram_order's slots
+    terms = []
+    for weights in layout.ram_order(taps):
+        nonzero = [(offsets[k], int(w)) for k, w in enumerate(weights) if w] or [(STATE, 0)]
+        terms.append((tuple(o for o, _ in nonzero), tuple(w for _, w in nonzero)))
+    (x_offsets, x_weights), (y_offsets, y_weights) = terms
+    low, high = gradient_range(taps, shift)
+    clamp_low, clamp_high = low < -128, high > 127
+    half = rounding(shift)
+
+    @njit(cache=cache, inline="always")
+    def gather_perception(row, perception):
+        for c in range(CHANNELS):
+            sx = np.int32(half)
+            for t in range(len(x_offsets)):
+                sx += x_weights[t] * np.int32(row[x_offsets[t] + c])
+            sy = np.int32(half)
+            for t in range(len(y_offsets)):
+                sy += y_weights[t] * np.int32(row[y_offsets[t] + c])
+            gx, gy = sx >> shift, sy >> shift
+            if clamp_high:
+                gx, gy = min(127, gx), min(127, gy)
+            if clamp_low:
+                gx, gy = max(-128, gx), max(-128, gy)
+            row[GRAD_X + c] = gx
+            row[GRAD_Y + c] = gy
+            perception[c] = np.int32(row[STATE + c]) + 128
+            perception[CHANNELS + c] = gx + 128
+            perception[2 * CHANNELS + c] = gy + 128
+
+    return gather_perception
+
+
+gather_perception = make_gather_perception(cache=True)  # the spec's taps
 
 
 @njit(cache=True, inline="always")

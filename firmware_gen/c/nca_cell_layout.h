@@ -20,6 +20,29 @@
 #define NCA_FLAG_DEAD     0x01u
 #define NCA_MAX_HIDDEN    4096u  /* the genome format's limit */
 
+/* The perception (cellsim/intspec/perceive.py). First-layer input i of
+ * channel c is floor((S + NCA_GRADIENT_ROUNDING) / 2^NCA_GRADIENT_SHIFT),
+ * saturated to int8, with S = sum_k NCA_PERCEPTION_WEIGHTS[i][k] * slot k of
+ * channel c: slots 0..7 the mailbox (row-major 3x3 without the centre),
+ * slot 8 the state. Row 0 is the state itself (weight 2^shift), rows 1 and 2
+ * the gradient filters. S + NCA_GRADIENT_ROUNDING + NCA_GRADIENT_BIAS is never
+ * negative, so its shift is a floor in any C; before saturation a gradient
+ * lies in [NCA_GRADIENT_MIN, NCA_GRADIENT_MAX]. */
+#define NCA_GRADIENT_SHIFT    3
+#define NCA_GRADIENT_ROUNDING 4
+#define NCA_GRADIENT_BIAS     1024
+#define NCA_GRADIENT_MIN      (-127)
+#define NCA_GRADIENT_MAX      128
+#define NCA_PERCEPTION_WEIGHTS { \
+    {0, 0, 0, 0, 0, 0, 0, 0, 8}, \
+    {-1, 0, 1, -2, 2, -1, 0, 1, 0}, \
+    {-1, -2, -1, 0, 0, 1, 2, 1, 0} \
+}
+/* 1: the taps are the Sobel pair with shift 3, which the hand-tuned kernels
+ * (nca_perceive_arm_dsp.c, nca_perceive_avr.c) write out; 0: every core
+ * builds the reference kernel (nca_kernels.h). */
+#define NCA_PERCEPTION_IS_SOBEL 1
+
 /* C99 has no _Static_assert; GCC and Clang accept it as an extension, which
  * __extension__ keeps quiet under -pedantic. Elsewhere a negative array size
  * stops the build instead. */
@@ -40,8 +63,8 @@
 typedef struct nca_cell_ram {
     int8_t   mailbox[NCA_MAILBOX_SLOTS][NCA_CHANNELS];  /*   0: last state of each neighbour */
     int8_t   state[NCA_CHANNELS];                       /* 128: own state */
-    int8_t   grad_x[NCA_CHANNELS];                      /* 144: scratch, Sobel x / 8 */
-    int8_t   grad_y[NCA_CHANNELS];                      /* 160: scratch, Sobel y / 8 */
+    int8_t   grad_x[NCA_CHANNELS];                      /* 144: scratch, gradient filter x */
+    int8_t   grad_y[NCA_CHANNELS];                      /* 160: scratch, gradient filter y */
     int32_t  acc[NCA_CHANNELS];                         /* 176: scratch, layer-2 accumulators */
     uint32_t rng;                                       /* 240: xorshift32 of the clock model */
     uint32_t clock;                                     /* 244: last wait drawn, in local ticks */

@@ -54,6 +54,13 @@
 #define NCA_KERNEL_REFERENCE 0
 #endif
 
+/* The hand-tuned perception kernels write out the Sobel pair with shift 3;
+ * taps generated otherwise (NCA_PERCEPTION_IS_SOBEL 0, nca_cell_layout.h)
+ * take the reference kernel, which reads the generated taps, on every core. */
+#define NCA_PERCEIVE_ARM_DSP (NCA_KERNEL_ARM_DSP && NCA_PERCEPTION_IS_SOBEL)
+#define NCA_PERCEIVE_AVR (NCA_KERNEL_AVR && NCA_PERCEPTION_IS_SOBEL)
+#define NCA_PERCEIVE_REFERENCE (!NCA_PERCEIVE_ARM_DSP && !NCA_PERCEIVE_AVR)
+
 #if defined(__GNUC__)
 #define NCA_NOINLINE __attribute__((noinline))
 #else
@@ -73,12 +80,14 @@
  * (reference), nca_requantize_avr.c. */
 int32_t nca_requantize(int32_t acc, int32_t m, int shift, int32_t lo, int32_t hi);
 
-/* Sobel x and y of every channel over the 3x3 neighbourhood (the centre has
- * weight 0 in both), as the float model's Sobel / 8: g = floor((S + 4) / 8),
- * round half up, saturated to int8 (S in [-1020, 1020]). Writes the gradients
+/* The two gradient filters of every channel over the 3x3 neighbourhood (the
+ * generated NCA_PERCEPTION_WEIGHTS; Sobel x and y, whose centre has weight 0),
+ * as the float model's filter / 8: g = floor((S + 4) / 8), round half up,
+ * saturated to int8 (for Sobel S in [-1020, 1020]). Writes the gradients
  * to the RAM and the 48 first-layer inputs state | gradient x | gradient y,
  * offset-binary (x + 128), to xq; returns the sum of the inputs (not offset).
- * nca_perceive.c (reference), nca_perceive_arm_dsp.c, nca_perceive_avr.c. */
+ * nca_perceive.c (reference, any taps), and for the Sobel pair
+ * nca_perceive_arm_dsp.c, nca_perceive_avr.c. */
 int32_t nca_perceive(nca_cell_ram_t *ram, uint8_t xq[NCA_INPUTS]);
 
 /* The two fully connected layers, streamed one block of 4 hidden units at a

@@ -1,27 +1,28 @@
 /* nca_perceive.c - the reference kernel of the perception (contract in
- * nca_kernels.h), portable C99: the Sobel gradients of each channel over the
- * 3x3 neighbourhood, one channel at a time.
+ * nca_kernels.h), portable C99: the gradient filters of each channel over the
+ * 3x3 neighbourhood, one channel at a time, from the taps that
+ * nca_cell_layout.h carries (generated from cellsim/intspec/perceive.py).
  */
 #include "nca_kernels.h"
 
-#if !NCA_KERNEL_ARM_DSP && !NCA_KERNEL_AVR
+#if NCA_PERCEIVE_REFERENCE
 
 /* The first-layer inputs as one weighted sum each over 9 slots of the RAM,
  * 16 bytes apart: the 8 mailbox slots (row-major 3x3 without the centre:
  * 0 1 2 / 3 . 4 / 5 6 7) and the state, which follows them. An input is
- * floor((S + 4) / 8) saturated to int8 with S = sum_k weight[k] * slot[k]:
- * the state with weight 8 (S = 8 s gives s), then Sobel x and Sobel y. One
- * loop over this table is a third of the flash of the sums written out,
- * which the 10 KiB cell needs on Cortex-M0+. */
-static const int8_t nca_input_weights[3][NCA_MAILBOX_SLOTS + 1] = {
-    {0, 0, 0, 0, 0, 0, 0, 0, 8},
-    {-1, 0, 1, -2, 2, -1, 0, 1, 0},
-    {-1, -2, -1, 0, 0, 1, 2, 1, 0},
-};
+ * floor((S + rounding) / 2^shift) saturated to int8 with
+ * S = sum_k weight[k] * slot[k]: the state with weight 2^shift (S = 2^shift s
+ * gives s), then the gradient filters (NCA_PERCEPTION_WEIGHTS). One loop over
+ * this table is a third of the flash of the sums written out, which the
+ * 10 KiB cell needs on Cortex-M0+. */
+static const int8_t nca_input_weights[NCA_INPUTS / NCA_CHANNELS][NCA_MAILBOX_SLOTS + 1] =
+    NCA_PERCEPTION_WEIGHTS;
 
-/* S lies in [-1020, 1020]: adding 1024 before the shift keeps it on a
- * non-negative value, so ((S + 4 + 1024) >> 3) - 128 = floor((S + 4) / 8)
- * exactly, in [-127, 128], of which only 128 needs the saturation. */
+/* Adding NCA_GRADIENT_BIAS (a multiple of 2^shift) before the shift keeps S on a
+ * non-negative value, so ((S + rounding + bias) >> shift) - (bias >> shift) =
+ * floor((S + rounding) / 2^shift) exactly, in [NCA_GRADIENT_MIN,
+ * NCA_GRADIENT_MAX]; a saturation is compiled on the sides that range crosses
+ * (for Sobel, S in [-1020, 1020], only +128 needs it). */
 int32_t nca_perceive(nca_cell_ram_t *ram, uint8_t xq[NCA_INPUTS])
 {
     /* the RAM's bytes through a character-type pointer (C99 6.3.2.3p7): the
@@ -34,12 +35,17 @@ int32_t nca_perceive(nca_cell_ram_t *ram, uint8_t xq[NCA_INPUTS])
                       + NCA_CHANNELS, "state and gradients follow the mailbox");
     for (i = 0; i < NCA_INPUTS; ++i) {
         const signed char *slot = bytes + i % NCA_CHANNELS;
-        int32_t s = 4 + 1024, v;
+        int32_t s = NCA_GRADIENT_ROUNDING + NCA_GRADIENT_BIAS, v;
         for (k = 0; k <= NCA_MAILBOX_SLOTS; ++k, slot += NCA_CHANNELS) {
             s += nca_input_weights[i / NCA_CHANNELS][k] * *slot;
         }
-        v = (s >> 3) - 128;
+        v = (s >> NCA_GRADIENT_SHIFT) - (NCA_GRADIENT_BIAS >> NCA_GRADIENT_SHIFT);
+#if NCA_GRADIENT_MAX > 127
         v = v > 127 ? 127 : v;
+#endif
+#if NCA_GRADIENT_MIN < -128
+        v = v < -128 ? -128 : v;
+#endif
         bytes[offsetof(nca_cell_ram_t, state) + i] = (signed char)v; /* the state: unchanged */
         xq[i] = (uint8_t)(v + NCA_OFFSET);
         sum += v;

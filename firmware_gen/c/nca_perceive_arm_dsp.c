@@ -5,7 +5,7 @@
  */
 #include "nca_kernels.h"
 
-#if NCA_KERNEL_ARM_DSP
+#if NCA_PERCEIVE_ARM_DSP
 
 #include <arm_acle.h>
 #include <string.h>

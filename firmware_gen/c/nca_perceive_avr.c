@@ -7,7 +7,7 @@
  */
 #include "nca_kernels.h"
 
-#if NCA_KERNEL_AVR
+#if NCA_PERCEIVE_AVR
 
 /* floor((S + 4) / 8) saturated to int8, for S in [-1020, 1020]: S + 1028 is
  * non-negative, so its shift is a floor, and the result lies in [-127, 128]. */

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from cellsim.intspec import IntParams
 from cellsim.intspec.layout import ALPHA
-from cellsim.intspec.perceive import GRADIENT_SHIFT, SOBEL_X
+from cellsim.intspec.perceive import GRADIENT_FILTERS, GRADIENT_SHIFT, check_filters, rounding
 
 FLOAT32_EXACT = 1 << 24
 
@@ -145,34 +145,35 @@ def pad_cells(x: torch.Tensor, torus: bool) -> torch.Tensor:
     return padded.permute(0, 2, 3, 1)
 
 
-def sobel_sums(x: torch.Tensor, torus: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Integer Sobel sums of every channel, as shifted adds (exact, unlike a
-    conv library free to pick Winograd-style transforms)."""
+def gradient_sums(x: torch.Tensor, torus: bool, filters=GRADIENT_FILTERS) -> tuple[torch.Tensor, ...]:
+    """Integer sums of every channel under each gradient filter
+    (cellsim.intspec.perceive), as scaled adds (exact, unlike a conv library
+    free to pick Winograd-style transforms)."""
+    taps, _ = check_filters(filters)
     h, w = x.shape[1:3]
     padded = pad_cells(x, torus)
-    gx = torch.zeros_like(x)
-    gy = torch.zeros_like(x)
+    sums = [torch.zeros_like(x) for _ in taps]
     for dy in range(3):
         for dx in range(3):
-            weight_x, weight_y = int(SOBEL_X[dy, dx]), int(SOBEL_X[dx, dy])
-            if weight_x or weight_y:
+            if taps[:, dy, dx].any():
                 cell = _neighbour(padded, dy, dx, h, w)
-                if weight_x:
-                    gx = gx + weight_x * cell
-                if weight_y:
-                    gy = gy + weight_y * cell
-    return gx, gy
+                for f, weight in enumerate(map(int, taps[:, dy, dx])):
+                    if weight:
+                        sums[f] = sums[f] + weight * cell
+    return tuple(sums)
 
 
-def perceive(x: torch.Tensor, torus: bool) -> torch.Tensor:
+def perceive(x: torch.Tensor, torus: bool, filters=GRADIENT_FILTERS,
+             shift: int = GRADIENT_SHIFT) -> torch.Tensor:
     """(B, H, W, C) int8-valued states -> (B, H, W, 3C): [q | gx | gy] where
-    g = saturate((Sobel sum + 4) >> 3), cellsim.intspec.perceive; gradient as if g = sum / 8."""
-    gx, gy = sobel_sums(x, torus)
-    rounding = 1 << (GRADIENT_SHIFT - 1)
-    divisor = 1 << GRADIENT_SHIFT
+    g = saturate((S + 2^(shift-1)) >> shift) of each gradient filter's sum S,
+    cellsim.intspec.perceive; gradient as if g = S / 2^shift."""
+    _, shift = check_filters(filters, shift)
+    half = rounding(shift)
+    divisor = 1 << shift
     grads = []
-    for g in (gx, gy):
-        exact = torch.clamp(torch.floor((g.detach() + rounding) / divisor), -128, 127)
+    for g in gradient_sums(x, torus, filters):
+        exact = torch.clamp(torch.floor((g.detach() + half) / divisor), -128, 127)
         shadow = torch.clamp(g / divisor, -128, 127) if g.requires_grad else None
         grads.append(straight_through(shadow, exact))
     return torch.cat([x] + grads, dim=-1)
