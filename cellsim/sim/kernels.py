@@ -17,7 +17,8 @@ from numba import njit
 from ..intspec import layout
 from ..intspec.perceive import (GRADIENT_FILTERS, GRADIENT_SHIFT, check_filters,
                                 gradient_range, rounding)
-from .simd import first_layer, first_layer_pair, second_layer, second_layer_pair
+from .simd import (first_layer, first_layer_pair, requantize_high, second_layer,
+                   second_layer_pair)
 
 CHANNELS = layout.CHANNELS
 SLOTS = layout.MAILBOX_SLOTS
@@ -124,14 +125,19 @@ gather_perception = make_gather_perception(cache=True)  # the spec's taps
 
 @njit(cache=True, inline="always")
 def requantize_hidden(dots, tables, g, hidden):
-    """First-layer dot products (int32) -> hidden - zero point (uint8, 0..top):
-    the spec's clamp(((dot + b1) * m + rounding) >> s + zero point) - zero point
-    with b1 * m + rounding taken from the tables. Exact in int64 for the genomes
-    GenomeTables.batchable admits (|dot| < 2^20, m < 2^31, |b1| < 2^31), and m
-    read as int32 makes the product one 32 x 32 -> 64-bit multiply a lane
-    (AVX-512 has int64 min and max; this took 13.4 ns a cell where float64
-    arithmetic took 18.3)."""
+    """First-layer dot products (int32, a row of the padded width H') -> hidden -
+    zero point (uint8, 0..top; the padding 0): the spec's clamp(((dot + b1) * m
+    + rounding) >> s + zero point) - zero point. For genomes whose total shifts
+    are all at least 33 (every trained one so far), from the high word of each
+    product, eight lanes at a time (simd.requantize_high: 32 ns a 128-unit layer
+    where int64 took 62, python /tmp/prof/rq6.py); otherwise in int64, exact
+    for the genomes GenomeTables.batchable admits (|dot| < 2^20, m < 2^31,
+    |b1| < 2^31), m read as int32 so that the product is one 32 x 32 -> 64-bit
+    multiply a lane."""
     top = tables.top1[g]
+    if tables.high1[g]:
+        requantize_high(dots, tables.b1p, tables.m1p, tables.rshift1, g, top, hidden)
+        return
     for o in range(tables.m1.shape[1]):
         v = (np.int64(dots[o]) * np.int64(tables.m1[g, o]) + tables.bias1[g, o]) >> \
             tables.shift1[g, o]

@@ -15,6 +15,7 @@ from ..intspec.layout import CHANNELS
 from .simd import HIDDEN_STEP, pack
 
 INT32_LIMIT = 1 << 31
+HIGH_WORD_SHIFT = 33  # total shifts from here on need only a product's high word
 
 
 def rom_bits(p: IntParams) -> int:
@@ -68,6 +69,11 @@ class GenomeTables(NamedTuple):
     zero_point: np.ndarray  # int64 (G,)
     threshold: np.ndarray   # int64 (G,)
     exact: np.ndarray       # bool (G,): the packed products may take this genome
+    # simd.requantize_high's tables, padded to H' with zeros (which give 0):
+    b1p: np.ndarray         # int32 (G, H') b1
+    m1p: np.ndarray         # int32 (G, H') m1
+    rshift1: np.ndarray     # int32 (G, H') total shift - 33
+    high1: np.ndarray       # bool (G,): exact, and every total shift >= 33 (requantize_high)
 
     @classmethod
     def build(cls, genomes) -> "GenomeTables":
@@ -91,6 +97,8 @@ class GenomeTables(NamedTuple):
             bias1 = b1 * m1 + rounding1
         w1, w2 = stack("w1", np.int8), stack("w2", np.int8)
         padded = padded_hidden(first.hidden)
+        pad = ((0, 0), (0, padded - first.hidden))
+        exact = np.array([batchable(p) for p in genomes], bool)
         return cls(w1=w1, w2=w2,
                    w1k=np.stack([pack(p.w1, padded, 3 * CHANNELS) for p in genomes]),
                    w2k=np.stack([pack(p.w2, CHANNELS, padded) for p in genomes]),
@@ -103,7 +111,11 @@ class GenomeTables(NamedTuple):
                    rounding2=np.left_shift(np.int64(1), shift2 - 1), shift2=shift2,
                    zero_point=np.array([p.hidden_zero_point for p in genomes], np.int64),
                    threshold=np.array([p.alive_threshold for p in genomes], np.int64),
-                   exact=np.array([batchable(p) for p in genomes], bool))
+                   exact=exact,
+                   b1p=np.pad(b1, pad).astype(np.int32),  # (b1 is int32 in the format)
+                   m1p=np.pad(m1, pad).astype(np.int32),
+                   rshift1=np.pad(np.maximum(shift1 - HIGH_WORD_SHIFT, 0), pad).astype(np.int32),
+                   high1=exact & (shift1 >= HIGH_WORD_SHIFT).all(axis=1))
 
 
 def padded_hidden(hidden: int) -> int:
