@@ -487,18 +487,18 @@ def main(argv=None) -> int:
         exact_name: ("async", genome, size, units, cores, "poisson", True, least),
         "async int8, grown, 1 worker": ("async", genome, size, units, 1, "poisson", True, least),
         "sync int8, grown, %d workers" % cores: ("async", genome, size, units, cores, "sync",
-                                                  True, least),
-        "async int8, growth from the seed": ("async", genome, size, units, cores, "poisson",
-                                             False, least)}
-    pieces = {}
+                                                  True, least)}
+    pieces = {}  # (the first row's grid and workers, stepped in shorter runs)
     for piece in PIECES:
-        pieces[piece] = f"  same, runs of {piece:g} units"
+        pieces[piece] = f"  same as the first, runs of {piece:g} units"
         specs[pieces[piece]] = ("async", genome, size, units, cores, "poisson", True, least, piece)
     frames = {"api": pieces[FRAME_UNITS]}
     for kind in ("demo", "simulate"):
-        frames[kind] = f"  same, {FRAME_UNITS:g}-unit runs + {kind}'s frame work"
+        frames[kind] = f"  same as the first, {FRAME_UNITS:g}-unit runs + {kind}'s frame work"
         specs[frames[kind]] = ("async", genome, size, units, cores, "poisson", True, least,
                                FRAME_UNITS, kind)
+    specs["async int8, growth from the seed"] = ("async", genome, size, units, cores, "poisson",
+                                                 False, least)
     for batch in batches:
         specs[f"onnxruntime fp32 sync, batch {batch}"] = ("onnx", size, batch, least)
     for batch in batches:
