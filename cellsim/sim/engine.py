@@ -111,7 +111,7 @@ def neighbours_done(pending, neighbours, cell, lo, hi, key):
     return True
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)  # once a window: a call, compiled once for run_band and run_segment
 def band_order(w, lo, hi, spans, all_keys):
     """Worker w's events in key order: (rows of ev, their keys). Its events are
     every event of the spans (rows [start, end, owner]: index ranges of ev, all
@@ -139,7 +139,7 @@ def band_order(w, lo, hi, spans, all_keys):
     return order, keys
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)  # once a window: a call, compiled once for run_band and run_segment
 def edge_successors(keys, lo, hi, edge, pending, then):
     """then[i]: for an event at an edge cell, the key of the cell's next event
     (what `pending` says of the cell once event i is done); each edge cell's
@@ -198,7 +198,8 @@ def run_segment(w, workers, bands, spans, ev, all_keys, order, keys, then, progr
     mark = marks[w]
     if progress[w, 0] < 0:
         o, k = band_order(w, lo, hi, spans, all_keys)
-        order[first:last], keys[first:last] = o, k
+        for i in range(last - first):  # (a loop: a slice assignment compiles numba's
+            order[first + i], keys[first + i] = o[i], k[i]  # shape-mismatch message, 3 s)
         edge_successors(keys[first:last], lo, hi, edge, pending, then[first:last])
         if progress[w, 1] < 0:  # the last window's next batch number, unless unknown
             progress[w, 1] = mark.max() + 1
@@ -234,7 +235,9 @@ def finish_batch(first, end, order, keys, then, ev, ram, words, dead, neighbours
                  inflight, tables, s, count, pending):
     """Run the queued updates of the batch (events first .. end - 1 of `order`),
     then tell the other bands that its edge events are done."""
-    finish_updates(count, ev, ram, words, dead, neighbours, routes, inflight, tables, s)
+    # np.int64: the queue's length is a literal 0 in some of the caller's paths,
+    # and numba would compile finish_updates (and batch_network) for Literal[int](0) too
+    finish_updates(np.int64(count), ev, ram, words, dead, neighbours, routes, inflight, tables, s)
     for i in range(first, end):
         cell = key_cell(keys[i])
         if edge[cell]:
