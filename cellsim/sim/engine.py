@@ -165,6 +165,20 @@ def next_batch(mark):
     return last + 1
 
 
+@njit(cache=True, inline="always")
+def first_after(keys, lo, hi, bound):
+    """The first i in [lo, hi) with keys[i] > bound (hi if none), keys sorted:
+    np.searchsorted(keys[lo:hi], bound, side="right") + lo as a loop (numba's
+    compiles comparisons for every dtype, complex too: 1 s of the cold start)."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if keys[mid] <= bound:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 @njit(cache=True, nogil=True)
 def run_band(w, workers, bands, spans, ev, all_keys, ram, words, dead, neighbours, edge, routes,
              inflight, tables, workspace, marks, pending, started, stats, give_way):
@@ -216,7 +230,7 @@ def run_segment(w, workers, bands, spans, ev, all_keys, order, keys, then, progr
         progress[w, 0] = first
         team.meet(started, workers, give_way)
     pos = progress[w, 0]
-    end = pos + np.searchsorted(keys[pos:last], key_bound, side="right")
+    end = first_after(keys, pos, last, key_bound)
     batches, waits = run_in_order(ev, order[pos:end], keys[pos:end], then[pos:end], lo, hi, ram,
                                   words, dead, neighbours, edge, routes, inflight, tables, s, mark,
                                   progress[w, 1], pending, give_way)
