@@ -431,9 +431,10 @@ def compile_seconds(clock: str) -> dict:
     times = {}
     with tempfile.TemporaryDirectory() as cache:
         for state in ("cold", "warm"):
-            out = subprocess.run([sys.executable, "-c", COMPILE_PROBE.format(root=root, clock=clock)],
-                                 env={**os.environ, "NUMBA_CACHE_DIR": cache}, capture_output=True,
-                                 text=True, check=True).stdout.split()
+            code = COMPILE_PROBE.format(root=root, clock=clock)
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                 env={**os.environ, "NUMBA_CACHE_DIR": cache},
+                                 check=True).stdout.split()
             times[state] = {"import_s": float(out[0]), "first_run_s": float(out[1])}
     return times
 

@@ -201,8 +201,8 @@ def run_band(w, workers, bands, spans, ev, all_keys, ram, words, dead, neighbour
     team.meet(started, workers, give_way)
     mark = marks[w]
     batches, waits = run_in_order(ev, order, keys, then, lo, hi, ram, words, dead, neighbours,
-                                  edge, routes, inflight, tables, s, mark, next_batch(mark), pending,
-                                  give_way)
+                                  edge, routes, inflight, tables, s, mark, next_batch(mark),
+                                  pending, give_way)
     stats[w, 0], stats[w, 1], stats[w, 2] = keys.shape[0], batches, waits
 
 
