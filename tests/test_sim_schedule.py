@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from cellsim.sim.events import KEY_KIND_BITS, KEY_TIME_BITS, KIND_NAMES, MAX_SUB, MAX_WINDOW_TICKS
 from cellsim.sim.schedule import (TIME_SHIFT, event_key, key_cell, key_kind, key_sub,
-                                  sort_events)
+                                  merge_order, sort_events)
 
 TIME, KIND, CELL, SUB = range(4)  # columns of the test's event arrays
 
@@ -83,3 +83,31 @@ def test_the_key_has_room_for_new_event_kinds():
     assert np.array_equal(np.argsort(keys), [1, 0, 2, 3, 5, 4])
     assert rest_key(last_kind, cell, MAX_SUB) <= LAST_REST < 1 << TIME_SHIFT
     assert WINDOW_UNITS * 65536 < MAX_WINDOW_TICKS and MAX_SIDE ** 2 <= 1 << KEY_CELL_BITS
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-3, 3) | st.integers(-(1 << 62), 1 << 62), max_size=300))
+def test_merge_order_is_a_stable_sort(values):
+    """The kernels' fallback when sort_events gives up: numpy's stable sort."""
+    keys = np.array(values, np.int64)
+    items = np.arange(100, 100 + len(keys), dtype=np.int64)
+    order, sorted_keys = merge_order(items, keys)
+    by_key = np.argsort(keys, kind="stable")
+    assert np.array_equal(order, items[by_key])
+    assert np.array_equal(sorted_keys, keys[by_key])
+    assert np.array_equal(keys, np.array(values, np.int64))  # the inputs are left as they were
+
+
+def test_a_band_crowded_out_of_order_comes_in_stable_key_order():
+    """engine.band_order when sort_events gives up (1000 events at one instant,
+    cells backwards, each twice): the events of its band in stable key order."""
+    from cellsim.sim.engine import band_order
+
+    cells = np.repeat(np.arange(500)[::-1], 2)
+    all_keys = event_key.py_func(0, 0, cells, 0, 0)
+    assert len(sort_events(np.arange(len(cells)), all_keys)[0]) == 0  # the fallback's case
+    spans = np.array([[0, len(cells), -1]], np.int64)  # a mixed span: band [100, 400) picks
+    order, keys = band_order(0, 100, 400, spans, all_keys)
+    mine = np.flatnonzero((cells >= 100) & (cells < 400))
+    expected = mine[np.argsort(all_keys[mine], kind="stable")]
+    assert np.array_equal(order, expected) and np.array_equal(keys, all_keys[expected])

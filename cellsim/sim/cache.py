@@ -1,7 +1,10 @@
 """numba's on-disk cache for the simulator's kernels, stale as soon as any module
 they are built from changes: numba checks only a kernel's own file, yet a cached
 kernel holds the compiled code of every kernel it calls from other files, and
-the constants it read at compile time (the RAM layout of cellsim.intspec)."""
+the constants it read at compile time (the RAM layout of cellsim.intspec).
+The stamp is the modules' contents, not their times: a reinstall or a checkout
+of the same sources keeps the cache (a cold compile is half a minute)."""
+import hashlib
 import os
 
 from numba.core import caching
@@ -11,15 +14,23 @@ PACKAGE = os.path.dirname(os.path.abspath(__file__))
 STAMPED = (PACKAGE, os.path.join(os.path.dirname(PACKAGE), "intspec"))
 
 
+_digests = {}  # (path, inode, times, size) -> SHA-256 of the file, read once per version
+
+
+def _digest(path) -> str:
+    st = os.stat(path)  # (ctime: any write changes it, and no utime sets it back)
+    key = (path, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+    if key not in _digests:
+        with open(path, "rb") as f:
+            _digests[key] = hashlib.sha256(f.read()).hexdigest()
+    return _digests[key]
+
+
 def package_stamp(folders=STAMPED) -> tuple:
-    """Folder/name, modification time and size of every module the kernels read."""
-    stamp = []
-    for folder in folders:
-        for name in sorted(os.listdir(folder)):
-            if name.endswith(".py"):
-                st = os.stat(os.path.join(folder, name))
-                stamp.append((f"{os.path.basename(folder)}/{name}", st.st_mtime_ns, st.st_size))
-    return tuple(stamp)
+    """Folder/name and SHA-256 of every module the kernels read."""
+    return tuple((f"{os.path.basename(folder)}/{name}", _digest(os.path.join(folder, name)))
+                 for folder in folders for name in sorted(os.listdir(folder))
+                 if name.endswith(".py"))
 
 
 def _package_wide(locator):

@@ -21,7 +21,8 @@ from .kernels import (ALPHA, CHANNELS, FLAG_DEAD, FLAGS, STATE, Scratch, batch_n
                       queue_update, residual_words, send_state, worker_scratch, ZERO_WORD)
 from .memory import aligned_empty
 from .rom import GenomeTables, flip_rom_bit, padded_hidden
-from .schedule import TIME_SHIFT, event_key, key_cell, key_kind, key_sub, plan_band, sort_events
+from .schedule import (TIME_SHIFT, event_key, key_cell, key_kind, key_sub, merge_order, plan_band,
+                       sort_events)
 from .simd import prefetch_line, prefetch_once
 from .state import LAST_REST, Pending, rest_key
 from .sync import apply_sync_fault, block_count, sync_steps
@@ -112,7 +113,7 @@ def neighbours_done(pending, neighbours, cell, lo, hi, key):
     return True
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)  # once a window: a call, compiled once for run_band and run_segment
 def band_order(w, lo, hi, spans, all_keys):
     """Worker w's events in key order: (rows of ev, their keys). Its events are
     every event of the spans (rows [start, end, owner]: index ranges of ev, all
@@ -135,12 +136,11 @@ def band_order(w, lo, hi, spans, all_keys):
                 n += 1
     order, keys = sort_events(mine, all_keys)
     if order.shape[0] < n:  # crowded instants out of order: a stable sort of the keys
-        by_key = np.argsort(keys, kind="mergesort")
-        order, keys = mine[by_key], keys[by_key]
+        order, keys = merge_order(mine, keys)
     return order, keys
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)  # once a window: a call, compiled once for run_band and run_segment
 def edge_successors(keys, lo, hi, edge, pending, then):
     """then[i]: for an event at an edge cell, the key of the cell's next event
     (what `pending` says of the cell once event i is done); each edge cell's
@@ -154,6 +154,30 @@ def edge_successors(keys, lo, hi, edge, pending, then):
     for cell in range(lo, hi):
         if edge[cell]:
             atomic_store(pending, cell, first_key[cell - lo])
+
+
+@njit(cache=True, inline="always")
+def next_batch(mark):
+    """One past the last batch number in `mark` (a loop: numba's array max
+    compiles its NaN handling, 0.8 s of the cold start)."""
+    last = mark[0]
+    for batch in mark:
+        last = max(last, batch)
+    return last + 1
+
+
+@njit(cache=True, inline="always")
+def first_after(keys, lo, hi, bound):
+    """The first i in [lo, hi) with keys[i] > bound (hi if none), keys sorted:
+    np.searchsorted(keys[lo:hi], bound, side="right") + lo as a loop (numba's
+    compiles comparisons for every dtype, complex too: 1 s of the cold start)."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if keys[mid] <= bound:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 @njit(cache=True, nogil=True)
@@ -178,8 +202,8 @@ def run_band(w, workers, bands, spans, ev, all_keys, ram, words, dead, neighbour
     team.meet(started, workers, give_way)
     mark = marks[w]
     batches, waits = run_in_order(ev, order, keys, then, lo, hi, ram, words, dead, neighbours,
-                                  edge, routes, inflight, tables, s, mark, mark.max() + 1, pending,
-                                  give_way)
+                                  edge, routes, inflight, tables, s, mark, next_batch(mark),
+                                  pending, give_way)
     stats[w, 0], stats[w, 1], stats[w, 2] = keys.shape[0], batches, waits
 
 
@@ -199,14 +223,15 @@ def run_segment(w, workers, bands, spans, ev, all_keys, order, keys, then, progr
     mark = marks[w]
     if progress[w, 0] < 0:
         o, k = band_order(w, lo, hi, spans, all_keys)
-        order[first:last], keys[first:last] = o, k
+        for i in range(last - first):  # (a loop: a slice assignment compiles numba's
+            order[first + i], keys[first + i] = o[i], k[i]  # shape-mismatch message, 3 s)
         edge_successors(keys[first:last], lo, hi, edge, pending, then[first:last])
         if progress[w, 1] < 0:  # the last window's next batch number, unless unknown
-            progress[w, 1] = mark.max() + 1
+            progress[w, 1] = next_batch(mark)
         progress[w, 0] = first
         team.meet(started, workers, give_way)
     pos = progress[w, 0]
-    end = pos + np.searchsorted(keys[pos:last], key_bound, side="right")
+    end = first_after(keys, pos, last, key_bound)
     batches, waits = run_in_order(ev, order[pos:end], keys[pos:end], then[pos:end], lo, hi, ram,
                                   words, dead, neighbours, edge, routes, inflight, tables, s, mark,
                                   progress[w, 1], pending, give_way)
@@ -235,7 +260,9 @@ def finish_batch(first, end, order, keys, then, ev, ram, words, dead, neighbours
                  inflight, tables, s, count, pending):
     """Run the queued updates of the batch (events first .. end - 1 of `order`),
     then tell the other bands that its edge events are done."""
-    finish_updates(count, ev, ram, words, dead, neighbours, routes, inflight, tables, s)
+    # np.int64: the queue's length is a literal 0 in some of the caller's paths,
+    # and numba would compile finish_updates (and batch_network) for Literal[int](0) too
+    finish_updates(np.int64(count), ev, ram, words, dead, neighbours, routes, inflight, tables, s)
     for i in range(first, end):
         cell = key_cell(keys[i])
         if edge[cell]:

@@ -265,6 +265,33 @@ def sort_events(valid, all_keys):
 MOVES_PER_EVENT = 16  # insertion sort moves allowed per event before sorting otherwise
 
 
+@njit(cache=True)
+def merge_order(items, keys):
+    """(items, keys) reordered by key, equal keys in their given order: a
+    bottom-up merge sort, sort_events' fallback inside the kernels (numba's
+    own stable argsort and fancy indexing took 2.5 s to compile, the cold
+    start's, for a path few windows take)."""
+    n = keys.shape[0]
+    items, keys = items.copy(), keys.copy()
+    spare_items, spare_keys = np.empty_like(items), np.empty_like(keys)
+    width = 1
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid, hi = min(lo + width, n), min(lo + 2 * width, n)
+            i, j = lo, mid
+            for k in range(lo, hi):
+                if j >= hi or (i < mid and keys[i] <= keys[j]):
+                    spare_items[k], spare_keys[k] = items[i], keys[i]
+                    i += 1
+                else:
+                    spare_items[k], spare_keys[k] = items[j], keys[j]
+                    j += 1
+        items, spare_items = spare_items, items
+        keys, spare_keys = spare_keys, keys
+        width *= 2
+    return items, keys
+
+
 @njit(cache=True, inline="always")
 def bit_length(x):
     bits = 0
