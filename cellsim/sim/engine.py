@@ -461,20 +461,24 @@ class FastEngine(RamCells):
         plan = window["plan"]
         target = min(bound, plan["bound"])
         stats = window["stats"]
-        head = (self._bands(), plan["spans"], plan["ev"], plan["keys"], window["order"],
-                window["keys"], window["then"], window["progress"])
-        tail = (st.ram.view(np.int8), st.ram.view(np.uint64), window["dead"], self.neighbours,
-                self._edges(), plan["routes"], plan["inflight"].view(np.uint64), self.tables(),
-                self.workspace(BATCH), self._marks(), self._pending(), window["started"], stats,
-                team.YIELD)
         key_bound = ((target[0] - plan["start"]) << TIME_SHIFT) | target[1]
-        if "kernel" not in window:  # typed once a window, not once a run
+        if "kernel" not in window:  # typed and gathered once a window, not once a run
+            # (nothing here changes within a window: whatever would, drops it)
+            head = (self._bands(), plan["spans"], plan["ev"], plan["keys"], window["order"],
+                    window["keys"], window["then"], window["progress"])
+            tail = (st.ram.view(np.int8), st.ram.view(np.uint64), window["dead"],
+                    self.neighbours, self._edges(), plan["routes"],
+                    plan["inflight"].view(np.uint64), self.tables(), self.workspace(BATCH),
+                    self._marks(), self._pending(), window["started"], stats, team.YIELD)
             window["kernel"] = team.compiled(run_segment, *head, key_bound, *tail)
+            window["arguments"] = head, tail
+        head, tail = window["arguments"]
         team.run_team(window["kernel"], self.workers, *head, key_bound, *tail)
         self.band_events += stats[:, 0]
-        self.batches += int(stats[:, 1].sum())
-        self.waits += int(stats[:, 2].sum())
-        st.counts[FIRE] += int(stats[:, 0].sum())  # a window of firings only
+        events, batches, waits = stats.sum(axis=0).tolist()
+        self.batches += batches
+        self.waits += waits
+        st.counts[FIRE] += events  # a window of firings only
         st.cursor = target
         if target == plan["bound"]:
             st.next_fire = plan["next_fire"]
