@@ -5,6 +5,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..intspec import layout
+from .frame_kernels import dequantised
 
 
 class RamCells:
@@ -36,7 +37,8 @@ class RamCells:
         channels = channels or layout.CHANNELS
         genomes = self.state.genomes
         if len(genomes) == 1:  # one genome: its scales broadcast, no per-cell table
-            scales = np.asarray(genomes[0].state_scale)[:channels]
+            scales = np.asarray(genomes[0].state_scale, np.float32)[:channels]
+            return dequantised(self.state.ram.view(np.int8), layout.STATE, channels, scales)
         else:
             scales = np.stack([p.state_scale[:channels] for p in genomes])[self.state.genome_of]
         return (self.own_states()[:, :channels] * scales).astype(np.float32, copy=False)

@@ -8,7 +8,8 @@ import numpy as np
 from ..intspec.alive import ALIVE_ALPHA as ALIVE_THRESHOLD
 from ..intspec.layout import ALPHA
 from ..target_images import (MIN_IMAGE_SIDE, TARGET_SIZE, centred, load_target,
-                             read_recorded_target, recorded_target_path, rgba_loss, to_rgb)
+                             read_recorded_target, recorded_target_path, rgba_loss)
+from .frame_kernels import rgb_on_white
 
 DEAD_RGB = np.array([150, 150, 150], np.uint8)  # failed hardware shows as grey
 
@@ -28,8 +29,7 @@ def frame_rgb(grid, scale: int = 1, rgba=None, dead=None) -> np.ndarray:
     rgba, dead: shown_rgba(grid) and grid.dead(), when the caller has them."""
     dead = grid.dead() if dead is None else dead
     rgba = shown_rgba(grid, dead) if rgba is None else rgba
-    rgb = to_rgb(rgba.transpose(2, 0, 1))
-    rgb[dead] = DEAD_RGB
+    rgb = rgb_on_white(rgba, dead, DEAD_RGB)  # to_rgb in one pass
     return np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1) if scale > 1 else rgb
 
 
