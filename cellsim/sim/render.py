@@ -131,11 +131,11 @@ def paletted(frame):
     from PIL import Image
 
     rgb = np.ascontiguousarray(frame[..., :3], np.uint8)
+    image = Image.fromarray(rgb)
+    if image.getcolors(256) is None:  # more than 256 colours (Pillow counts in C)
+        return image.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
     packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
     colours, index = np.unique(packed, return_inverse=True)
-    if len(colours) > 256:
-        return Image.fromarray(rgb).quantize(256, method=Image.Quantize.FASTOCTREE,
-                                             dither=Image.Dither.NONE)
     image = Image.fromarray(index.reshape(packed.shape).astype(np.uint8), mode="P")
     palette = np.stack([colours >> 16, (colours >> 8) & 0xFF, colours & 0xFF], axis=1)
     image.putpalette(palette.astype(np.uint8).ravel().tolist())
