@@ -163,3 +163,18 @@ def test_size_help_derives_its_default_from_the_genome(genome_file, tmp_path, ca
     assert main(["simulate", str(small), "--until", "1", "--frames", "1", "--scale", "1",
                  "--out", str(out), "--no-progress"]) == 0
     assert Image.open(out / "final.png").size == (20, 20)
+
+
+def test_a_shipped_model_name_runs_its_genome(tmp_path, capsys):
+    from cellsim.pretrained import get_model
+
+    by_name, by_path = tmp_path / "name", tmp_path / "path"
+    common = ["--size", "40", "--until", "4", "--frames", "2", "--seed", "1", "--no-progress"]
+    assert main(["simulate", "lizard", "--out", str(by_name)] + common) == 0
+    assert main(["simulate", str(get_model("lizard").genome_path), "--out", str(by_path)]
+                + common) == 0
+    assert (by_name / "metrics.csv").read_text() == (by_path / "metrics.csv").read_text()
+    capsys.readouterr()
+    code = main(["simulate", "no-such-model", "--out", str(tmp_path / "x")] + common)
+    assert code == 2 and "cannot read genome no-such-model" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

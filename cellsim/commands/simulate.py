@@ -26,7 +26,8 @@ def size_default_text() -> str:
 
 def add_arguments(parser) -> None:
     parser.add_argument("genome", metavar="GENOME",
-                        help="genome file (cellsim quantize), or float weights .npz")
+                        help="genome file (cellsim quantize), float weights .npz, or the "
+                             "name of a shipped model (cellsim demo --list)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--size", type=int, help=f"grid side (default: {size_default_text()})")
     parser.add_argument("--until", type=float, default=300.0,
@@ -81,6 +82,19 @@ def check_options(args) -> None:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
 
 
+def model_path(name_or_path: str) -> str:
+    """The file a GENOME argument names: the path itself, or, when no such file
+    exists and it is a shipped model's name (`lizard`), that model's genome."""
+    from pathlib import Path
+
+    from ..pretrained import list_models
+
+    if Path(name_or_path).exists():
+        return name_or_path
+    shipped = {m.name: m for m in list_models()}
+    return str(shipped[name_or_path].genome_path) if name_or_path in shipped else name_or_path
+
+
 def load_model(path):
     """A genome file, or float weights if the file is an .npz."""
     from pathlib import Path
@@ -121,6 +135,7 @@ def run(args) -> int:
     from ..sim import render
 
     mcu = hardware_clock(args)
+    args.genome = model_path(args.genome)
     model = load_model(args.genome)
     grid = build_grid(args, model, mcu)
     target, target_source = render.scoring_target(args.target, args.genome, model, grid.height,
