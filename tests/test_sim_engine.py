@@ -301,3 +301,26 @@ def test_reading_ram_between_short_runs_changes_nothing_and_keeps_the_plan(seed,
     np.testing.assert_array_equal(looked.read_ram(), whole.ram)
     assert looked.updates == whole.updates
     np.testing.assert_array_equal(looked.read_ram(), looked.ram)
+
+
+def test_two_grids_stepped_in_turn_with_two_workers_each_equal_their_single_runs():
+    """Each grid's helper stays in its kernel between short runs (team.Crew) on
+    a thread of its own: grids stepped in turn neither wait for each other's
+    helper nor change each other's results."""
+    params = random_int_params(np.random.default_rng(3), 16, 16)
+    states = live_grid_states(np.random.default_rng(5), 20, 18)
+
+    def grid(seed):
+        g = Grid(params, (20, 18), seed=seed, workers=2)
+        g.set_states(states)
+        return g
+
+    stepped = [grid(1), grid(2)]
+    for i in range(1, 25):
+        for g in stepped:
+            g.run(until=0.25 * i)
+    for seed, g in zip((1, 2), stepped):
+        alone = grid(seed)
+        alone.run(until=6.0)
+        assert np.array_equal(g.ram, alone.ram) and g.counts() == alone.counts()
+    assert not np.array_equal(stepped[0].ram, stepped[1].ram)

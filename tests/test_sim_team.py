@@ -6,7 +6,8 @@ import threading
 import numpy as np
 from numba import njit
 
-from cellsim.sim.team import YIELD, atomic_load, meet, run_team
+from cellsim.sim.team import (DONE, POSTS, YIELD, Crew, atomic_add, atomic_load, meet,
+                              next_piece, run_team)
 
 
 @njit(nogil=True)
@@ -53,3 +54,38 @@ def test_compiled_entries_are_found_again_by_the_arguments_types():
     assert out[0] == sum((i + 1) * v for i, v in enumerate(strided))
     ints = np.arange(3)
     assert compiled(weighted_sum, ints, out) not in (first, other)
+
+
+@njit(nogil=True)
+def add_pieces(w, workers, control, total, give_way):
+    """A crew helper that adds each piece's bound to total[0]."""
+    served, idle = atomic_load(control, DONE), 0
+    while True:
+        bound, idle = next_piece(control, served, idle, give_way)
+        if bound < 0:
+            return
+        total[0] += bound
+        served += 1
+        atomic_add(control, DONE, 1)
+
+
+def test_a_crew_runs_every_piece_leaves_when_idle_and_comes_back():
+    import time
+
+    total, mine = np.zeros(1, np.int64), []
+    from concurrent.futures import ThreadPoolExecutor
+
+    crew = Crew(add_pieces, 2, (total, YIELD), ThreadPoolExecutor(1))
+    for bound in (5, 7, 11):
+        crew.run(mine.append, bound)
+        assert total[0] == sum(mine)  # the helper's piece was done before run returned
+    assert mine == [5, 7, 11] and crew.control[POSTS] & 1  # still in its kernel
+    deadline = time.monotonic() + 10
+    while crew.control[POSTS] & 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not crew.control[POSTS] & 1  # left on its own after IDLE_YIELDS
+    crew.run(mine.append, 13)  # started again
+    assert total[0] == 36 and crew.control[POSTS] & 1
+    helpers = list(crew.futures)
+    crew.stop()
+    assert helpers and all(f.done() for f in helpers) and not crew.control[POSTS] & 1

@@ -6,6 +6,7 @@ pairwise independent updates (both layers as packed integer products, simd.py),
 and waits for the other band only at the rows where they meet (team.py). The
 synchronous clock runs whole grid steps (sync.py)."""
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -239,6 +240,24 @@ def run_segment(w, workers, bands, spans, ev, all_keys, order, keys, then, progr
     stats[w, 0], stats[w, 1], stats[w, 2] = end - pos, batches, waits
 
 
+@njit(cache=True, nogil=True)
+def serve_segments(w, workers, control, bands, spans, ev, all_keys, order, keys, then, progress,
+                   ram, words, dead, neighbours, edge, routes, inflight, tables, workspace, marks,
+                   pending, started, stats, give_way):
+    """run_segment's pieces for worker w of a team.Crew, one after another as
+    the caller posts them, until it stops the crew or none comes for a while."""
+    served, idle = atomic_load(control, team.DONE), 0
+    while True:
+        bound, idle = team.next_piece(control, served, idle, give_way)
+        if bound < 0:
+            return
+        run_segment(w, workers, bands, spans, ev, all_keys, order, keys, then, progress, bound,
+                    ram, words, dead, neighbours, edge, routes, inflight, tables, workspace, marks,
+                    pending, started, stats, give_way)
+        served += 1
+        team.atomic_add(control, team.DONE, 1)
+
+
 @njit(cache=True)
 def next_fires(keys, spans, progress, start, next_fire):
     """Each cell's next firing (global tick) after a piece of a window: its
@@ -354,6 +373,7 @@ class FastEngine(RamCells):
         self._edge = self._mark = self._pending_keys = None
         self._buffers = {}  # arrays kept from window to window (_kept)
         self._window = None  # a window planned once and run in pieces (_open_window)
+        self._crew_pool = None  # the thread of its crew's helper (team.Crew), made when needed
         self._ahead = 1      # runs of the last length the next window plans for
         # Kept between windows of firings only (O(cells) to make afresh): the
         # cells' dead flags, and each worker's next batch number (marks).
@@ -472,8 +492,18 @@ class FastEngine(RamCells):
                     self._marks(), self._pending(), window["started"], stats, team.YIELD)
             window["kernel"] = team.compiled(run_segment, *head, key_bound, *tail)
             window["arguments"] = head, tail
+            if self.workers == 2:
+                control = np.zeros(4, np.int64)
+                serve = team.compiled(serve_segments, control, *head, *tail)
+                if self._crew_pool is None:
+                    self._crew_pool = ThreadPoolExecutor(1, thread_name_prefix="cellsim-crew")
+                window["crew"] = team.Crew(serve, 2, head + tail, self._crew_pool)
         head, tail = window["arguments"]
-        team.run_team(window["kernel"], self.workers, *head, key_bound, *tail)
+        kernel = window["kernel"]
+        if "crew" in window:
+            window["crew"].run(lambda bound: kernel(0, 2, *head, bound, *tail), key_bound)
+        else:
+            team.run_team(kernel, self.workers, *head, key_bound, *tail)
         self.band_events += stats[:, 0]
         events, batches, waits = stats.sum(axis=0).tolist()
         self.batches += batches
@@ -483,7 +513,13 @@ class FastEngine(RamCells):
         if target == plan["bound"]:
             st.next_fire = plan["next_fire"]
             self._batch_next = window["progress"][:, 1].copy()
-            self._window = None
+            self._close_window()
+
+    def _close_window(self) -> None:
+        """Drop the open window, sending its crew's helper away."""
+        if self._window is not None and "crew" in self._window:
+            self._window["crew"].stop()
+        self._window = None
 
     def settle(self, keep=True) -> None:
         """Make the state's clocks those of the cut the last run stopped at
@@ -498,13 +534,13 @@ class FastEngine(RamCells):
         if not keep:  # (the RAM may change: its dead flags are read again)
             if window is not None:
                 self._batch_next = window["progress"][:, 1].copy()
-            self._window = None
+            self._close_window()
             self._ahead = 1
             self._dead = None
 
     def forget(self) -> None:
         """Drop the open window without settling: the state was replaced."""
-        self._window = None
+        self._close_window()
         self._ahead = 1
         self._dead = self._batch_next = None
 
