@@ -4,18 +4,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.sim_speed import interleaved_rounds
+from benchmarks.sim_speed import PIECES, interleaved_rounds
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_interleaved_rounds_give_every_engine_every_round():
     specs = {"async": ("async", None, 6, 2.0, 2, "poisson", True, 0.02),
-             "onnx": ("onnx", 6, 1, 0.02)}
+             "onnx": ("onnx", 6, 1, 0.02),
+             "stepping": ("stepping", None, 6, 2.0, 2, 0.02)}
     rates = interleaved_rounds(specs, repeats=2)
     assert set(rates) == set(specs)
     for name, runs in rates.items():
-        assert len(runs) == 2 and all(r > 0 for r in runs), name
+        assert len(runs) == 2, name
+        for r in runs:  # the stepping process: whole runs, then each piece length
+            assert all(x > 0 for x in (r if name == "stepping" else (r,))), name
+            assert name != "stepping" or len(r) == len(PIECES) + 1
 
 
 def _run(*options):
