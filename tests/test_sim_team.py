@@ -75,7 +75,7 @@ def test_a_crew_runs_every_piece_leaves_when_idle_and_comes_back():
     total, mine = np.zeros(1, np.int64), []
     from concurrent.futures import ThreadPoolExecutor
 
-    crew = Crew(add_pieces, 2, (total, YIELD), ThreadPoolExecutor(1))
+    crew = Crew(add_pieces, (total, YIELD), ThreadPoolExecutor(1))
     for bound in (5, 7, 11):
         crew.run(mine.append, bound)
         assert total[0] == sum(mine)  # the helper's piece was done before run returned

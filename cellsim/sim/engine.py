@@ -495,11 +495,9 @@ class FastEngine(RamCells):
             window["kernel"] = team.compiled(run_segment, *head, key_bound, *tail)
             window["arguments"] = head, tail
             if self.workers == 2:
-                control = np.zeros(4, np.int64)
-                serve = team.compiled(serve_segments, control, *head, *tail)
                 if self._crew_pool is None:
                     self._crew_pool = ThreadPoolExecutor(1, thread_name_prefix="cellsim-crew")
-                window["crew"] = team.Crew(serve, 2, head + tail, self._crew_pool)
+                window["crew"] = team.Crew(serve_segments, head + tail, self._crew_pool)
         head, tail = window["arguments"]
         kernel = window["kernel"]
         if "crew" in window:

@@ -182,18 +182,18 @@ def await_pieces(control, done, give_way):
 
 
 class Crew:
-    """Worker 1 of two, of a kernel run in pieces, kept in `serve` (a nogil
-    kernel serve(1, 2, control, *args) that loops on next_piece and runs its
+    """Worker 1 of two, of a kernel run in pieces, kept in `kernel` (a nogil
+    kernel kernel(1, 2, control, *args) that loops on next_piece and runs its
     piece) between calls; worker 0 runs on the caller's thread. (One helper:
     its alive bit is one bit; more workers take run_team.)"""
 
-    def __init__(self, serve, workers: int, args: tuple, pool: ThreadPoolExecutor):
+    def __init__(self, kernel, args: tuple, pool: ThreadPoolExecutor):
         """pool: a one-thread pool of the crew's own (its helper stays in it
         between calls, so a pool shared with another grid's crew would make
         that grid's helper wait for this one to leave)."""
-        assert workers == 2
-        self.serve, self.workers, self.args, self.pool = serve, workers, args, pool
         self.control = np.zeros(4, np.int64)
+        self.serve = compiled(kernel, self.control, *args)
+        self.args, self.pool = args, pool
         self.posts = 0
         self.futures = []
 
@@ -208,7 +208,7 @@ class Crew:
             control[POSTS] += 1
             self.futures = [self.pool.submit(self.serve, 1, 2, control, *self.args)]
         own_piece(bound)
-        await_pieces(control, self.posts * (self.workers - 1), YIELD)
+        await_pieces(control, self.posts, YIELD)
 
     def stop(self) -> None:
         """Send the helpers away (they leave within a spin)."""
