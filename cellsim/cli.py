@@ -16,6 +16,7 @@ COMMANDS = [
     ("export", "export a checkpoint to ONNX (float and int8)"),
     ("genome", "inspect a genome file"),
     ("simulate", "run a genome on the asynchronous grid of cell computers"),
+    ("compile", "compile the simulator's kernels ahead of time (numba's cache)"),
     ("header", "generate C headers and the cell firmware from a genome"),
     ("bench", "measure speed and quantised-vs-float behaviour"),
     ("demo", "grow and regrow a shipped model on the asynchronous int8 grid"),

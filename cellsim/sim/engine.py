@@ -486,12 +486,7 @@ class FastEngine(RamCells):
         key_bound = ((target[0] - plan["start"]) << TIME_SHIFT) | target[1]
         if "kernel" not in window:  # typed and gathered once a window, not once a run
             # (nothing here changes within a window: whatever would, drops it)
-            head = (self._bands(), plan["spans"], plan["ev"], plan["keys"], window["order"],
-                    window["keys"], window["then"], window["progress"])
-            tail = (st.ram.view(np.int8), st.ram.view(np.uint64), window["dead"],
-                    self.neighbours, self._edges(), plan["routes"],
-                    plan["inflight"].view(np.uint64), self.tables(), self.workspace(BATCH),
-                    self._marks(), self._pending(), window["started"], stats, team.YIELD)
+            head, tail = self._window_arguments(plan, window)
             window["kernel"] = team.compiled(run_segment, *head, key_bound, *tail)
             window["arguments"] = head, tail
             if self.workers == 2:
@@ -514,6 +509,45 @@ class FastEngine(RamCells):
             st.next_fire = plan["next_fire"]
             self._batch_next = window["progress"][:, 1].copy()
             self._close_window()
+
+    def _window_arguments(self, plan, window) -> tuple:
+        """run_segment's arguments before its key bound and after it."""
+        st = self.state
+        head = (self._bands(), plan["spans"], plan["ev"], plan["keys"], window["order"],
+                window["keys"], window["then"], window["progress"])
+        tail = (st.ram.view(np.int8), st.ram.view(np.uint64), window["dead"],
+                self.neighbours, self._edges(), plan["routes"],
+                plan["inflight"].view(np.uint64), self.tables(), self.workspace(BATCH),
+                self._marks(), self._pending(), window["started"], window["stats"], team.YIELD)
+        return head, tail
+
+    def compile_kernels(self, kernels=("run_segment", "serve_segments", "run_band")) -> None:
+        """Compile, or load from numba's cache, kernels that run windows (by
+        name: run_segment with next_fires, its crew's serve_segments, the general
+        path's run_band) for an empty window of the types a planned one has,
+        without planning one: `cellsim compile` compiles the planner in another
+        process meanwhile."""
+        empty = np.zeros(0, np.int64)
+        plan = dict(spans=np.zeros((self.workers + 1, 3), np.int64),
+                    ev=np.zeros((0, EVENT_FIELDS), np.int64), keys=empty, routes=empty,
+                    inflight=np.zeros((1, CHANNELS), self.state.pending.payload.dtype))
+        window = dict(order=empty, keys=empty, then=empty, dead=dead_mirror(self.state.ram),
+                      progress=np.full((self.workers, 2), -1, np.int64),
+                      started=np.zeros(1, np.int64), stats=np.zeros((self.workers, 3), np.int64))
+        head, tail = self._window_arguments(plan, window)
+        if "run_segment" in kernels:
+            team.compiled(run_segment, *head, 0, *tail)
+            next_fires(window["keys"], plan["spans"], window["progress"], 0,
+                       self.state.next_fire.copy())  # (an empty window: nothing to do)
+        if "serve_segments" in kernels:
+            team.compiled(serve_segments, np.zeros(4, np.int64), *head, *tail)
+        if "run_band" in kernels:
+            team.compiled(run_band, *self._band_arguments(plan, window["dead"]), team.YIELD)
+
+    def compile_planner(self) -> None:
+        """Compile, or load, the planner's kernels: plan a unit ahead and drop it
+        (the state is left as it was)."""
+        self._plan((max(self.state.cursor[0], 0) + clocks.TICKS_PER_UNIT, LAST_REST))
 
     def _close_window(self) -> None:
         """Drop the open window, sending its crew's helper away."""
@@ -681,20 +715,23 @@ class FastEngine(RamCells):
     def _execute(self, plan):
         st = self.state
         st.genomes = plan["genomes"]
-        workers = self.workers
-        ev = plan["ev"]
-        args = (self._bands(), plan["spans"], ev, plan["keys"], st.ram.view(np.int8),
-                st.ram.view(np.uint64), dead_mirror(st.ram), self.neighbours, self._edges(),
-                plan["routes"], plan["inflight"].view(np.uint64), self.tables(),
-                self.workspace(BATCH), self._marks(), self._pending(), np.zeros(1, np.int64),
-                np.zeros((workers, 3), np.int64))
-        team.run_team(run_band, workers, *args, team.YIELD)
+        args = self._band_arguments(plan, dead_mirror(st.ram))
+        team.run_team(run_band, self.workers, *args, team.YIELD)
         self._dead, self._batch_next = args[6], None  # the kernels kept the dead flags current
         stats = args[-1]
         self.band_events += stats[:, 0]
         self.batches += int(stats[:, 1].sum())
         self.waits += int(stats[:, 2].sum())
         self._commit(plan)
+
+    def _band_arguments(self, plan, dead) -> tuple:
+        """run_band's arguments but the last (the yield)."""
+        st = self.state
+        return (self._bands(), plan["spans"], plan["ev"], plan["keys"], st.ram.view(np.int8),
+                st.ram.view(np.uint64), dead, self.neighbours, self._edges(), plan["routes"],
+                plan["inflight"].view(np.uint64), self.tables(), self.workspace(BATCH),
+                self._marks(), self._pending(), np.zeros(1, np.int64),
+                np.zeros((self.workers, 3), np.int64))
 
     def _kept(self, name, shape):
         """An int64 array of this shape in a buffer the engine keeps for the next
