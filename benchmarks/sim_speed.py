@@ -45,6 +45,7 @@ TARGET_MEMORY = (1.5, 300)  # peak resident memory <= 1.5 x cell RAM + 300 MB
 TARGET_FRAME_WORK = 0.1     # the CLI's per-frame work / a frame's run, at 1024x1024
 TARGET_COMPILE_S = 10.0     # compilation of the first `cellsim demo` after the README's install
 PIECES = (0.5, 1.0, 2.0, 20.0)  # run lengths of the short-window rows (time units)
+HORIZON_PIECES = (0.5, 2.0)     # ... and of the stepping with a horizon (Grid.frames)
 FRAME_UNITS = 2.0           # the demo's and simulate's default frame interval
 SIZES = (72, 144, 288, 576, 1024, 2048)
 
@@ -289,37 +290,55 @@ def make_runner(spec):
 
 
 def stepping_runner(params, size, units, workers, min_seconds=0.5):
-    """A round function returning (rate of `units`-unit runs, rate of runs in
-    pieces of each of PIECES units), all of one grid in this one process: the
-    short runs' ratios to whole runs. The same code measures up to 30% apart
-    from one process to the next, and grids of one process apart too
-    (docs/speed-2026-12-07.md, "Noise"), so a ratio of two processes' or two
-    grids' rates says as much about where each landed as about short runs."""
+    """A round function returning the rates of `units`-unit runs, of a loop of
+    runs in pieces of each of PIECES units (grid.run(until=...), no horizon),
+    and of stepping with a horizon in pieces of each of HORIZON_PIECES
+    (Grid.frames, as the demo, simulate and a study step), all of one grid in
+    this one process: the short runs' ratios to whole runs. The same code
+    measures up to 30% apart from one process to the next, and grids of one
+    process apart too (docs/speed-2026-12-07.md, "Noise"), so a ratio of two
+    processes' or two grids' rates says as much about where each landed as
+    about short runs. Each run starts from the same restored snapshot, where
+    a loop without a horizon plans its second window past the run's end."""
     from cellsim.sim import Grid
 
     grid = Grid(params, size, seed=3, workers=workers)
     grid.set_states(live_states(size))
     start = grid.snapshot()
 
-    def rate(piece):
+    def rate(piece, horizon):
         updates, seconds = 0, 0.0
         while seconds < min_seconds:
             grid.restore(start)
             steps = max(1, int(round(units / piece)))
             began = time.perf_counter()
-            for i in range(1, steps + 1):
-                grid.run(until=i * piece)
+            if horizon:
+                for _ in grid.frames(units, piece):
+                    pass
+            else:
+                for i in range(1, steps + 1):
+                    grid.run(until=i * piece)
             seconds += time.perf_counter() - began
             updates += grid.updates
         return updates / seconds
 
-    lengths = (units,) + PIECES
-    for piece in lengths:  # warm-up
+    lengths = [(units, False)] + [(p, False) for p in PIECES] + [(p, True)
+                                                                 for p in HORIZON_PIECES]
+    for piece, _ in lengths:  # warm-up
         grid.restore(start)
         grid.run(until=min(piece, units))
 
+    rounds = [0]
+
     def once():
-        return tuple(rate(piece) for piece in lengths)
+        """(Each round starts one case later: a case's place in the round moved
+        its rate, the last ones measuring fastest on this VM.)"""
+        first = rounds[0] % len(lengths)
+        rounds[0] += 1
+        rates = {}
+        for piece, horizon in lengths[first:] + lengths[:first]:
+            rates[piece, horizon] = rate(piece, horizon)
+        return tuple(rates[case] for case in lengths)
     return once
 
 
@@ -606,9 +625,16 @@ def main(argv=None) -> int:
     for piece, name in pieces.items():  # (rates of separate processes: no target)
         ratio_of(name, exact["updates_per_s"], exact["median_updates_per_s"],
                  f"runs of {piece:g} units / of {units:g}, separate processes")
-    for i, piece in enumerate(PIECES):  # the targets: both rates from one process
-        target = {min(PIECES): TARGET_SHORT, FRAME_UNITS: TARGET_FRAMES}.get(piece)
-        what = (f"stepping in {piece:g}-unit runs (demo, simulate, API)" if piece == FRAME_UNITS
+    # The targets: both rates from one process. A 0.5-unit loop without a
+    # horizon is the per-window overhead target; 2-unit stepping, with a
+    # horizon (the demo, simulate, a study, Grid.frames) or without (a plain
+    # Python loop), the stepping target.
+    stepped = [(piece, False) for piece in PIECES] + [(piece, True) for piece in HORIZON_PIECES]
+    for i, (piece, horizon) in enumerate(stepped):
+        target = {(min(PIECES), False): TARGET_SHORT, (FRAME_UNITS, False): TARGET_FRAMES,
+                  (FRAME_UNITS, True): TARGET_FRAMES}.get((piece, horizon))
+        what = (f"{piece:g}-unit steps to a horizon (demo, simulate)" if horizon
+                else f"a loop of {piece:g}-unit runs (API, no horizon)" if piece == FRAME_UNITS
                 else f"runs of {piece:g} units")
         best, median = float(stepping_ratios[:, i].max()), float(np.median(stepping_ratios[:, i]))
         targets.append((f"{what} / of {units:g}, one process", best, median,
@@ -686,7 +712,7 @@ def main(argv=None) -> int:
     for what, figure, median, target, met in targets:
         shown = f"{figure:.2f}" + (f" ({median:.2f})" if median is not None else "")
         aim = f"target {target:>9s}: {verdict(met)}" if target else "(no target)"
-        print(f"  {what:66s} {shown:>14s}  {aim}")
+        print(f"  {what:72s} {shown:>14s}  {aim}")
     print(f"load average before {load_before}, after {load_after} (shared machine)")
 
     from cellsim.atomic import write_text
@@ -699,6 +725,7 @@ def main(argv=None) -> int:
               "genome": args.genome or "random (seed 0)", "products": simd.backend(),
               "numba_threads": cores, "rows": rows, "scaling": scaling,
               "stepping_one_process": {"pieces": list(PIECES),
+                                       "horizon_pieces": list(HORIZON_PIECES),
                                        "rates_per_round": stepping.tolist()},
               "targets": [dict(what=w, figure=f, median=m, target=t, met=ok)
                           for w, f, m, t, ok in checked],

@@ -89,7 +89,7 @@ def run_demo(model: ShippedModel, plan: DemoPlan = DemoPlan(), progress: bool = 
                mininterval=0.5, desc=f"demo {model.name}")
     capture(0)
     for i in range(1, grow_frames + 1):
-        grid.run(until=plan.grow_until * i / grow_frames)
+        grid.run(until=plan.grow_until * i / grow_frames, horizon=plan.grow_until)
         capture(i)
     stills[:0] = [(f"t = {times[i]:g}", frames[i]) for i in growth_stills(losses)]
     before = losses[-1]
@@ -98,7 +98,7 @@ def run_demo(model: ShippedModel, plan: DemoPlan = DemoPlan(), progress: bool = 
     after_damage = render.loss(grid, target)
     stills.append((f"erased {plan.damage}", render.frame_rgb(grid, plan.scale)))
     for i in range(1, regrow_frames + 1):
-        grid.run(until=plan.grow_until + plan.regrow_for * i / regrow_frames)
+        grid.run(until=plan.grow_until + plan.regrow_for * i / regrow_frames, horizon=plan.until)
         capture(grow_frames + i)
     bar.close()
     after = losses[-1]

@@ -324,3 +324,52 @@ def test_two_grids_stepped_in_turn_with_two_workers_each_equal_their_single_runs
         alone.run(until=6.0)
         assert np.array_equal(g.ram, alone.ram) and g.counts() == alone.counts()
     assert not np.array_equal(stepped[0].ram, stepped[1].ram)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from([0.05, 0.5, 1.0, 2.0, 7.5]), min_size=1, max_size=10),
+       st.floats(-3.0, 30.0), st.sampled_from([1, 2]), st.booleans())
+def test_a_horizon_plans_no_further_and_changes_nothing(steps, beyond, workers, fault):
+    """run(horizon=) and frames() say where short runs end: the windows planned
+    for them stop there (or at the run's end, if later), and the grid is byte
+    for byte the grid of the same runs without it."""
+    from cellsim.sim.faults import ticks
+
+    params = random_int_params(np.random.default_rng(4), 16, 16)
+    states = live_grid_states(np.random.default_rng(6), 12, 13)
+    times = np.cumsum(steps).tolist()
+    horizon = times[-1] + beyond
+    grids = []
+    for told in (True, False):
+        grid = Grid(params, (12, 13), seed=2, workers=workers)
+        grid.set_states(states)
+        if fault:
+            grid.add_faults([Fault("erase", Shape("half", ("left",)), 0.7 * times[-1])])
+        for t in times:
+            grid.run(until=t, horizon=horizon if told else None)
+            window = grid.engine._window
+            if told and window is not None:
+                assert window["plan"]["bound"][0] <= max(ticks(horizon), ticks(t)) - 1
+        grids.append(grid)
+    told, plain = grids
+    assert np.array_equal(told.ram, plain.ram) and told.counts() == plain.counts()
+    assert told.counts()["fire"] > 0
+    framed = Grid(params, (12, 13), seed=2, workers=workers)
+    framed.set_states(states)
+    for g in framed.frames(times[-1], steps[0]):
+        pass
+    by_runs = Grid(params, (12, 13), seed=2, workers=workers)
+    by_runs.set_states(states)
+    by_runs.run(until=framed.time)
+    assert np.array_equal(framed.ram, by_runs.ram) and framed.counts() == by_runs.counts()
+
+
+def test_a_bad_horizon_is_refused():
+    from cellsim.errors import ConfigError
+
+    grid = Grid(random_int_params(np.random.default_rng(1), 16, 16), 6, seed=1)
+    for bad in (float("nan"), float("inf"), "10", True):
+        with pytest.raises(ConfigError, match="horizon must be a finite time"):
+            grid.run(until=1, horizon=bad)
+    grid.run(until=1, horizon=0.5)  # (earlier than until: until is the horizon)
+    assert grid.time == 1

@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.sim_speed import PIECES, interleaved_rounds
+from benchmarks.sim_speed import HORIZON_PIECES, PIECES, interleaved_rounds
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,9 +17,9 @@ def test_interleaved_rounds_give_every_engine_every_round():
     assert set(rates) == set(specs)
     for name, runs in rates.items():
         assert len(runs) == 2, name
-        for r in runs:  # the stepping process: whole runs, then each piece length
+        for r in runs:  # the stepping process: whole runs, each piece length, with horizons
             assert all(x > 0 for x in (r if name == "stepping" else (r,))), name
-            assert name != "stepping" or len(r) == len(PIECES) + 1
+            assert name != "stepping" or len(r) == 1 + len(PIECES) + len(HORIZON_PIECES)
 
 
 def _run(*options):

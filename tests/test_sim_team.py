@@ -6,20 +6,20 @@ import threading
 import numpy as np
 from numba import njit
 
-from cellsim.sim.team import (DONE, POSTS, YIELD, Crew, atomic_add, atomic_load, meet,
+from cellsim.sim.team import (DONE, POSTS, Crew, atomic_add, atomic_load, meet,
                               next_piece, run_team)
 
 
 @njit(nogil=True)
-def meet_and_mark(w, workers, arrived, marks, give_way):
-    meet(arrived, workers, give_way)
+def meet_and_mark(w, workers, arrived, marks):
+    meet(arrived, workers)
     marks[w] = atomic_load(arrived, 0)
 
 
 def test_every_worker_runs_at_once():
     for workers in (1, 2, 3):
         arrived, marks = np.zeros(1, np.int64), np.zeros(workers, np.int64)
-        run_team(meet_and_mark, workers, arrived, marks, YIELD)
+        run_team(meet_and_mark, workers, arrived, marks)
         assert (marks == workers).all()
 
 
@@ -57,11 +57,11 @@ def test_compiled_entries_are_found_again_by_the_arguments_types():
 
 
 @njit(nogil=True)
-def add_pieces(w, workers, control, total, give_way):
+def add_pieces(w, workers, control, total):
     """A crew helper that adds each piece's bound to total[0]."""
     served, idle = atomic_load(control, DONE), 0
     while True:
-        bound, idle = next_piece(control, served, idle, give_way)
+        bound, idle = next_piece(control, served, idle)
         if bound < 0:
             return
         total[0] += bound
@@ -75,7 +75,7 @@ def test_a_crew_runs_every_piece_leaves_when_idle_and_comes_back():
     total, mine = np.zeros(1, np.int64), []
     from concurrent.futures import ThreadPoolExecutor
 
-    crew = Crew(add_pieces, (total, YIELD), ThreadPoolExecutor(1))
+    crew = Crew(add_pieces, (total,), ThreadPoolExecutor(1))
     for bound in (5, 7, 11):
         crew.run(mine.append, bound)
         assert total[0] == sum(mine)  # the helper's piece was done before run returned

@@ -185,7 +185,7 @@ def first_after(keys, lo, hi, bound):
 
 @njit(cache=True, nogil=True)
 def run_band(w, workers, bands, spans, ev, all_keys, ram, words, dead, neighbours, edge, routes,
-             inflight, tables, workspace, marks, pending, started, stats, give_way):
+             inflight, tables, workspace, marks, pending, started, stats):
     """Worker w runs the events at the cells of its band (row w of `bands`), in
     key order (band_order), collecting runs of consecutive, pairwise
     independent events into batches.
@@ -202,18 +202,18 @@ def run_band(w, workers, bands, spans, ev, all_keys, ram, words, dead, neighbour
     order, keys = band_order(w, lo, hi, spans, all_keys)
     then = np.empty(keys.shape[0], np.int64)
     edge_successors(keys, lo, hi, edge, pending, then)
-    team.meet(started, workers, give_way)
+    team.meet(started, workers)
     mark = marks[w]
     batches, waits = run_in_order(ev, order, keys, then, lo, hi, ram, words, dead, neighbours,
                                   edge, routes, inflight, tables, s, mark, next_batch(mark),
-                                  pending, give_way)
+                                  pending)
     stats[w, 0], stats[w, 1], stats[w, 2] = keys.shape[0], batches, waits
 
 
 @njit(cache=True, nogil=True)
 def run_segment(w, workers, bands, spans, ev, all_keys, order, keys, then, progress, key_bound,
                 ram, words, dead, neighbours, edge, routes, inflight, tables, workspace, marks,
-                pending, started, stats, give_way):
+                pending, started, stats):
     """run_band for a window planned once and run in pieces: each call runs
     worker w's next events up to key_bound. Worker w's events are span w + 1
     (spans whose owners are the workers) and go, in key order, to the same
@@ -232,12 +232,12 @@ def run_segment(w, workers, bands, spans, ev, all_keys, order, keys, then, progr
         if progress[w, 1] < 0:  # the last window's next batch number, unless unknown
             progress[w, 1] = next_batch(mark)
         progress[w, 0] = first
-        team.meet(started, workers, give_way)
+        team.meet(started, workers)
     pos = progress[w, 0]
     end = first_after(keys, pos, last, key_bound)
     batches, waits = run_in_order(ev, order[pos:end], keys[pos:end], then[pos:end], lo, hi, ram,
                                   words, dead, neighbours, edge, routes, inflight, tables, s, mark,
-                                  progress[w, 1], pending, give_way)
+                                  progress[w, 1], pending)
     progress[w, 0], progress[w, 1] = end, progress[w, 1] + batches
     stats[w, 0], stats[w, 1], stats[w, 2] = end - pos, batches, waits
 
@@ -245,17 +245,17 @@ def run_segment(w, workers, bands, spans, ev, all_keys, order, keys, then, progr
 @njit(cache=True, nogil=True)
 def serve_segments(w, workers, control, bands, spans, ev, all_keys, order, keys, then, progress,
                    ram, words, dead, neighbours, edge, routes, inflight, tables, workspace, marks,
-                   pending, started, stats, give_way):
+                   pending, started, stats):
     """run_segment's pieces for worker w of a team.Crew, one after another as
     the caller posts them, until it stops the crew or none comes for a while."""
     served, idle = atomic_load(control, team.DONE), 0
     while True:
-        bound, idle = team.next_piece(control, served, idle, give_way)
+        bound, idle = team.next_piece(control, served, idle)
         if bound < 0:
             return
         run_segment(w, workers, bands, spans, ev, all_keys, order, keys, then, progress, bound,
                     ram, words, dead, neighbours, edge, routes, inflight, tables, workspace, marks,
-                    pending, started, stats, give_way)
+                    pending, started, stats)
         served += 1
         team.atomic_add(control, team.DONE, 1)
 
@@ -292,7 +292,7 @@ def finish_batch(first, end, order, keys, then, ev, ram, words, dead, neighbours
 
 @njit(cache=True, nogil=True, _nrt=False)
 def run_in_order(ev, order, keys, then, lo, hi, ram, words, dead, neighbours, edge, routes,
-                 inflight, tables, s, mark, batch, pending, give_way):
+                 inflight, tables, s, mark, batch, pending):
     """The events `order` (rows of ev in key order, `keys` theirs) as run_band
     says, in batches numbered from `batch` on (`mark` holds, for each cell, the
     last batch that held the cell or a neighbour: an event conflicts with the
@@ -328,7 +328,7 @@ def run_in_order(ev, order, keys, then, lo, hi, ram, words, dead, neighbours, ed
                 while not neighbours_done(pending, neighbours, cell, lo, hi, key):
                     spins += 1
                     if spins > team.SPINS:
-                        give_way()
+                        team.give_way()
         mark[cell] = batch
         for k in range(SLOTS):
             other = neighbours[cell, k]
@@ -377,6 +377,7 @@ class FastEngine(RamCells):
         self._window = None  # a window planned once and run in pieces (_open_window)
         self._crew_pool = None  # the thread of its crew's helper (team.Crew), made when needed
         self._ahead = 1      # runs of the last length the next window plans for
+        self.plan_until = None  # a tick no window plans past (a caller stepping to it, Grid.frames)
         # Kept between windows of firings only (O(cells) to make afresh): the
         # cells' dead flags, and each worker's next batch number (marks).
         self._dead = self._batch_next = None
@@ -449,17 +450,22 @@ class FastEngine(RamCells):
         window needs the general path. The first window after a start plans
         just the run asked for (a run from a restored snapshot should not pay
         for planning what it will not run); the next ones, AHEAD runs of the
-        last one's length (a caller stepping in short runs)."""
+        last one's length (a caller stepping in short runs), or, when the caller
+        said where its steps end (plan_until), up to there."""
         st, sched = self.state, self.schedule
         if st.clock.synchronous or sched.has_links or len(st.pending) or \
                 st.cursor[1] != LAST_REST or st.cells < self.workers:
             return None
         start = max(st.cursor[0], 0)
-        asked = bound[0] - st.cursor[0]
-        span = max(asked, self._ahead * asked)
-        if self._ahead > 1:
-            span = max(span, self._window_ticks(AHEAD_EVENTS))
-        end = start + min(self._window_ticks(), span) - 1
+        if self.plan_until is not None and self.plan_until >= bound[0]:
+            # The caller says where its steps end: plan to there, no further.
+            end = min(start + self._window_ticks() - 1, self.plan_until)
+        else:
+            asked = bound[0] - st.cursor[0]
+            span = max(asked, self._ahead * asked)
+            if self._ahead > 1:
+                span = max(span, self._window_ticks(AHEAD_EVENTS))
+            end = start + min(self._window_ticks(), span) - 1
         self._ahead = AHEAD_RUNS
         faults = sched.events(st.cursor[0] + 1, end + 1)
         if len(faults):
@@ -518,7 +524,7 @@ class FastEngine(RamCells):
         tail = (st.ram.view(np.int8), st.ram.view(np.uint64), window["dead"],
                 self.neighbours, self._edges(), plan["routes"],
                 plan["inflight"].view(np.uint64), self.tables(), self.workspace(BATCH),
-                self._marks(), self._pending(), window["started"], window["stats"], team.YIELD)
+                self._marks(), self._pending(), window["started"], window["stats"])
         return head, tail
 
     def compile_kernels(self, kernels=("run_segment", "serve_segments", "run_band")) -> None:
@@ -542,7 +548,7 @@ class FastEngine(RamCells):
         if "serve_segments" in kernels:
             team.compiled(serve_segments, np.zeros(4, np.int64), *head, *tail)
         if "run_band" in kernels:
-            team.compiled(run_band, *self._band_arguments(plan, window["dead"]), team.YIELD)
+            team.compiled(run_band, *self._band_arguments(plan, window["dead"]))
 
     def compile_planner(self) -> None:
         """Compile, or load, the planner's kernels: plan a unit ahead and drop it
@@ -716,7 +722,7 @@ class FastEngine(RamCells):
         st = self.state
         st.genomes = plan["genomes"]
         args = self._band_arguments(plan, dead_mirror(st.ram))
-        team.run_team(run_band, self.workers, *args, team.YIELD)
+        team.run_team(run_band, self.workers, *args)
         self._dead, self._batch_next = args[6], None  # the kernels kept the dead flags current
         stats = args[-1]
         self.band_events += stats[:, 0]
@@ -843,7 +849,7 @@ class FastEngine(RamCells):
                 steps += 1
             updates = sync_steps(self.workers, steps, -1 if left is None else left - done, ram,
                                  self.neighbours, st.genome_of, st.rate, self.vector,
-                                 self.tables(), workspace, *scratch, team.YIELD)
+                                 self.tables(), workspace, *scratch)
             done += int(updates.sum())
             st.counts[SYNC] += len(updates)
             i += len(updates)

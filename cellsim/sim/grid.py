@@ -245,12 +245,19 @@ class Grid:
         self.engine.restore_cells(snap["cells"])
 
     # -- running ---------------------------------------------------------------
-    def run(self, until=None, updates=None) -> None:
+    def run(self, until=None, updates=None, horizon=None) -> None:
         """Run to time `until` (every event before it) or for `updates` more cell
         updates (sync clock: to the end of the step that reaches them), whichever
-        comes first. After an update-limited run, time is that of the last event."""
+        comes first. After an update-limited run, time is that of the last event.
+        horizon: when this run is one of short steps to a known end, that end:
+        the engine plans its events in windows ahead of the steps, and none past
+        the horizon (or `until`, if later), whose planning would be wasted. It
+        changes no result."""
         if until is None and updates is None:
             raise ConfigError("give run() a time (until=) or a number of updates (updates=)")
+        if horizon is not None and (isinstance(horizon, bool) or not isinstance(
+                horizon, (int, float, np.integer, np.floating)) or not math.isfinite(horizon)):
+            raise ConfigError(f"horizon must be a finite time, got {horizon!r}")
         if updates is not None and (isinstance(updates, bool) or not isinstance(
                 updates, (int, np.integer)) or updates < 0):
             raise ConfigError(f"updates must be a non-negative integer, got {updates!r}")
@@ -268,7 +275,11 @@ class Grid:
             # nothing can happen any more stops instead of running forever.
             end = ticks(until) if until is not None else self.now + UPDATE_STRETCH
             left = None if target is None else target - self.updates
-            self.engine.run((end - 1, LAST_REST), left)
+            self.engine.plan_until = None if horizon is None else max(ticks(horizon), end) - 1
+            try:
+                self.engine.run((end - 1, LAST_REST), left)
+            finally:
+                self.engine.plan_until = None
             if target is not None and self.updates >= target:
                 self.now = max(self.now, self.state.cursor[0])
                 return
@@ -294,5 +305,5 @@ class Grid:
         yield self
         while t + every <= until + 1e-9:
             t += every
-            self.run(until=t)
+            self.run(until=t, horizon=until)
             yield self

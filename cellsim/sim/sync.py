@@ -26,7 +26,7 @@ def block_count(cells, workers):
 
 @njit(cache=True, nogil=True, _nrt=False)  # no reference counting (engine.run_in_order says why)
 def sync_steps_of(w, workers, block, steps, left, ram, words, neighbours, genome_of, rate,
-                  clock, tables, workspace, pre, fired, new_states, updates, arrived, give_way):
+                  clock, tables, workspace, pre, fired, new_states, updates, arrived):
     """Worker w's blocks of `block` cells (every workers-th) through `steps`
     training steps (the reference's _sync), meeting the other workers after the
     network and after the alive test.
@@ -67,7 +67,7 @@ def sync_steps_of(w, workers, block, steps, left, ram, words, neighbours, genome
             for ch in range(CHANNELS):
                 new_states[s.cells[j], ch] = state_channel(low, high, ch)
         atomic_add(updates, step, count)
-        meet(arrived, (2 * step + 1) * workers, give_way)
+        meet(arrived, (2 * step + 1) * workers)
         total += atomic_load(updates, step)
         # The alive test needs the neighbours' new alphas: all of them are in.
         for first in range(w * block, n, workers * block):
@@ -85,7 +85,7 @@ def sync_steps_of(w, workers, block, steps, left, ram, words, neighbours, genome
                         post = post or row[slot * CHANNELS + ALPHA] > limit
                 for ch in range(CHANNELS):
                     row[STATE + ch] = new_states[c, ch] if pre[c] and post else 0
-        meet(arrived, (2 * step + 2) * workers, give_way)
+        meet(arrived, (2 * step + 2) * workers)
         # Mailboxes read the neighbours' final states; the next step's first
         # phase writes neither states nor other cells' mailboxes, so no meeting.
         for first in range(w * block, n, workers * block):
@@ -103,13 +103,13 @@ def sync_steps_of(w, workers, block, steps, left, ram, words, neighbours, genome
 
 
 def sync_steps(workers, steps, left, ram, neighbours, genome_of, rate, clock, tables, workspace,
-               pre, fired, new_states, give_way):
+               pre, fired, new_states):
     """Up to `steps` training steps (fewer when `left` >= 0 updates are reached);
     returns the updates of each step run."""
     updates = np.zeros(steps, np.int64)
     args = (BLOCK, steps, left, ram, ram.view(np.uint64), neighbours, genome_of, rate, clock,
             tables, workspace, pre, fired, new_states, updates)
-    team.run_team(sync_steps_of, workers, *args, np.zeros(1, np.int64), give_way)
+    team.run_team(sync_steps_of, workers, *args, np.zeros(1, np.int64))
     ran = steps if left < 0 else min(steps, int(np.searchsorted(np.cumsum(updates), left)) + 1)
     return updates[:ran]
 

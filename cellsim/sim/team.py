@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 import numba
+from llvmlite import binding as llvm
+from llvmlite import ir
 from numba import njit, types
 from numba._dispatcher import compute_fingerprint
 from numba.core import cgutils
@@ -70,17 +72,24 @@ def atomic_cas(typingctx, array, index, expected, value):
     return types.boolean(array, index, expected, value), codegen
 
 
-def _sched_yield():
-    fn = ctypes.CDLL(None).sched_yield
-    fn.argtypes, fn.restype = [], ctypes.c_int
-    return fn
+# A waiting worker gives way with the C library's sched_yield, called by name
+# from the compiled code. (Passed to the kernels as a ctypes function, it cost
+# numba 4 us of Python to unbox at every call, a tenth of a short run's call.)
+llvm.add_symbol("sched_yield", ctypes.cast(ctypes.CDLL(None).sched_yield, ctypes.c_void_p).value)
 
 
-YIELD = _sched_yield()  # passed to the kernels as an argument: cache=True refuses globals
+@intrinsic
+def give_way(typingctx):
+    """sched_yield(): let a late worker have this core."""
+    def codegen(context, builder, signature, args):
+        yield_type = ir.FunctionType(ir.IntType(32), [])
+        builder.call(cgutils.get_or_insert_function(builder.module, yield_type, "sched_yield"), [])
+        return context.get_dummy_value()
+    return types.void(), codegen
 
 
 @njit(cache=True, nogil=True)
-def meet(counter, target, give_way):
+def meet(counter, target):
     """Arrive at a barrier (counter[0] counts arrivals) and wait until `target`
     workers have arrived in all."""
     atomic_add(counter, 0, 1)
@@ -153,7 +162,7 @@ IDLE_YIELDS = 2000
 
 
 @njit(cache=True, nogil=True)
-def next_piece(control, served, idle, give_way):
+def next_piece(control, served, idle):
     """A crew helper's wait for piece number served + 1: returns (bound, idle),
     bound < 0 when it should leave (stopped, or idle too long: it then clears
     the alive bit, unless a piece came in meanwhile)."""
@@ -172,7 +181,7 @@ def next_piece(control, served, idle, give_way):
 
 
 @njit(cache=True, nogil=True)
-def await_pieces(control, done, give_way):
+def await_pieces(control, done):
     """The caller's wait until the helpers have done `done` pieces in all."""
     spins = 0
     while atomic_load(control, DONE) < done:
@@ -208,7 +217,7 @@ class Crew:
             control[POSTS] += 1
             self.futures = [self.pool.submit(self.serve, 1, 2, control, *self.args)]
         own_piece(bound)
-        await_pieces(control, self.posts, YIELD)
+        await_pieces(control, self.posts)
 
     def stop(self) -> None:
         """Send the helpers away (they leave within a spin)."""

@@ -82,7 +82,7 @@ def execute(run: Run, payload: bytes, workers: int = 1) -> dict:
     times = run.sample_times()
     losses, alive = [], []
     for t in times:
-        grid.run(until=t)
+        grid.run(until=t, horizon=times[-1])
         losses.append(render.loss(grid, target))
         alive.append(int(round(render.alive_fraction(grid) * grid.height * grid.width)))
     before, recovered_after = recovery(times, losses, run.damage_at, run.recover_factor)
