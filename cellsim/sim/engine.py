@@ -305,6 +305,9 @@ def run_in_order(ev, order, keys, then, lo, hi, ram, words, dead, neighbours, ed
     for i in range(n):
         if i + 2 * AHEAD < n:
             prefetch_once(ev, order[i + 2 * AHEAD], 0)
+            # ... and its neighbour list, read below AHEAD events before the
+            # event (a large grid's list of 64 bytes a cell is far bigger than the caches)
+            prefetch_once(neighbours, key_cell(keys[i + 2 * AHEAD]), 0)
         if i + AHEAD < n:
             ahead = key_cell(keys[i + AHEAD])
             for line in range(0, ROW_BYTES, 64):

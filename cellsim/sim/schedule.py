@@ -13,8 +13,8 @@ from .events import (CLOCK, DELIVER, EV_ARG0, EV_ARG1, EV_ARG2, EV_ROUTE, FIRE, 
                      KEY_KIND_BITS, KEY_SUB_BITS, KILL, MAX_SUB, RAMFLIP, REBOOT, ROMFLIP)
 from .kernels import ROUTE_IMMEDIATE, ROUTE_LOST, read_u32
 from .links import LOST, message_arrival
-from .rng import reboot_seed, xorshift32
-from .simd import WAIT_LANES, exponential_waits
+from .rng import exponential_ticks, reboot_seed, xorshift32
+from .simd import WAIT_LANES, exponential_waits, prefetch_once
 
 REST_SHIFT = KEY_CELL_BITS + KEY_SUB_BITS  # rest key = kind << 34 | cell << 10 | sub
 TIME_SHIFT = REST_SHIFT + KEY_KIND_BITS
@@ -22,6 +22,7 @@ RNG_BITS = (layout.RNG * 8, layout.RNG * 8 + 32)
 DEAD_BIT = layout.FLAGS * 8  # bit 0 of the flags byte
 SLOTS = layout.MAILBOX_SLOTS
 LOOKAHEAD = WAIT_LANES  # Poisson waits drawn at a time for a cell that only fires
+PLAN_AHEAD = 16         # cells between the prefetch of a cell's clock line and its planning
 
 
 @njit(cache=True, inline="always")
@@ -87,6 +88,12 @@ def plan_window(cells, start, bound_tick, bound_rest, seed, clock, ram, next_fir
     first_event, first_route, first_message, first_pending = n, n_routes, n_messages, n_pending
     ahead, waits = np.empty(LOOKAHEAD, np.int64), np.empty(LOOKAHEAD, np.int64)
     for cell in range(cells[0], cells[1]):
+        # The clock line of a cell further on, if it fires in the window: a large
+        # grid's window is about a unit (WINDOW_EVENTS), a cell fires in it about
+        # once, and the line's read from memory was most of its planning.
+        later = cell + PLAN_AHEAD
+        if later < cells[1] and next_fire[later] <= bound_tick:
+            prefetch_once(ram, later, layout.RNG & ~63)
         fire_tick = next_fire[cell]
         fire_rest = (FIRE << REST_SHIFT) | (cell << KEY_SUB_BITS)
         f = cell_start[cell]
@@ -104,6 +111,14 @@ def plan_window(cells, start, bound_tick, bound_rest, seed, clock, ram, next_fir
             first_fire, cell_rate, mean = n, rate[cell], clock[clocks.P_MEAN_LN2_Q8]
             while fire_tick < clocks.NEVER and _included(fire_tick, fire_rest, bound_tick,
                                                          bound_rest):
+                if n == first_fire:  # the first draw alone (a short window's cell fires
+                    if n + 1 > capacity:  # about once: LOOKAHEAD draws would be wasted)
+                        return -1, 0, 0, 0
+                    rng = xorshift32(rng)
+                    wait = exponential_ticks(rng, mean)
+                    n = _emit(out, keys, start, n, fire_tick, FIRE, cell, 0, genome, rng, wait, -1)
+                    fire_tick = fire_tick + clocks.to_global(wait, cell_rate)
+                    continue
                 u = rng
                 for j in range(LOOKAHEAD):
                     u = xorshift32(u)
