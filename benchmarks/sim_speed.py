@@ -21,7 +21,11 @@ the same process), and the engines take turns: every engine runs once per
 round, --repeats rounds, and the best and the median of its rounds are
 reported, with the load average (the machine is shared). The large grids run
 one after another, each in a fresh process that reports its own peak resident
-memory (getrusage)."""
+memory (getrusage).
+Ratios the targets ask of one process (short runs against whole runs, 1024x1024
+against 72x72 per core) are taken between neighbours in time, episode by
+episode, and judged by their median: on this VM rates wander by up to a third
+within seconds, and the best of noisy ratios flatters."""
 import argparse
 import json
 import multiprocessing
@@ -489,7 +493,8 @@ def paired_scaling(small: int, large: int, workers: int, episodes: int = 7,
     large grid's step and about as long of the small grid's, each episode's
     ratio taken between neighbours in time (the VM's rates wander by up to a
     third within seconds; two processes, as grid_probe's rows, also land in
-    different modes). Returns the per-episode ratios and their median."""
+    different modes). Returns the rates, the per-episode ratios, their median
+    (the figure the target is judged by) and the best rates' ratio."""
     from cellsim.sim import Grid
 
     params = genome_params(genome)
@@ -507,12 +512,12 @@ def paired_scaling(small: int, large: int, workers: int, episodes: int = 7,
             if took >= seconds:
                 return (grid.updates - first) / took
 
-    ratios = []
-    for _ in range(episodes):
-        large_rate = step(grids[large], 0.0)
-        ratios.append(large_rate / step(grids[small], 0.3))
-    return {"small": small, "large": large, "workers": workers, "ratios": ratios,
-            "median": float(np.median(ratios))}
+    rates = np.array([(step(grids[large], 0.0), step(grids[small], 0.3))
+                      for _ in range(episodes)])
+    ratios = rates[:, 0] / rates[:, 1]
+    return {"small": small, "large": large, "workers": workers, "rates": rates.tolist(),
+            "ratios": ratios.tolist(), "median": float(np.median(ratios)),
+            "best": float(rates[:, 0].max() / rates[:, 1].max())}
 
 
 def paired_scaling_process(small, large, workers, genome=None) -> dict:
@@ -683,8 +688,8 @@ def main(argv=None) -> int:
                 else f"runs of {piece:g} units")
         best, median = float(stepping_ratios[:, i].max()), float(np.median(stepping_ratios[:, i]))
         targets.append((f"{what} / of {units:g}, one process", best, median,
-                        None if target is None else f">= {target:g}",
-                        target is None or best >= target))
+                        None if target is None else f">= {target:g} (median)",
+                        target is None or median >= target))
     # The frames themselves: a 216-288 pixel picture and the loss take about as
     # long as a 2-unit run of 72x72 cells, whatever the engine does; reported.
     for kind in ("demo", "simulate"):
@@ -699,9 +704,9 @@ def main(argv=None) -> int:
         targets.append(("1024x1024 / 72x72 per core, separate processes", per_core, None,
                         None, None))
         paired = paired_scaling_process(72, 1024, cores, genome)
-        ratios = paired["ratios"]
-        targets.append(("1024x1024 / 72x72 per core, one process, paired", max(ratios),
-                        paired["median"], f">= {TARGET_LARGE:g}", max(ratios) >= TARGET_LARGE))
+        targets.append(("1024x1024 / 72x72 per core, one process, paired", paired["best"],
+                        paired["median"], f">= {TARGET_LARGE:g} (median)",
+                        paired["median"] >= TARGET_LARGE))
     for row in by_size.values():
         allowed = TARGET_MEMORY[0] * row["cell_ram_mb"] + TARGET_MEMORY[1]
         row["peak_rss_allowed_mb"] = allowed
@@ -761,7 +766,7 @@ def main(argv=None) -> int:
     print("\ntargets (issue 15; best rounds, median rounds in brackets):")
     for what, figure, median, target, met in targets:
         shown = f"{figure:.2f}" + (f" ({median:.2f})" if median is not None else "")
-        aim = f"target {target:>9s}: {verdict(met)}" if target else "(no target)"
+        aim = f"target {target:>16s}: {verdict(met)}" if target else "(no target)"
         print(f"  {what:72s} {shown:>14s}  {aim}")
     print(f"load average before {load_before}, after {load_after} (shared machine)")
 

@@ -373,3 +373,21 @@ def test_a_bad_horizon_is_refused():
             grid.run(until=1, horizon=bad)
     grid.run(until=1, horizon=0.5)  # (earlier than until: until is the horizon)
     assert grid.time == 1
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), st.lists(st.sampled_from([0.25, 1.0, 2.5]), min_size=1, max_size=6),
+       st.sampled_from([1, 2]))
+def test_the_dead_cells_shown_are_the_dead_flags_in_ram(scenario, steps, workers):
+    """grid.dead() reads the engine's copy of the dead flags when it keeps one
+    (FastEngine.dead_flags): after every short run, under every fault, it is
+    the flags byte of every cell's RAM."""
+    from cellsim.intspec import layout
+
+    grid = run(**scenario, engine="fast", workers=workers)
+    for step in steps:
+        grid.run(until=grid.time + step)
+        in_ram = (grid.read_ram()[..., layout.FLAGS] & layout.FLAG_DEAD) != 0
+        np.testing.assert_array_equal(grid.dead(), in_ram)
+    grid.ram[0, 0, layout.FLAGS] |= layout.FLAG_DEAD  # written by the caller: read afresh
+    assert grid.dead()[0, 0]

@@ -13,6 +13,11 @@ class RamCells:
     refused_faults = ()  # fault kinds this engine's cells cannot have
     plan_until = None    # the last tick a caller stepping in short runs will run (Grid.frames)
 
+    def dead_flags(self):
+        """(cells,) non-zero where a cell is dead, if the engine keeps such a copy
+        of the RAM's flags current, else None (read them from the RAM)."""
+        return None
+
     def own_states(self) -> np.ndarray:
         """(cells, C) view of every cell's own state."""
         return layout.state(self.state.ram)

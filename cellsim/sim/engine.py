@@ -402,6 +402,11 @@ class FastEngine(RamCells):
             self._tables_for = key
         return self._tables
 
+    def dead_flags(self):
+        """The dead flags the kernels keep current between windows of firings,
+        or None when the RAM may have changed since (settle(keep=False))."""
+        return self._dead
+
     def workspace(self, capacity):
         padded = padded_hidden(self.state.genomes[0].hidden)
         ws = self._workspace

@@ -195,8 +195,10 @@ class Grid:
 
     def dead(self) -> np.ndarray:
         """(H, W) bool: cells whose dead flag is set."""
-        return ((self.state.ram[:, layout.FLAGS] & layout.FLAG_DEAD) != 0).reshape(
-            self.height, self.width)
+        flags = self.engine.dead_flags()  # (a byte a cell, not a cache line a cell of RAM)
+        if flags is None:
+            flags = self.state.ram[:, layout.FLAGS] & layout.FLAG_DEAD
+        return (flags != 0).reshape(self.height, self.width)
 
     @property
     def ram(self) -> np.ndarray:
