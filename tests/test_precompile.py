@@ -178,3 +178,30 @@ def test_the_cli_asks_for_the_jobs_its_run_needs():
     assert precompile_jobs(engine="reference") == ()
     assert set(precompile.JOBS) >= set(precompile_jobs("sync")) | set(
         precompile_jobs(float_model=True))
+
+
+def test_a_script_without_a_main_guard_can_compile(tmp_path):
+    """The jobs run in `python -c` processes, not multiprocessing's spawn, which
+    imports the caller's main module again: a script calling the CLI at its top
+    level would have run twice and failed."""
+    script = tmp_path / "unguarded.py"
+    script.write_text("from cellsim.cli import main\n"
+                      "print('exit', main(['compile', '--job', 'frames']))\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("exit 0") == 1 and "compiled 1 job in" in done.stdout
+
+
+def test_a_job_failing_in_its_process_is_named_and_does_not_stop_a_run(monkeypatch):
+    with pytest.raises(RuntimeError, match="KeyError"):
+        precompile._in_a_process("no such job")
+    notes = []
+
+    def failing(jobs, processes):
+        raise CellsimError("compile job 'planner' failed: RuntimeError: boom")
+
+    monkeypatch.setattr(precompile, "missing", lambda jobs: list(jobs))
+    monkeypatch.setattr(precompile, "compile_all", failing)
+    assert precompile.ensure_compiled(("planner",), note=notes.append) is None
+    assert len(notes) == 2 and "boom; the run compiles what it needs itself" in notes[1]

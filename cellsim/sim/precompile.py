@@ -7,10 +7,11 @@ another, and holds one compiler lock per process: the engine's window kernels
 alone take some twenty seconds. They do not depend on the planner's, the
 clocks', the synchronous or the float engine's kernels, so those compile in a
 second process meanwhile; every process writes numba's on-disk cache."""
-import multiprocessing
 import os
+import subprocess
+import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from ..errors import ConfigError
 
@@ -63,14 +64,14 @@ def synchronous():
 
 
 def float_model():
-    """The float32 model's engine on the shipped float weights."""
+    """The float32 model's engine on the shipped float weights, both kinds of clock."""
     from ..pretrained import get_model
     from .floatmodel import FloatParams
     path = get_model().float_path
     if path is None:
         return
-    grid = _grid(model=FloatParams.load(path))
-    grid.run(until=1)
+    for clock in ("poisson", "sync"):
+        _grid(clock, model=FloatParams.load(path)).run(until=1)
 
 
 def frames():
@@ -151,18 +152,31 @@ def compile_all(jobs=tuple(JOBS), processes=None, on_done=None) -> dict:
     began = time.perf_counter()
     seconds = {}
     if jobs:
-        # spawn, not fork: a forked child of a process holding numba's or a
-        # pool's threads can inherit a held lock.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(min(processes, len(jobs)), mp_context=context) as pool:
+        # Threads that each wait on a fresh `python -c` process: unlike
+        # multiprocessing's spawn, it does not import the caller's main module
+        # again (a script without a __main__ guard would run twice).
+        with ThreadPoolExecutor(min(processes, len(jobs))) as pool:
             def done(job, took):
                 _mark(job, took)
                 if on_done is not None:
                     on_done(job, took)
             seconds = run_jobs(jobs, {job: JOBS[job][1] for job in jobs},
-                               lambda job: pool.submit(_timed, job), done)
+                               lambda job: pool.submit(_in_a_process, job), done)
     seconds["wall"] = time.perf_counter() - began
     return seconds
+
+
+def _in_a_process(job):
+    """(job, seconds): the job run in a fresh Python process."""
+    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
+    code = f"from cellsim.sim.precompile import _timed; print(_timed({job!r})[1])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": path})
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        raise RuntimeError(last)
+    return job, float(done.stdout.split()[-1])
 
 
 def run_jobs(jobs, prerequisites, submit, on_done) -> dict:
@@ -195,12 +209,19 @@ def run_jobs(jobs, prerequisites, submit, on_done) -> dict:
 
 def ensure_compiled(jobs=ASYNC_JOBS, note=None) -> dict | None:
     """compile_all() of the jobs not run before for these sources, if any;
-    note(text) first."""
+    note(text) first. A job that fails leaves its kernels to be compiled in
+    the run itself, as without this (note says so): the run does not fail."""
+    from ..errors import CellsimError
+
     todo = missing(jobs)
     if not todo:
         return None
     processes = min(os.cpu_count() or 1, len(todo))
-    if note is not None:
-        note(f"compiling the simulator's kernels for this version once, in {processes} "
-             f"process{'es' if processes > 1 else ''} (`cellsim compile` does it ahead of time)")
-    return compile_all(todo, processes)
+    say = note or (lambda text: None)
+    say(f"compiling the simulator's kernels for this version once, in {processes} "
+        f"process{'es' if processes > 1 else ''} (`cellsim compile` does it ahead of time)")
+    try:
+        return compile_all(todo, processes)
+    except (CellsimError, OSError) as exc:
+        say(f"{exc}; the run compiles what it needs itself")
+        return None
