@@ -1,6 +1,6 @@
 """Compile the simulator's kernels into numba's cache ahead of time, in parallel
 processes, so that a first run only loads them (`cellsim compile`; the demo,
-simulate and study do it themselves on a cold cache).
+simulate, study and view do it themselves on a cold cache).
 
 numba compiles a caller's callees while it types the caller, one after
 another, and holds one compiler lock per process: the engine's window kernels
@@ -32,7 +32,8 @@ def _grid(clock="poisson", model=None, workers=2):
 
 
 def window_kernels():
-    """The kernel that runs a window in pieces: the longest job, which goes first."""
+    """The kernel that runs a window in pieces, and the settling of a cut in one
+    (next_fires): the longest job, which goes first."""
     _grid().engine.compile_kernels(("run_segment",))
 
 
@@ -47,7 +48,7 @@ def general_path():
 
 
 def planner():
-    """The planner, the clocks' start (Poisson and periodic) and the settling of a cut."""
+    """The planner and the clocks' start, Poisson and periodic."""
     from .faults import parse_damage
     for clock in ("poisson", "periodic"):
         grid = _grid(clock)
