@@ -212,9 +212,11 @@ def ensure_compiled(jobs=ASYNC_JOBS, note=None) -> dict | None:
     """compile_all() of the jobs not run before for these sources, if any;
     note(text) first. A job that fails leaves its kernels to be compiled in
     the run itself, as without this (note says so): the run does not fail."""
+    import numba
+
     from ..errors import CellsimError
 
-    todo = missing(jobs)
+    todo = [] if numba.config.DISABLE_JIT else missing(jobs)  # (no JIT: nothing to compile)
     if not todo:
         return None
     processes = min(os.cpu_count() or 1, len(todo))
