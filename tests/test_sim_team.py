@@ -84,8 +84,11 @@ def test_a_crew_runs_every_piece_leaves_when_idle_and_comes_back():
     while crew.control[POSTS] & 1 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not crew.control[POSTS] & 1  # left on its own after IDLE_YIELDS
-    crew.run(mine.append, 13)  # started again
-    assert total[0] == 36 and crew.control[POSTS] & 1
+    gone = list(crew.futures)
+    crew.run(mine.append, 13)  # started again: a new helper did the piece
+    # (whether it is still in its kernel now depends on the scheduler: it
+    # leaves after IDLE_YIELDS yields, a millisecond or so on an idle core)
+    assert total[0] == 36 and crew.futures and crew.futures != gone
     helpers = list(crew.futures)
     crew.stop()
     assert helpers and all(f.done() for f in helpers) and not crew.control[POSTS] & 1
