@@ -169,15 +169,13 @@ def test_bad_compile_options_fail_cleanly(capsys):
 
 
 def test_the_cli_asks_for_the_jobs_its_run_needs():
-    from cellsim.commands.demo import precompile_jobs
-
-    assert set(precompile_jobs()) == set(precompile.ASYNC_JOBS)
-    assert "synchronous" in precompile_jobs("sync")
-    assert "float model" in precompile_jobs(float_model=True)
-    assert "window kernels" not in precompile_jobs(float_model=True)
-    assert precompile_jobs(engine="reference") == ()
-    assert set(precompile.JOBS) >= set(precompile_jobs("sync")) | set(
-        precompile_jobs(float_model=True))
+    assert set(precompile.jobs_for()) == set(precompile.ASYNC_JOBS)
+    assert "synchronous" in precompile.jobs_for("sync")
+    assert "float model" in precompile.jobs_for(float_model=True)
+    assert "window kernels" not in precompile.jobs_for(float_model=True)
+    assert precompile.jobs_for(engine="reference") == ()
+    assert set(precompile.JOBS) >= set(precompile.jobs_for("sync")) | set(
+        precompile.jobs_for(float_model=True))
 
 
 def test_a_script_without_a_main_guard_can_compile(tmp_path):

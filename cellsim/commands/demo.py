@@ -47,35 +47,16 @@ def run(args) -> int:
                     seed=args.seed)
     model = get_model(args.model)
     from .. import atomic
+    from ..sim.precompile import jobs_for
+    from . import compile_first
     from .mcu_options import hardware_clock
 
     mcu = hardware_clock(args)
     atomic.prepare_output_dir(args.out)  # fail before the run, not after it
-    compile_first(precompile_jobs())
+    compile_first(jobs_for())
     result = run_demo(model, plan, progress=not args.no_progress, mcu=mcu)
     paths = write_outputs(result, args.out)
     print(text_summary(result.summary))
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
-
-def precompile_jobs(clock="poisson", float_model=False, engine="fast") -> tuple:
-    """The compile jobs (cellsim.sim.precompile) a run of the CLI needs."""
-    from ..sim.precompile import ASYNC_JOBS
-
-    if engine != "fast":
-        return ()
-    if float_model:
-        return ("planner", "frames", "float model")
-    return ASYNC_JOBS + (("synchronous",) if clock == "sync" else ())
-
-
-def compile_first(jobs) -> None:
-    """On a cold numba cache, compile the jobs in parallel processes before the
-    run (about half the wall time of compiling them in the run, on two cores)."""
-    import sys
-
-    from ..sim.precompile import ensure_compiled
-
-    ensure_compiled(jobs, note=lambda text: print(f"cellsim: {text}", file=sys.stderr,
-                                                  flush=True))

@@ -144,9 +144,10 @@ def run(args) -> int:
         print(f"cellsim simulate: {target_source}; the loss column of metrics.csv stays empty",
               file=sys.stderr)
     out = atomic.prepare_output_dir(args.out)
-    from .demo import compile_first, precompile_jobs
+    from ..sim.precompile import jobs_for
+    from . import compile_first
 
-    compile_first(precompile_jobs(args.clock, grid.float_mode, args.engine))
+    compile_first(jobs_for(args.clock, grid.float_mode, args.engine))
     scale = args.scale or render.default_scale(grid.height, grid.width)
     every = args.until / args.frames
 

@@ -69,10 +69,11 @@ def run(args) -> int:
 
     require("distributed", *(() if args.no_plots else ("matplotlib",)))  # before any run
     if args.scheduler is None:  # (local workers share this machine's numba cache)
-        from .demo import compile_first, precompile_jobs
+        from ..sim.precompile import jobs_for
+        from . import compile_first
 
-        compile_first(sorted({job for run, _, _ in plan.jobs for job in precompile_jobs(
-            run.clock, run.precision == "float")}))
+        compile_first(sorted({job for run, _, _ in plan.jobs
+                              for job in jobs_for(run.clock, run.precision == "float")}))
     outcome = driver.run_study(plan, args.out, scheduler=args.scheduler, workers=args.workers,
                                progress=not args.no_progress, plots=not args.no_plots,
                                log=lambda line: print(line, file=sys.stderr))

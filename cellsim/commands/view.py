@@ -43,9 +43,10 @@ def run(args) -> int:
     if args.size is None:
         genome_side = catalogue[catalogue.default].genome.grid_size
         args.size = min(max(genome_side, protocol.MIN_SIDE), protocol.MAX_SIDE)
-    from .demo import compile_first, precompile_jobs
+    from ..sim.precompile import jobs_for
+    from . import compile_first
 
-    compile_first(precompile_jobs())  # (a cold cache: before the page, not in its first frame)
+    compile_first(jobs_for())  # (a cold cache: before the page, not in its first frame)
     pool = SessionPool(catalogue, args.size, args.max_tabs)
     if not is_loopback(args.host):
         print(f"cellsim view: warning: --host {args.host} is not a loopback address: anyone "

@@ -11,7 +11,6 @@ from .frame_kernels import dequantised
 class RamCells:
     """The int8 cell store: own state and mailbox are views of the RAM."""
     refused_faults = ()  # fault kinds this engine's cells cannot have
-    plan_until = None    # the last tick a caller stepping in short runs will run (Grid.frames)
 
     def dead_flags(self):
         """(cells,) non-zero where a cell is dead, if the engine keeps such a copy

@@ -380,7 +380,6 @@ class FastEngine(RamCells):
         self._window = None  # a window planned once and run in pieces (_open_window)
         self._crew_pool = None  # the thread of its crew's helper (team.Crew), made when needed
         self._ahead = 1      # runs of the last length the next window plans for
-        self.plan_until = None  # a tick no window plans past (a caller stepping to it, Grid.frames)
         # Kept between windows of firings only (O(cells) to make afresh): the
         # cells' dead flags, and each worker's next batch number (marks).
         self._dead = self._batch_next = None
@@ -414,14 +413,17 @@ class FastEngine(RamCells):
             self._workspace = Scratch.allocate(self.workers, capacity, padded)
         return self._workspace
 
-    def run(self, bound: tuple, max_updates=None) -> None:
+    def run(self, bound: tuple, max_updates=None, plan_until=None) -> None:
+        """Every event up to `bound` (or max_updates updates). plan_until: the
+        last tick of the caller's short runs, if it knows it (Grid.run's horizon):
+        no window is planned past it."""
         st = self.state
         if max_updates is not None:
             self.settle(keep=False)
         done = 0
         while st.cursor < bound and (max_updates is None or done < max_updates):
             if self._window is None and max_updates is None and self.plans_ahead:
-                self._window = self._open_window(bound)
+                self._window = self._open_window(bound, plan_until)
             if self._window is not None:
                 self._advance(bound)
                 continue
@@ -453,7 +455,7 @@ class FastEngine(RamCells):
         units = min(WINDOW_UNITS, events / max(per_unit, 1.0))
         return max(1, min(int(units * clocks.TICKS_PER_UNIT), MAX_WINDOW_TICKS - 1))
 
-    def _open_window(self, bound):
+    def _open_window(self, bound, plan_until=None):
         """Plan the next window of firings only (a dict), or None when this
         window needs the general path. The first window after a start plans
         just the run asked for (a run from a restored snapshot should not pay
@@ -465,9 +467,9 @@ class FastEngine(RamCells):
                 st.cursor[1] != LAST_REST or st.cells < self.workers:
             return None
         start = max(st.cursor[0], 0)
-        if self.plan_until is not None and self.plan_until >= bound[0]:
+        if plan_until is not None and plan_until >= bound[0]:
             # The caller says where its steps end: plan to there, no further.
-            end = min(start + self._window_ticks() - 1, self.plan_until)
+            end = min(start + self._window_ticks() - 1, plan_until)
         else:
             asked = bound[0] - st.cursor[0]
             span = max(asked, self._ahead * asked)
@@ -526,14 +528,24 @@ class FastEngine(RamCells):
 
     def _window_arguments(self, plan, window) -> tuple:
         """run_segment's arguments before its key bound and after it."""
-        st = self.state
         head = (self._bands(), plan["spans"], plan["ev"], plan["keys"], window["order"],
                 window["keys"], window["then"], window["progress"])
-        tail = (st.ram.view(np.int8), st.ram.view(np.uint64), window["dead"],
-                self.neighbours, self._edges(), plan["routes"],
-                plan["inflight"].view(np.uint64), self.tables(), self.workspace(BATCH),
-                self._marks(), self._pending(), window["started"], window["stats"])
-        return head, tail
+        return head, self._cells_arguments(plan, window["dead"], window["started"],
+                                           window["stats"])
+
+    def _band_arguments(self, plan, dead) -> tuple:
+        """run_band's arguments."""
+        return (self._bands(), plan["spans"], plan["ev"], plan["keys"],
+                *self._cells_arguments(plan, dead, np.zeros(1, np.int64),
+                                       np.zeros((self.workers, 3), np.int64)))
+
+    def _cells_arguments(self, plan, dead, started, stats) -> tuple:
+        """The last arguments of run_band and run_segment: the cells, the plan's
+        messages, the genome, the workers' scratch and meeting words."""
+        st = self.state
+        return (st.ram.view(np.int8), st.ram.view(np.uint64), dead, self.neighbours,
+                self._edges(), plan["routes"], plan["inflight"].view(np.uint64), self.tables(),
+                self.workspace(BATCH), self._marks(), self._pending(), started, stats)
 
     def compile_kernels(self, kernels=("run_segment", "serve_segments", "run_band")) -> None:
         """Compile, or load from numba's cache, kernels that run windows (by
@@ -737,15 +749,6 @@ class FastEngine(RamCells):
         self.batches += int(stats[:, 1].sum())
         self.waits += int(stats[:, 2].sum())
         self._commit(plan)
-
-    def _band_arguments(self, plan, dead) -> tuple:
-        """run_band's arguments but the last (the yield)."""
-        st = self.state
-        return (self._bands(), plan["spans"], plan["ev"], plan["keys"], st.ram.view(np.int8),
-                st.ram.view(np.uint64), dead, self.neighbours, self._edges(), plan["routes"],
-                plan["inflight"].view(np.uint64), self.tables(), self.workspace(BATCH),
-                self._marks(), self._pending(), np.zeros(1, np.int64),
-                np.zeros((self.workers, 3), np.int64))
 
     def _kept(self, name, shape):
         """An int64 array of this shape in a buffer the engine keeps for the next

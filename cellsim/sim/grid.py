@@ -277,11 +277,8 @@ class Grid:
             # nothing can happen any more stops instead of running forever.
             end = ticks(until) if until is not None else self.now + UPDATE_STRETCH
             left = None if target is None else target - self.updates
-            self.engine.plan_until = None if horizon is None else max(ticks(horizon), end) - 1
-            try:
-                self.engine.run((end - 1, LAST_REST), left)
-            finally:
-                self.engine.plan_until = None
+            self.engine.run((end - 1, LAST_REST), left,
+                            None if horizon is None else max(ticks(horizon), end) - 1)
             if target is not None and self.updates >= target:
                 self.now = max(self.now, self.state.cursor[0])
                 return

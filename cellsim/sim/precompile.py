@@ -93,6 +93,16 @@ JOBS = {"window kernels": (window_kernels, ()), "planner": (planner, ()),
 ASYNC_JOBS = ("window kernels", "planner", "frames", "crew", "general path")
 
 
+def jobs_for(clock="poisson", float_model=False, engine="fast") -> tuple:
+    """The jobs a run of the CLI needs: of the fast engine (the reference
+    engine compiles nothing), int8 or float, with this clock's name."""
+    if engine != "fast":
+        return ()
+    if float_model:
+        return ("planner", "frames", "float model")
+    return ASYNC_JOBS + (("synchronous",) if clock == "sync" else ())
+
+
 def _timed(name):
     began = time.perf_counter()
     JOBS[name][0]()

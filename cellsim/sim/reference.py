@@ -43,9 +43,10 @@ class ReferenceEngine(RamCells):
                          KILL: self._kill, REBOOT: self._reboot, DELIVER: self._deliver,
                          FIRE: self._fire, SYNC: self._sync}
 
-    def run(self, bound: tuple, max_updates=None) -> None:
+    def run(self, bound: tuple, max_updates=None, plan_until=None) -> None:
         """Process every event with key <= bound (or stop after max_updates updates),
-        a window of WINDOW_UNITS at a time (faults are expanded per window)."""
+        a window of WINDOW_UNITS at a time (faults are expanded per window).
+        plan_until (the fast engine's planning hint) changes nothing here."""
         done = 0
         while self.state.cursor < bound and (max_updates is None or done < max_updates):
             start = max(self.state.cursor[0], 0)
